@@ -1,0 +1,34 @@
+"""The loyalty connector: signed webhooks in, loyalty activities and ESP events out, exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from connector.queue import QUEUE_NAMES, connect, get_queue
+from connector.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """Build the web app: settings (validated now), Redis and queues, blueprints."""
+    from connector.web import admin, health, webhooks
+    from connector.web.errors import register_error_handlers
+
+    settings = settings or load_settings(**overrides)
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = settings.secret_key.get_secret_value()
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    redis = connect(settings.redis_url, for_web=True)
+    app.extensions["connector.settings"] = settings
+    app.extensions["connector.redis"] = redis
+    app.extensions["connector.queues"] = {name: get_queue(redis, name) for name in QUEUE_NAMES}
+    register_error_handlers(app)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    admin.init_admin(
+        app,
+        settings.redis_url,
+        settings.admin_password.get_secret_value() if settings.admin_password else None,
+    )
+    return app

@@ -1,0 +1,140 @@
+"""The one HTTP base for every outbound call, and the one status-to-error mapping.
+
+429, 5xx, timeouts and connection failures become :class:`RetriableDestinationError` (carrying
+``Retry-After`` when the server sent one); every other 4xx becomes
+:class:`FatalDestinationError` with the response body kept, secrets redacted, for support staff.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from connector.errors import FatalDestinationError, RetriableDestinationError
+
+log = logging.getLogger(__name__)
+
+MAX_KEPT_BODY = 2000
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else time.time()
+    return max(0.0, when.timestamp() - current)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every configured secret (and bearer-looking tokens) in ``text``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", r"\1[redacted]", text)
+
+
+def raise_for_status(response: requests.Response, *, destination: str, secrets: Iterable[str] = ()) -> None:
+    """Map a response's status onto the error hierarchy; 2xx/3xx pass."""
+    status = response.status_code
+    if status < 400:
+        return
+    body = redact(response.text[:MAX_KEPT_BODY], secrets)
+    message = f"{destination} answered {status} to {response.request.method} {response.request.path_url}: {body}"
+    if status == 429 or status >= 500:
+        raise RetriableDestinationError(
+            message,
+            destination=destination,
+            status=status,
+            body=body,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    raise FatalDestinationError(message, destination=destination, status=status, body=body)
+
+
+class HttpClient:
+    """A ``requests`` session with a base URL, a timeout and the shared error mapping.
+
+    Subclasses set ``destination`` and add one method per remote operation.
+    """
+
+    destination = "http"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        secrets: Iterable[str] = (),
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.secrets = tuple(s for s in secrets if s)
+        self.session = session or requests.Session()
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "loyalty-connector/1"})
+        self.session.headers.update(headers or {})
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send one request; return the response or raise a destination error."""
+        url = f"{self.base_url}{path}"
+        started = time.perf_counter()
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise RetriableDestinationError(
+                f"{self.destination}: timed out after {self.timeout}s on {method} {path}",
+                destination=self.destination,
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise RetriableDestinationError(
+                f"{self.destination}: connection failed on {method} {path}: {type(exc).__name__}",
+                destination=self.destination,
+            ) from exc
+        log.info(
+            "destination.%s.%s %s %s %.1fms",
+            self.destination,
+            method.lower(),
+            path.split("?")[0],
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        raise_for_status(response, destination=self.destination, secrets=self.secrets)
+        return response
+
+    def json(self, response: requests.Response) -> Any:
+        """Decode a JSON body; an unusable success answer is fatal (retrying won't fix it)."""
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise FatalDestinationError(
+                f"{self.destination}: answered {response.status_code} with a non-JSON body",
+                destination=self.destination,
+                status=response.status_code,
+                body=redact(response.text[:MAX_KEPT_BODY], self.secrets),
+            ) from exc
+
+
+def isoformat(value: datetime) -> str:
+    """ISO 8601 with an explicit offset (never a naive timestamp)."""
+    if value.utcoffset() is None:
+        raise ValueError("naive datetime")
+    return value.isoformat()

@@ -1,0 +1,70 @@
+"""One exception hierarchy for the connector.
+
+Inbound errors (signature, payload, content type, unsupported event) map to HTTP answers in the
+web tier; destination errors tell the job layer whether to retry. Nothing else is raised on
+purpose, so anything outside this tree is a bug.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+
+class ConfigError(ConnectorError):
+    """The settings or the tenants file are invalid; raised at start-up, naming the bad key."""
+
+
+class SignatureError(ConnectorError):
+    """The request is not authentic: missing, malformed or wrong signature/token (HTTP 401)."""
+
+
+class PayloadError(ConnectorError):
+    """The payload is well-signed but unusable: unparseable, missing fields, bad amounts (400)."""
+
+
+class UnsupportedEvent(ConnectorError):  # noqa: N818 - a signal, not a failure
+    """A valid event the connector deliberately ignores; carries the reason shown to the sender."""
+
+    def __init__(self, reason: str, *, counter: str = "unsupported") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.counter = counter
+
+
+class DestinationError(ConnectorError):
+    """An outbound HTTP call failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        destination: str = "",
+        status: int | None = None,
+        body: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.destination = destination
+        self.status = status
+        self.body = body
+
+
+class RetriableDestinationError(DestinationError):
+    """429, 5xx, timeout or connection failure: try again later (after `retry_after` if given)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        destination: str = "",
+        status: int | None = None,
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, destination=destination, status=status, body=body)
+        self.retry_after = retry_after
+
+
+class FatalDestinationError(DestinationError):
+    """Any other 4xx (or an unusable answer): retrying cannot help; the job ends failed."""

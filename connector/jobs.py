@@ -1,0 +1,163 @@
+"""RQ entry points: the only place where translation meets I/O.
+
+``ingest`` runs once per accepted webhook: it translates the stored payload (pure) and enqueues
+one ``deliver`` job per activity under a deterministic id. ``deliver`` resolves the contact and
+posts one activity, consulting the local ledger first so that a replayed or redelivered job never
+posts twice. Arguments are JSON-safe and hold no secrets (the dashboard shows them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from redis import Redis
+
+from connector import metrics
+from connector.activities import Activity, hash_identifier
+from connector.destinations import build_loyalty_destination
+from connector.destinations.base import Receipt
+from connector.errors import PayloadError, UnsupportedEvent
+from connector.queue import (
+    DELIVERY_QUEUE,
+    apply_retry_policy,
+    connect,
+    enqueue_unique,
+    get_queue,
+    make_job_id,
+)
+from connector.settings import Settings, Tenant, load_settings
+from connector.sources import SOURCES
+from connector.sources.base import Envelope, TranslationContext
+
+log = logging.getLogger(__name__)
+
+LEDGER_TTL = 400 * 24 * 3600
+CONTACT_TTL = 24 * 3600
+
+
+@cache
+def settings() -> Settings:
+    """Settings for this worker process (read once; restart workers after config changes)."""
+    return load_settings()
+
+
+@cache
+def redis() -> Redis:
+    """This process's Redis client."""
+    return connect(settings().redis_url)
+
+
+def _schedule() -> tuple[int, ...]:
+    return settings().retry_schedule
+
+
+def tenant_config(name: str) -> Tenant:
+    """The tenant, or a payload error (fatal) when it was removed from the config."""
+    tenant = settings().tenants.get(name)
+    if tenant is None:
+        raise PayloadError(f"tenant {name!r} is no longer configured")
+    return tenant
+
+
+class RedisContactCache:
+    """Email → contact id memo per tenant and platform, keyed by a hash of the email."""
+
+    def __init__(self, client: Redis, tenant: str, platform: str) -> None:
+        self.client = client
+        self.prefix = f"connector:contact:{tenant}:{platform}:"
+
+    def get(self, email: str) -> str | None:
+        """Cached contact id, if any."""
+        value = self.client.get(self.prefix + hash_identifier(email))
+        return value.decode() if isinstance(value, bytes) else value
+
+    def set(self, email: str, contact_id: str) -> None:
+        """Remember a contact id for a day."""
+        self.client.set(self.prefix + hash_identifier(email), contact_id, ex=CONTACT_TTL)
+
+
+def ledger_key(tenant: str, platform: str, activity: Activity) -> str:
+    """Redis key recording that an activity reached a platform."""
+    digest = hashlib.sha256(activity.ledger_key.encode()).hexdigest()[:40]
+    return f"connector:ledger:{tenant}:{platform}:{digest}"
+
+
+def delivery_job_id(tenant: str, platform: str, activity: Activity) -> str:
+    """Deterministic id of the delivery job for one activity."""
+    return make_job_id("deliver", tenant, platform, activity.type, activity.business_key)
+
+
+@apply_retry_policy(_schedule)
+def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
+    """Translate one accepted webhook and enqueue a delivery job per activity."""
+    env = Envelope.from_dict(envelope)
+    tenant = tenant_config(env.tenant)
+    adapter = SOURCES[env.source]
+    config = tenant.sources.get(env.source)
+    if config is None:
+        raise PayloadError(f"source {env.source} is no longer configured for tenant {env.tenant}")
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise PayloadError("stored payload is not JSON") from exc
+    context = TranslationContext(
+        tenant=env.tenant, timezone=tenant.zone, platform=tenant.loyalty.platform, now=datetime.now(UTC)
+    )
+    try:
+        activities = adapter.to_activities(env, payload, context, config)
+    except UnsupportedEvent as ignored:
+        metrics.count(redis(), "ignored", tenant=env.tenant, source=env.source, reason=ignored.counter)
+        log.info("ingest %s/%s ignored: %s", env.tenant, env.source, ignored.reason)
+        return {"status": "ignored", "reason": ignored.reason}
+    return {"status": "translated", "deliveries": enqueue_deliveries(tenant, activities)}
+
+
+def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
+    """One unique delivery job per activity; returns their ids."""
+    queue = get_queue(redis(), DELIVERY_QUEUE)
+    platform = tenant.loyalty.platform
+    ids = []
+    for activity in activities:
+        job_id = delivery_job_id(tenant.name, platform, activity)
+        enqueue_unique(
+            queue,
+            "connector.jobs.deliver",
+            job_id=job_id,
+            args=(activity.model_dump(mode="json"),),
+            schedule=_schedule(),
+            description=f"deliver {activity.type} {activity.business_key} to {platform}",
+        )
+        ids.append(job_id)
+    return ids
+
+
+@apply_retry_policy(_schedule)
+def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
+    """Post one activity to the tenant's loyalty platform, exactly once."""
+    activity = Activity.model_validate(activity_data)
+    tenant = tenant_config(activity.tenant)
+    platform = tenant.loyalty.platform
+    key = ledger_key(tenant.name, platform, activity)
+    client = redis()
+    recorded = client.get(key)
+    if recorded:
+        metrics.count(client, "deliveries", destination=platform, outcome="already_delivered")
+        return {"status": "already_delivered", "receipt": json.loads(recorded)}
+    destination = build_loyalty_destination(tenant, timeout=settings().http_timeout)
+    receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
+    record = {
+        "platform": receipt.platform,
+        "remote_id": receipt.remote_id,
+        "created": receipt.created,
+        "delivered_at": datetime.now(UTC).isoformat(),
+    }
+    with client.pipeline() as pipe:
+        pipe.set(key, json.dumps(record), ex=LEDGER_TTL)
+        metrics.count(pipe, "deliveries", destination=platform, outcome="delivered")
+        pipe.execute()
+    return {"status": "delivered", "receipt": record}

@@ -1,0 +1,64 @@
+"""Contract-faithful local stand-ins for the vendors' APIs, all served by one server.
+
+Each vendor lives under its own path prefix (``/glu``…), so a tenant points ``base_url`` at
+``http://127.0.0.1:8100/glu``. ``connector sandbox`` runs it; tests start it in a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from connector.sandbox.glu import GluSandbox
+
+DEFAULT_KEYS = {"glu": "sandbox-glu-key"}
+
+
+@dataclass
+class Sandboxes:
+    """The vendor sandboxes of one server, reachable by name."""
+
+    glu: GluSandbox
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandboxes]:
+    """A Flask app serving every vendor sandbox under ``/<vendor>``."""
+    keys = {**DEFAULT_KEYS, **(keys or {})}
+    sandboxes = Sandboxes(glu=GluSandbox(keys["glu"]))
+    app = Flask("connector.sandbox")
+    app.register_blueprint(sandboxes.glu.blueprint(), url_prefix="/glu")
+
+    @app.get("/")
+    def index() -> Any:
+        return jsonify({"vendors": {"glu": "/glu"}, "state": "/<vendor>/_sandbox/state"})
+
+    return app, sandboxes
+
+
+class SandboxServer:
+    """The sandbox app on a real HTTP socket in a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, keys: dict[str, str] | None = None) -> None:
+        self.app, self.sandboxes = create_sandbox_app(keys)
+        self.server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8100``."""
+        return f"http://{self.server.host}:{self.server.port}"
+
+    def start(self) -> SandboxServer:
+        """Serve in the background."""
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()

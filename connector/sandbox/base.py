@@ -1,0 +1,147 @@
+"""Shared pieces of the vendor sandboxes: fault injection and the ``/_sandbox`` control routes.
+
+Every vendor sandbox is a Flask blueprint mounted under ``/<vendor>`` of one sandbox server.
+Each has ``/_sandbox/faults`` (POST a fault, DELETE to clear), ``/_sandbox/state`` (what the
+vendor holds) and ``/_sandbox/reset``. Faults apply to the next N vendor API calls:
+
+* ``{"mode": "status", "status": 500, "count": 2}`` — answer that status (JSON error body);
+* ``{"mode": "status", "status": 429, "retry_after": 1, "count": 1}`` — with ``Retry-After``
+  (or the vendor's own rate-limit headers);
+* ``{"mode": "slow", "seconds": 3, "count": 1}`` — sleep before answering normally;
+* ``{"mode": "drop", "count": 1}`` — close the connection without an answer.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+
+@dataclass
+class Fault:
+    """One armed fault and how many more calls it applies to."""
+
+    mode: str
+    count: int = 1
+    status: int = 500
+    retry_after: float | None = None
+    seconds: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FaultInjector:
+    """A thread-safe FIFO of faults consumed by vendor API calls."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self.calls = 0
+
+    def arm(self, spec: dict[str, Any]) -> Fault:
+        """Add a fault from its JSON spec."""
+        mode = spec.get("mode", "status")
+        if mode not in {"status", "slow", "drop"}:
+            raise ValueError(f"unknown fault mode {mode!r}")
+        fault = Fault(
+            mode=mode,
+            count=int(spec.get("count", 1)),
+            status=int(spec.get("status", 500)),
+            retry_after=spec.get("retry_after"),
+            seconds=float(spec.get("seconds", 0)),
+            headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
+        )
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        """Disarm everything."""
+        with self._lock:
+            self._faults.clear()
+            self.calls = 0
+
+    def take(self) -> Fault | None:
+        """Count a call and return the fault that applies to it, if any."""
+        with self._lock:
+            self.calls += 1
+            if not self._faults:
+                return None
+            fault = self._faults[0]
+            fault.count -= 1
+            if fault.count <= 0:
+                self._faults.pop(0)
+            return fault
+
+
+def drop_connection() -> Response:
+    """Close the client socket without an HTTP answer (werkzeug's dev server exposes it)."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+    return Response(status=500)
+
+
+def apply_fault(
+    injector: FaultInjector,
+    error_body: Callable[[int], dict[str, Any]],
+    rate_limit_headers: Callable[[Fault], dict[str, str]] | None = None,
+) -> Response | None:
+    """Consume one fault for this call; return the faulty answer, or ``None`` to go on."""
+    fault = injector.take()
+    if fault is None:
+        return None
+    if fault.mode == "slow":
+        time.sleep(fault.seconds)
+        return None
+    if fault.mode == "drop":
+        return drop_connection()
+    response = jsonify(error_body(fault.status))
+    response.status_code = fault.status
+    if fault.status == 429:
+        if rate_limit_headers is not None:
+            response.headers.update(rate_limit_headers(fault))
+        elif fault.retry_after is not None:
+            response.headers["Retry-After"] = (
+                str(int(fault.retry_after)) if float(fault.retry_after).is_integer() else str(fault.retry_after)
+            )
+    response.headers.update(fault.headers)
+    return response
+
+
+def add_control_routes(
+    bp: Blueprint, injector: FaultInjector, state: Callable[[], Any], reset: Callable[[], None]
+) -> None:
+    """``/_sandbox/faults``, ``/_sandbox/state`` and ``/_sandbox/reset`` on a vendor blueprint."""
+
+    @bp.post("/_sandbox/faults")
+    def _arm() -> tuple[Response, int]:
+        try:
+            fault = injector.arm(request.get_json(force=True) or {})
+        except (ValueError, TypeError) as exc:
+            return jsonify({"error": str(exc)}), 400
+        return jsonify({"armed": fault.mode, "count": fault.count}), 201
+
+    @bp.delete("/_sandbox/faults")
+    def _disarm() -> Response:
+        injector.clear()
+        return jsonify({"cleared": True})
+
+    @bp.get("/_sandbox/state")
+    def _state() -> Response:
+        return jsonify(state())
+
+    @bp.post("/_sandbox/reset")
+    def _reset() -> Response:
+        reset()
+        injector.clear()
+        return jsonify({"reset": True})

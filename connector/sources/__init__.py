@@ -1,0 +1,13 @@
+"""Inbound source adapters, registered explicitly by slug (the ``<source>`` URL segment)."""
+
+from __future__ import annotations
+
+from connector.sources import shopify, standard
+from connector.sources.base import Source
+
+SOURCES: dict[str, Source] = {
+    "shopify": shopify.SOURCE,
+    "standard": standard.SOURCE,
+}
+
+__all__ = ["SOURCES", "Source"]

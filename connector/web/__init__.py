@@ -1,0 +1,1 @@
+"""Flask blueprints: webhooks, health and metrics, admin."""

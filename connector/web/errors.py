@@ -1,0 +1,44 @@
+"""JSON error answers: ``{"error": {"code": ..., "message": ...}}`` for every failure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON error body with the given status."""
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Turn werkzeug's HTML errors (and any bug) into JSON errors."""
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        response = error_response(status, HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(Exception)
+    def _bug(exc: Exception) -> Response:  # pragma: no cover - a bug, logged with its traceback
+        app.logger.exception("unhandled error")
+        return error_response(500, "internal_error", "internal error; the delivery was not accepted")

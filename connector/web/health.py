@@ -1,0 +1,45 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from redis.exceptions import RedisError
+
+from connector.metrics import RedisCollector
+from connector.web.errors import error_response
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Redis answers; otherwise 503 so a load balancer stops sending webhooks here."""
+    try:
+        current_app.extensions["connector.redis"].ping()
+    except RedisError:
+        return error_response(503, "redis_unavailable", "Redis is not reachable", {"Retry-After": "30"})
+    return jsonify({"status": "ready"})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format: webhook, ignore and delivery counters plus queue depths."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(
+        RedisCollector(
+            current_app.extensions["connector.redis"],
+            list(current_app.extensions["connector.queues"].values()),
+        )
+    )
+    try:
+        payload = generate_latest(registry)
+    except RedisError:
+        return error_response(503, "redis_unavailable", "Redis is not reachable", {"Retry-After": "30"})
+    return Response(payload, content_type=CONTENT_TYPE_LATEST)

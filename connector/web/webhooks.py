@@ -1,0 +1,153 @@
+"""``POST /webhooks/<tenant>/<source>[/<token>]``: verify, identify, dedupe, enqueue — nothing more.
+
+Order of checks: unknown tenant or source (404), body size (413), content type (415),
+authenticity on the raw bytes (401), JSON (400), event identity (400 / ignored), then one Redis
+transaction (202 accepted, 200 duplicate; 503 with Retry-After when Redis is unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from redis.exceptions import RedisError
+
+from connector import metrics
+from connector.errors import PayloadError, SignatureError, UnsupportedEvent
+from connector.queue import INGEST_QUEUE, accept_webhook
+from connector.settings import Settings
+from connector.sources import SOURCES
+from connector.sources.base import ImmediateAnswer, InboundRequest
+from connector.web.errors import error_response
+
+bp = Blueprint("webhooks", __name__)
+
+REDIS_RETRY_AFTER = "30"
+
+
+def _answer(answer: ImmediateAnswer) -> Response:
+    if isinstance(answer.body, dict):
+        response = jsonify(answer.body)
+    else:
+        response = Response(answer.body, content_type=answer.content_type)
+    response.status_code = answer.status
+    response.headers.update(dict(answer.headers))
+    return response
+
+
+def _with_headers(response: Response, headers: dict[str, str]) -> Response:
+    response.headers.update(headers)
+    return response
+
+
+def _count_rejection(tenant: str, source: str, outcome: str) -> None:
+    try:
+        metrics.count(
+            current_app.extensions["connector.redis"], "webhooks", tenant=tenant, source=source, outcome=outcome
+        )
+    except RedisError:
+        pass  # a rejection must not turn into a 503 because metrics are down
+
+
+@bp.route("/webhooks/<tenant>/<source>", methods=["POST", "GET"])
+@bp.route("/webhooks/<tenant>/<source>/<token>", methods=["POST", "GET"])
+def receive(tenant: str, source: str, token: str | None = None) -> Response | tuple[Response, int]:
+    """Accept one inbound webhook (see the module docstring for the answers)."""
+    settings: Settings = current_app.extensions["connector.settings"]
+    tenant_cfg = settings.tenants.get(tenant)
+    adapter = SOURCES.get(source)
+    if tenant_cfg is None:
+        return error_response(404, "unknown_tenant", f"no tenant named {tenant!r}")
+    if adapter is None or source not in tenant_cfg.sources:
+        return error_response(404, "unknown_source", f"source {source!r} is not configured for this tenant")
+    config = tenant_cfg.sources[source]
+    extra_headers: dict[str, str] = dict(getattr(adapter, "response_headers", {}) or {})
+
+    inbound = InboundRequest(
+        raw=b"",
+        headers={k.lower(): v for k, v in request.headers.items()},
+        method=request.method,
+        path_token=token,
+        query=request.args.to_dict(),
+    )
+    if request.method == "GET":
+        answer_get = getattr(adapter, "answer_get", None)
+        if answer_get is None:
+            return _with_headers(error_response(405, "method_not_allowed", "use POST"), {"Allow": "POST"})
+        try:
+            return _with_headers(_answer(answer_get(inbound, config)), extra_headers)
+        except SignatureError as exc:
+            return _with_headers(error_response(401, "invalid_signature", str(exc)), extra_headers)
+
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        _count_rejection(tenant, source, "too_large")
+        return _with_headers(
+            error_response(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes"), extra_headers
+        )
+    if request.mimetype not in adapter.content_types:
+        _count_rejection(tenant, source, "bad_content_type")
+        return _with_headers(
+            error_response(
+                415,
+                "unsupported_media_type",
+                f"content type {request.mimetype or 'none'!r} is not accepted; send {', '.join(adapter.content_types)}",
+            ),
+            extra_headers,
+        )
+    raw = request.get_data(cache=False)  # raises 413 for chunked bodies over the limit
+    inbound = InboundRequest(raw, inbound.headers, inbound.method, token, inbound.query)
+    try:
+        adapter.verify(inbound, config)
+    except SignatureError as exc:
+        _count_rejection(tenant, source, "unauthorized")
+        return _with_headers(error_response(401, "invalid_signature", str(exc)), extra_headers)
+
+    try:
+        json.loads(raw)
+    except ValueError:
+        _count_rejection(tenant, source, "unparseable")
+        return _with_headers(error_response(400, "invalid_json", "body is not valid JSON"), extra_headers)
+
+    ping = getattr(adapter, "answer_ping", None)
+    if ping is not None:
+        immediate = ping(inbound, config)
+        if immediate is not None:
+            return _with_headers(_answer(immediate), extra_headers)
+
+    try:
+        envelope = adapter.identify(inbound, config, tenant)
+    except UnsupportedEvent as ignored:
+        _count_rejection(tenant, source, "ignored")
+        body: dict[str, Any] = {"status": "ignored", "reason": ignored.reason}
+        return _with_headers(jsonify(body), extra_headers)
+    except PayloadError as exc:
+        _count_rejection(tenant, source, "bad_payload")
+        return _with_headers(error_response(400, "invalid_payload", str(exc)), extra_headers)
+
+    redis = current_app.extensions["connector.redis"]
+    try:
+        acceptance = accept_webhook(
+            redis,
+            current_app.extensions["connector.queues"][INGEST_QUEUE],
+            tenant=tenant,
+            source=source,
+            event_type=envelope.event_type,
+            delivery_id=envelope.delivery_id,
+            job_args=(envelope.to_dict(), raw.decode("utf-8")),
+            dedup_ttl=settings.dedup_ttl,
+            schedule=settings.retry_schedule,
+        )
+    except RedisError:
+        current_app.logger.warning("redis unavailable; answering 503 to %s/%s", tenant, source)
+        return _with_headers(
+            error_response(
+                503, "queue_unavailable", "the queue is unavailable; retry later", {"Retry-After": REDIS_RETRY_AFTER}
+            ),
+            extra_headers,
+        )
+    if acceptance.status == "duplicate":
+        return _with_headers(jsonify({"status": "duplicate", "job": acceptance.job_id}), extra_headers)
+    response = jsonify({"status": "accepted", "job": acceptance.job_id})
+    response.status_code = 202
+    return _with_headers(response, extra_headers)

@@ -1,0 +1,117 @@
+"""Running RQ workers: the long-lived ``connector worker`` and the burst variant.
+
+Workers listen on every connector queue with the JSON serializer and the scheduler on (retries
+with a delay are scheduled jobs). ``--burst`` processes everything that is due, including due
+retries, and exits; ``wait_for_retries`` lets it also wait for retries due within that many
+seconds (handy in tests and one-off catch-ups).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import UTC, datetime
+
+from redis import Redis
+from rq import Worker
+from rq.serializers import JSONSerializer
+
+from connector.queue import QUEUE_NAMES, get_queue
+
+log = logging.getLogger(__name__)
+
+
+def build_worker(redis: Redis, worker_class: type[Worker] = Worker) -> Worker:
+    """A worker on every connector queue (ingest first, so translation keeps up)."""
+    queues = [get_queue(redis, name) for name in QUEUE_NAMES]
+    return worker_class(queues, connection=redis, serializer=JSONSerializer)
+
+
+def next_scheduled(redis: Redis) -> float | None:
+    """Seconds until the earliest scheduled job (negative when overdue), or ``None``."""
+    earliest: float | None = None
+    for name in QUEUE_NAMES:
+        registry = get_queue(redis, name).scheduled_job_registry
+        for entry in redis.zrange(registry.key, 0, 0, withscores=True):
+            value = float(entry[1])
+            earliest = value if earliest is None else min(earliest, value)
+    if earliest is None:
+        return None
+    return earliest - datetime.now(UTC).timestamp()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _worker_is_dead(redis: Redis, worker_name: str) -> bool:
+    """True when the named worker is certainly gone: unregistered, or a dead pid on this host."""
+    if not worker_name:
+        return False
+    data = redis.hgetall(f"rq:worker:{worker_name}")
+    if not data:
+        return True
+    hostname = _text(data.get(b"hostname", b""))
+    pid = int(data.get(b"pid", b"0") or 0)
+    if hostname != socket.gethostname() or pid <= 0:
+        return False  # another machine: leave it to RQ's heartbeat expiry
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover_abandoned_jobs(redis: Redis) -> int:
+    """Hand jobs of workers that died mid-job (SIGKILL, OOM) back to RQ's own recovery.
+
+    RQ notices an abandoned job only when its started-registry entry expires (about 90 s) and a
+    worker runs maintenance (up to 10 min later). A worker killed on this host is known dead at
+    once, so its entries are marked expired and RQ's cleanup retries them (or fails them when
+    no attempt is left). Delivery is idempotent, so running the job again posts nothing twice.
+    """
+    recovered = 0
+    for name in QUEUE_NAMES:
+        registry = get_queue(redis, name).started_job_registry
+        for raw in redis.zrange(registry.key, 0, -1):
+            entry = raw.decode() if isinstance(raw, bytes) else str(raw)
+            job_id = registry.parse_job_id(entry)
+            worker_name = _text(redis.hget(f"rq:job:{job_id}", "worker_name") or b"")
+            if _worker_is_dead(redis, worker_name):
+                redis.zadd(registry.key, {entry: 0}, xx=True)
+                recovered += 1
+        if recovered:
+            registry.cleanup(timestamp=0)
+    if recovered:
+        log.warning("recovered %d job(s) abandoned by dead workers", recovered)
+    return recovered
+
+
+def run_worker(
+    redis: Redis,
+    *,
+    burst: bool = False,
+    wait_for_retries: float = 0.0,
+    worker_class: type[Worker] = Worker,
+    logging_level: str = "INFO",
+) -> None:
+    """Work the queues; in burst mode keep going while retries fall due within the wait."""
+    recover_abandoned_jobs(redis)
+    if not burst:
+        build_worker(redis, worker_class).work(with_scheduler=True, logging_level=logging_level)
+        return
+    deadline = time.monotonic() + wait_for_retries
+    while True:
+        build_worker(redis, worker_class).work(burst=True, with_scheduler=True, logging_level=logging_level)
+        due_in = next_scheduled(redis)
+        if due_in is None:
+            return
+        if due_in > 0:
+            if time.monotonic() + due_in > deadline:
+                return
+            time.sleep(due_in + 0.05)
+        # Burst workers enqueue due scheduled jobs when they start; the loop starts another.

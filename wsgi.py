@@ -1,0 +1,5 @@
+"""WSGI entry point for gunicorn: ``gunicorn -c config/gunicorn.conf.py wsgi:app``."""
+
+from connector import create_app
+
+app = create_app()
