@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -163,7 +164,8 @@ def next_delay(
     base = schedule[min(attempt, len(schedule) - 1)]
     delay = base + base * 0.1 * rng()
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        # RQ schedules on whole seconds (truncating), so add one to never run before Retry-After.
+        delay = max(delay, math.ceil(retry_after) + 1)
     return round(delay) if delay >= 1 or delay == 0 else 1
 
 

@@ -41,6 +41,19 @@ def _with_headers(response: Response, headers: dict[str, str]) -> Response:
     return response
 
 
+def _read_body(limit: int) -> bytes:
+    """Read the request body up to ``limit`` bytes (a stream read may return short)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = request.stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def _count_rejection(tenant: str, source: str, outcome: str) -> None:
     try:
         metrics.count(
@@ -95,7 +108,13 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
             ),
             extra_headers,
         )
-    raw = request.get_data(cache=False)  # raises 413 for chunked bodies over the limit
+    # Chunked bodies carry no Content-Length: read one byte past the limit to detect them.
+    raw = _read_body(settings.max_body_bytes + 1)
+    if len(raw) > settings.max_body_bytes:
+        _count_rejection(tenant, source, "too_large")
+        return _with_headers(
+            error_response(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes"), extra_headers
+        )
     inbound = InboundRequest(raw, inbound.headers, inbound.method, token, inbound.query)
     try:
         adapter.verify(inbound, config)
