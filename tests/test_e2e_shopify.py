@@ -137,8 +137,12 @@ def test_replay_from_the_failed_registry_delivers_once(client, sandbox, work, re
 def test_worker_killed_mid_job_still_ends_with_one_activity(client, sandbox, work, redis):
     arm(sandbox, mode="slow", seconds=3, count=1)
     post_order(client, load_fixture("shopify", "orders_paid"))
-    proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "worker"], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "worker"],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     started = get_queue(redis, DELIVERY_QUEUE).started_job_registry
     deadline = time.monotonic() + 20
     while not started.get_job_ids(cleanup=False) and time.monotonic() < deadline:

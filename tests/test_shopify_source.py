@@ -38,7 +38,10 @@ class TestVerify:
     @pytest.mark.parametrize(
         "mutate",
         [
-            lambda h, b: ({**h, "X-Shopify-Hmac-Sha256": shopify_headers(b, secret="wrong")["X-Shopify-Hmac-Sha256"]}, b),
+            lambda h, b: (
+                {**h, "X-Shopify-Hmac-Sha256": shopify_headers(b, secret="wrong")["X-Shopify-Hmac-Sha256"]},
+                b,
+            ),
             lambda h, b: (h, b.replace(b"186.90", b"986.90")),  # tampered body
             lambda h, b: ({k: v for k, v in h.items() if k != "X-Shopify-Hmac-Sha256"}, b),  # missing
             lambda h, b: ({**h, "X-Shopify-Hmac-Sha256": "not base64!"}, b),  # malformed
@@ -72,7 +75,11 @@ class TestIdentify:
     def test_topic_and_webhook_id(self):
         envelope = SOURCE.identify(inbound(self.body, shopify_headers(self.body, webhook_id="wh-1")), CONFIG, "harbour")
         assert (envelope.source, envelope.tenant, envelope.event_type, envelope.delivery_id) == (
-            "shopify", "harbour", "orders/paid", "wh-1")
+            "shopify",
+            "harbour",
+            "orders/paid",
+            "wh-1",
+        )
 
     def test_topic_not_configured_is_ignored_with_reason(self):
         with pytest.raises(UnsupportedEvent, match="orders/create is not a trigger"):

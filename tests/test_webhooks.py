@@ -93,10 +93,12 @@ def test_one_tenants_secret_never_authenticates_another_tenants_url(client, redi
 
 
 def test_unknown_tenant_and_source_are_404(client, redis):
-    assert_error(client.post("/webhooks/nobody/shopify", data=BODY, headers=shopify_headers(BODY)), 404,
-                 "unknown_tenant")
-    assert_error(client.post("/webhooks/harbour/woocommerce", data=BODY, headers=shopify_headers(BODY)), 404,
-                 "unknown_source")
+    assert_error(
+        client.post("/webhooks/nobody/shopify", data=BODY, headers=shopify_headers(BODY)), 404, "unknown_tenant"
+    )
+    assert_error(
+        client.post("/webhooks/harbour/woocommerce", data=BODY, headers=shopify_headers(BODY)), 404, "unknown_source"
+    )
     assert_error(client.post("/nowhere", data=BODY), 404, "not_found")
     assert ingest_jobs(redis) == 0
 
@@ -124,8 +126,9 @@ def test_chunked_body_over_the_limit_is_413(client, redis):
 
     headers = {**shopify_headers(body), "Transfer-Encoding": "chunked"}
     # No Content-Length: the limit must be enforced while reading (gunicorn marks such input terminated).
-    response = client.post(URL, input_stream=io.BytesIO(body), headers=headers,
-                           environ_overrides={"wsgi.input_terminated": True})
+    response = client.post(
+        URL, input_stream=io.BytesIO(body), headers=headers, environ_overrides={"wsgi.input_terminated": True}
+    )
     assert_error(response, 413, "payload_too_large")
     assert ingest_jobs(redis) == 0
 
