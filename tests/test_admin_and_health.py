@@ -49,7 +49,10 @@ def test_requeue_from_the_dashboard_delivers_once(env, sandbox, work, redis):
     assert cross_site.status_code == 403
     assert client.post(f"/admin/rq/job/{job_id}/requeue", headers=basic("pw")).json["status"] == "OK"
     work()
-    client.post(f"/admin/rq/job/{job_id}/requeue", headers=basic("pw"))  # a second click changes nothing
+    again = client.post(f"/admin/rq/job/{job_id}/requeue", headers=basic("pw"))  # a second click changes nothing
+    assert again.status_code == 409
+    assert again.json["error"]["code"] == "conflict"
+    assert client.post("/admin/rq/job/no-such-job/requeue", headers=basic("pw")).status_code == 404
     work()
     state = sandbox.sandboxes.glu.state()
     assert len(state["activities"]) == 1

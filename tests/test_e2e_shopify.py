@@ -134,7 +134,8 @@ def test_replay_from_the_failed_registry_delivers_once(client, sandbox, work, re
     assert fetch_job(redis, job_id).latest_result().return_value["status"] == "already_delivered"
 
 
-def test_worker_killed_mid_job_still_ends_with_one_activity(client, sandbox, work, redis):
+def start_worker_on_a_slow_delivery(client, sandbox, redis) -> tuple[subprocess.Popen, int]:
+    """A real `connector worker` process, caught in the middle of a delivery; returns it and its horse pid."""
     arm(sandbox, mode="slow", seconds=3, count=1)
     post_order(client, load_fixture("shopify", "orders_paid"))
     proc = subprocess.Popen(
@@ -145,17 +146,52 @@ def test_worker_killed_mid_job_still_ends_with_one_activity(client, sandbox, wor
     )
     started = get_queue(redis, DELIVERY_QUEUE).started_job_registry
     deadline = time.monotonic() + 20
-    while not started.get_job_ids(cleanup=False) and time.monotonic() < deadline:
+    horse = 0
+    while time.monotonic() < deadline and not (started.get_job_ids(cleanup=False) and is_running(horse)):
         time.sleep(0.05)
-    assert started.get_job_ids(cleanup=False), "the worker never started the delivery job"
+        for key in redis.scan_iter("rq:worker:*"):
+            horse = int(redis.hget(key, "horse_pid") or 0)  # the ingest job's horse comes first
+    assert started.get_job_ids(cleanup=False) and is_running(horse), "the worker never started the delivery"
+    return proc, horse
+
+
+def is_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return pid > 0 and stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until_gone(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while is_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_worker_killed_mid_job_still_ends_with_one_activity(client, sandbox, work, redis):
+    proc, horse = start_worker_on_a_slow_delivery(client, sandbox, redis)
+    os.kill(horse, signal.SIGKILL)  # the whole worker dies: its horse (own process group) and itself
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    work()
+    wait_until_gone(horse)
+    work()  # the next worker recovers the abandoned job at once
     deadline = time.monotonic() + 5
-    while posts(sandbox) < 1 and time.monotonic() < deadline:  # the killed request may still land
+    while posts(sandbox) < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(activities(sandbox)) == 1
-    assert started.get_job_ids(cleanup=False) == []
+    assert get_queue(redis, DELIVERY_QUEUE).started_job_registry.get_job_ids(cleanup=False) == []
+
+
+def test_worker_parent_killed_leaves_its_horse_to_finish_alone(client, sandbox, work, redis):
+    proc, horse = start_worker_on_a_slow_delivery(client, sandbox, redis)
+    os.killpg(proc.pid, signal.SIGKILL)  # RQ's horse has its own process group and carries on
+    proc.wait()
+    work()  # must not start a second copy while the orphaned horse is still working
+    wait_until_gone(horse)
+    work()
+    assert len(activities(sandbox)) == 1
+    assert posts(sandbox) == 1
 
 
 def test_ignored_orders_are_counted_with_their_reason(client, sandbox, work, redis):
