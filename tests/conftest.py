@@ -175,6 +175,7 @@ def work(redis: Redis) -> Callable[..., None]:
     def run(wait_for_retries: float = 0.0) -> None:
         jobs.settings.cache_clear()
         jobs.redis.cache_clear()
-        run_worker(redis, burst=True, wait_for_retries=wait_for_retries, logging_level=os.environ.get("TEST_WORKER_LOG", "WARNING"))
+        level = os.environ.get("TEST_WORKER_LOG", "WARNING")
+        run_worker(redis, burst=True, wait_for_retries=wait_for_retries, logging_level=level)
 
     return run
