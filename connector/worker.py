@@ -123,6 +123,17 @@ def recover_abandoned_jobs(redis: Redis) -> int:
     return recovered
 
 
+def preload() -> None:
+    """Import the job code and read the settings once, before RQ forks a horse per job.
+
+    Heavy imports after the fork are what make forking workers slow (RQ's docs); done here,
+    every horse inherits them. A configuration error also stops the worker at start.
+    """
+    from connector import jobs
+
+    jobs.settings()
+
+
 def run_worker(
     redis: Redis,
     *,
@@ -133,6 +144,7 @@ def run_worker(
 ) -> None:
     """Work the queues; in burst mode keep going while retries fall due within the wait."""
     recover_abandoned_jobs(redis)
+    preload()
     if not burst:
         build_worker(redis, worker_class).work(with_scheduler=True, logging_level=logging_level)
         return
