@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, after_this_request, current_app, jsonify, request
 from redis.exceptions import RedisError
 
 from connector import metrics
@@ -50,6 +50,13 @@ def _count_rejection(tenant: str, source: str, outcome: str) -> None:
         pass  # a rejection must not turn into a 503 because metrics are down
 
 
+def _count_ignored(tenant: str, source: str, reason: str) -> None:
+    try:
+        metrics.count(current_app.extensions["connector.redis"], "ignored", tenant=tenant, source=source, reason=reason)
+    except RedisError:
+        pass
+
+
 @bp.route("/webhooks/<tenant>/<source>", methods=["POST", "GET"])
 @bp.route("/webhooks/<tenant>/<source>/<token>", methods=["POST", "GET"])
 def receive(tenant: str, source: str, token: str | None = None) -> Response | tuple[Response, int]:
@@ -63,6 +70,9 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         return error_response(404, "unknown_source", f"source {source!r} is not configured for this tenant")
     config = tenant_cfg.sources[source]
     extra_headers: dict[str, str] = dict(getattr(adapter, "response_headers", {}) or {})
+    if extra_headers:
+        # Also on answers produced outside this function (werkzeug errors, the 500 handler).
+        after_this_request(lambda response: _with_headers(response, extra_headers))
 
     inbound = InboundRequest(
         raw=b"",
@@ -103,13 +113,18 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         _count_rejection(tenant, source, "unauthorized")
         return _with_headers(error_response(401, "invalid_signature", str(exc)), extra_headers)
 
+    ping = getattr(adapter, "answer_ping", None)
+    if ping is not None and not raw.strip():  # validation requests with an empty body
+        immediate = ping(inbound, config)
+        if immediate is not None:
+            return _with_headers(_answer(immediate), extra_headers)
+
     try:
         json.loads(raw)
     except ValueError:
         _count_rejection(tenant, source, "unparseable")
         return _with_headers(error_response(400, "invalid_json", "body is not valid JSON"), extra_headers)
 
-    ping = getattr(adapter, "answer_ping", None)
     if ping is not None:
         immediate = ping(inbound, config)
         if immediate is not None:
@@ -119,6 +134,7 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         envelope = adapter.identify(inbound, config, tenant)
     except UnsupportedEvent as ignored:
         _count_rejection(tenant, source, "ignored")
+        _count_ignored(tenant, source, ignored.counter)
         body: dict[str, Any] = {"status": "ignored", "reason": ignored.reason}
         return _with_headers(jsonify(body), extra_headers)
     except PayloadError as exc:
