@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.sources import meraki, purple, shopify, standard
+from connector.sources import hotspotsystem, meraki, mist, purple, shopify, socialwifi, standard
 from connector.sources.base import Source
 
 SOURCES: dict[str, Source] = {
@@ -10,6 +10,9 @@ SOURCES: dict[str, Source] = {
     "standard": standard.SOURCE,
     "purple": purple.SOURCE,
     "meraki": meraki.SOURCE,
+    "socialwifi": socialwifi.SOURCE,
+    "mist": mist.SOURCE,
+    "hotspotsystem": hotspotsystem.SOURCE,
 }
 
 __all__ = ["SOURCES", "Source"]
