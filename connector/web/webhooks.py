@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, after_this_request, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 
 from connector import metrics
@@ -50,6 +50,18 @@ def _count_rejection(tenant: str, source: str, outcome: str) -> None:
         pass  # a rejection must not turn into a 503 because metrics are down
 
 
+@bp.after_app_request
+def _source_response_headers(response: Response) -> Response:
+    """A source's ``response_headers`` on every answer under its URL, including answers produced
+    outside the view (routing 405s, werkzeug's 413, the 500 handler)."""
+    parts = request.path.split("/")
+    if len(parts) >= 4 and parts[1] == "webhooks":
+        headers = getattr(SOURCES.get(parts[3]), "response_headers", None)
+        if headers:
+            response.headers.update(headers)
+    return response
+
+
 def _count_ignored(tenant: str, source: str, reason: str) -> None:
     try:
         metrics.count(current_app.extensions["connector.redis"], "ignored", tenant=tenant, source=source, reason=reason)
@@ -70,9 +82,6 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         return error_response(404, "unknown_source", f"source {source!r} is not configured for this tenant")
     config = tenant_cfg.sources[source]
     extra_headers: dict[str, str] = dict(getattr(adapter, "response_headers", {}) or {})
-    if extra_headers:
-        # Also on answers produced outside this function (werkzeug errors, the 500 handler).
-        after_this_request(lambda response: _with_headers(response, extra_headers))
 
     inbound = InboundRequest(
         raw=b"",
