@@ -291,3 +291,18 @@ def test_standard_wifi_login_repeats_reach_the_platform_once(wifi, sandbox, redi
     assert activity["externalReference"] == (
         f"unifi:marina-bar:{hash_identifier('katherine.johnson@example.com')}:2026-11-26")
     assert activity["source"] == "unifi"
+
+
+# --- login storm sample (used by the benchmark) ----------------------------------------------------
+
+def test_wifi_login_storm_reaches_the_platform_once_per_guest(env, sandbox, redis, work):
+    from connector.sandbox.wifi_samples import STORM_TOML, wifi_login_storm
+
+    client = create_app(env(toml=STORM_TOML.format(glu_url=f"{sandbox.url}/glu"))).test_client()
+    statuses = [client.post(path, data=body, headers=headers).json["status"]
+                for path, headers, body in wifi_login_storm(6, 4)]
+    assert statuses.count("accepted") == 6
+    assert statuses.count("duplicate") == 24
+    work()
+    assert len(glu(sandbox)["activities"]) == 6
+    assert len({a["externalReference"] for a in glu(sandbox)["activities"]}) == 6
