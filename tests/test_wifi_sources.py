@@ -364,3 +364,17 @@ def test_standard_wifi_login_handler(tenants):
 
 def test_committed_schema_matches_the_model():
     assert json.loads(SCHEMA_PATH.read_text()) == json_schema()
+
+
+@pytest.mark.parametrize(("source", "config", "request_kwargs"), [
+    ("purple", {"token": ""}, {"path_token": ""}),
+    ("socialwifi", {"authorization": ""}, {"headers": {"authorization": ""}}),
+    ("meraki", {"validator": "v", "secret": ""}, {"raw": b'{"secret": ""}'}),
+    ("mist", {"secrets": [""]}, {"headers": {"x-mist-signature-v2": "00"}}),
+    ("hotspotsystem", {"secrets": [""]}, {"headers": {"x-hotspotsystem-hmac-sha256": "AA=="}}),
+])
+def test_sources_without_a_secret_reject_everything(source, config, request_kwargs):
+    adapter = SOURCES[source]
+    kwargs = {"raw": b"{}", "headers": {}, **request_kwargs}
+    with pytest.raises(SignatureError, match=r"no (token|secret) configured"):
+        adapter.verify(InboundRequest(**kwargs), adapter.config_model.model_validate(config))

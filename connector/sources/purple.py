@@ -114,6 +114,7 @@ class PurpleSource:
     config_model = PurpleConfig
     content_types = ("application/json", "")  # "": validation requests may carry no body at all
     response_headers = {"wifiWebhookListener": "1"}
+    empty_body_is_ping = True  # the web tier asks answer_ping before rejecting an empty body as bad JSON
 
     def verify(self, request: InboundRequest, config: PurpleConfig) -> None:
         """The URL token, in constant time."""

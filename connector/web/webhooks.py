@@ -123,7 +123,7 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         return _with_headers(error_response(401, "invalid_signature", str(exc)), extra_headers)
 
     ping = getattr(adapter, "answer_ping", None)
-    if ping is not None and not raw.strip():  # validation requests with an empty body
+    if ping is not None and not raw.strip() and getattr(adapter, "empty_body_is_ping", False):
         immediate = ping(inbound, config)
         if immediate is not None:
             return _with_headers(_answer(immediate), extra_headers)
