@@ -306,3 +306,44 @@ def test_wifi_login_storm_reaches_the_platform_once_per_guest(env, sandbox, redi
     work()
     assert len(glu(sandbox)["activities"]) == 6
     assert len({a["externalReference"] for a in glu(sandbox)["activities"]}) == 6
+
+
+ODD_BODIES = [
+    b"[]", b'"text"', b"null", b"{}", b"1e999", b'{"user": "x", "venue": []}',
+    b'{"user": {"email": "a@b.co"}, "venue": {"id": {}}}',
+    b'{"user": {"email": "a@b.co"}, "venue": {"id": "v"}, "timestamp": 1e300}',
+    b'{"user": {"email": "a@b.co"}, "venue": {"id": "v"}, "timestamp": "0001-01-01T00:00:00+01:00"}',
+    b'{"type": "Upsert", "data": {"email": "a@b.co", "venue_id": "v", "last_visit": [1]}}',
+    b'{"type": ["Delete"], "data": null}', b'{"type": "Delete", "data": {"email": 5}}',
+    b'{"version": "3.0", "type": "WiFi", "data": {"networkId": "N", "observations": [1, null, {"userId": 7}]}}',
+    b'{"version": "3.0", "type": "WiFi", "data": {"networkId": "N", "observations": '
+    b'[{"userId": "a@b.co", "latestRecord": {"time": "never"}}]}}',
+    b'{"topic": "guest-authorizations", "events": [{"email": "a@b.co", "authorized_time": true}]}',
+    b'{"topic": "guest-authorizations", "events": "none"}',
+    b'{"email": "a@b.co", "registered": "2026-13-45"}',
+]
+
+
+@pytest.mark.parametrize("body", ODD_BODIES)
+@pytest.mark.parametrize("source", ["purple", "meraki", "socialwifi", "mist", "hotspotsystem"])
+def test_odd_but_authentic_bodies_never_answer_500(wifi, source, body):
+    path = f"/webhooks/harbour/{source}"
+    headers: dict[str, str] = dict(JSON)
+    if source == "purple":
+        path += f"/{PURPLE_TOKEN}"
+    elif source == "meraki":
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            body = json.dumps({**parsed, "secret": "meraki-shared-secret"}).encode()
+    elif source == "socialwifi":
+        headers["Authorization"] = SOCIALWIFI_AUTH
+    elif source == "mist":
+        headers = mist_headers(body)
+    else:
+        headers["X-HotspotSystem-Hmac-Sha256"] = hotspot_signature(body)
+    response = wifi.post(path, data=body, headers=headers)
+    assert response.status_code in (200, 202, 400, 401), response.get_data(as_text=True)
+    assert response.is_json

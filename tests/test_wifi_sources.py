@@ -102,7 +102,8 @@ def test_parse_time(value, expected):
     assert parse_time(value).isoformat() == expected
 
 
-@pytest.mark.parametrize("value", ["yesterday", True, {"t": 1}, None])
+@pytest.mark.parametrize("value", ["yesterday", True, {"t": 1}, None, 1e300, float("inf"), float("nan"),
+                                   "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", -99999999999])
 def test_parse_time_rejects_garbage(value):
     with pytest.raises(PayloadError):
         parse_time(value)

@@ -206,7 +206,10 @@ def parse_time(value: Any, *, field_name: str = "timestamp") -> datetime:
         raise PayloadError(f"{field_name} {value!r} is not a timestamp")
     if isinstance(value, int | float):
         seconds = value / 1000 if value > _EPOCH_MS_THRESHOLD else value
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        try:
+            return _plausible(datetime.fromtimestamp(seconds, tz=UTC), value, field_name)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise PayloadError(f"{field_name} {value!r} is out of range") from exc
     if isinstance(value, str):
         raw = value.strip()
         if re.fullmatch(r"\d+(\.\d+)?", raw):
@@ -215,8 +218,15 @@ def parse_time(value: Any, *, field_name: str = "timestamp") -> datetime:
             parsed = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
         except ValueError as exc:
             raise PayloadError(f"{field_name} {value!r} is not an ISO 8601 timestamp") from exc
-        return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=UTC)
+        return _plausible(parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=UTC), value, field_name)
     raise PayloadError(f"{field_name} {value!r} is not a timestamp")
+
+
+def _plausible(moment: datetime, value: Any, field_name: str) -> datetime:
+    # Far-off years overflow when converted between timezones; no login happens outside this range.
+    if not 1970 <= moment.year <= 9998:
+        raise PayloadError(f"{field_name} {value!r} is out of range")
+    return moment
 
 
 def login_time(value: Any, received_at: str, *, field_name: str = "timestamp") -> datetime:
