@@ -347,3 +347,16 @@ def test_odd_but_authentic_bodies_never_answer_500(wifi, source, body):
     response = wifi.post(path, data=body, headers=headers)
     assert response.status_code in (200, 202, 400, 401), response.get_data(as_text=True)
     assert response.is_json
+
+
+def test_redis_down_answers_503_with_the_listener_header(env, sandbox):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = env(toml=wifi_tenants_toml(sandbox.url), REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    response = purple(create_app(settings).test_client(), load_fixture("purple", "login"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert response.headers[LISTENER] == "1"
