@@ -52,6 +52,7 @@ def counters(redis: Any) -> dict[str, int]:
 
 # --- the window ------------------------------------------------------------------------------------
 
+
 def test_one_activity_per_guest_venue_and_local_day(wifi, sandbox, redis, work):
     times = ["08:01:00", "09:12:41", "12:30:00", "18:45:10", "23:59:59"]
     answers = [purple(wifi, purple_login(timestamp=f"2026-11-25T{t}+00:00")) for t in times]
@@ -77,8 +78,7 @@ def test_one_activity_per_guest_venue_and_local_day(wifi, sandbox, redis, work):
     assert {a["source"] for a in state["activities"]} == {"purple"}
     assert len(state["contacts"]) == 1
     assert state["contacts"][0]["emailAddress"] == "ada.lovelace@example.com"
-    first = next(a for a in state["activities"]
-                 if a["externalReference"] == f"purple:harbour-lobby:{guest}:2026-11-25")
+    first = next(a for a in state["activities"] if a["externalReference"] == f"purple:harbour-lobby:{guest}:2026-11-25")
     assert first["happenedAt"] == "2026-11-25T08:01:00+00:00"
 
 
@@ -91,7 +91,9 @@ def test_local_day_follows_the_venue_timezone(wifi, sandbox, work):
     dates = sorted(x["externalReference"].rsplit(":", 1)[1] for x in glu(sandbox)["activities"])
     assert dates == ["2026-11-25", "2026-11-26"]
     assert sorted(x["happenedAt"] for x in glu(sandbox)["activities"]) == [
-        "2026-11-25T23:30:00+09:00", "2026-11-26T00:30:00+09:00"]
+        "2026-11-25T23:30:00+09:00",
+        "2026-11-26T00:30:00+09:00",
+    ]
 
 
 def test_week_window_is_a_source_setting(env, sandbox, redis, work):
@@ -105,6 +107,7 @@ def test_week_window_is_a_source_setting(env, sandbox, redis, work):
 
 # --- purple answers --------------------------------------------------------------------------------
 
+
 def test_every_purple_answer_carries_the_listener_header(wifi, redis):
     login = load_fixture("purple", "login")
     answers = {
@@ -115,8 +118,10 @@ def test_every_purple_answer_carries_the_listener_header(wifi, redis):
         "bad token": (purple(wifi, login, token="wrong"), 401),
         "no token": (wifi.post("/webhooks/harbour/purple", data=login, headers=JSON), 401),
         "bad JSON": (purple(wifi, b"{not json"), 400),
-        "wrong content type": (wifi.post(f"/webhooks/harbour/purple/{PURPLE_TOKEN}", data=login,
-                                         headers={"Content-Type": "text/plain"}), 415),
+        "wrong content type": (
+            wifi.post(f"/webhooks/harbour/purple/{PURPLE_TOKEN}", data=login, headers={"Content-Type": "text/plain"}),
+            415,
+        ),
         "too large": (purple(wifi, b"{" + b" " * (1024 * 1024 + 10) + b"}"), 413),
         "MAC-only": (purple(wifi, load_fixture("purple", "login_mac_only")), 200),
         "accepted": (purple(wifi, login), 202),
@@ -151,6 +156,7 @@ def test_tenants_are_isolated(wifi, redis):
 
 # --- authentication failures: 401 and no job -------------------------------------------------------
 
+
 def _auth_failures() -> list[tuple[str, str, Callable[[], tuple[bytes, dict[str, str]]]]]:
     meraki = load_fixture("meraki", "observations")
     wrong_secret = json.dumps({**json.loads(meraki), "secret": "guess"}).encode()
@@ -167,25 +173,38 @@ def _auth_failures() -> list[tuple[str, str, Callable[[], tuple[bytes, dict[str,
         ("meraki", "/webhooks/harbour/meraki", lambda: (no_secret, JSON)),
         ("meraki", "/webhooks/harbour/meraki", lambda: (b"not json", JSON)),
         ("socialwifi", "/webhooks/harbour/socialwifi", lambda: (load_fixture("socialwifi", "upsert"), JSON)),
-        ("socialwifi", "/webhooks/harbour/socialwifi",
-         lambda: (load_fixture("socialwifi", "upsert"), {**JSON, "Authorization": "Bearer wrong"})),
+        (
+            "socialwifi",
+            "/webhooks/harbour/socialwifi",
+            lambda: (load_fixture("socialwifi", "upsert"), {**JSON, "Authorization": "Bearer wrong"}),
+        ),
         ("mist", "/webhooks/harbour/mist", lambda: (mist, JSON)),
         ("mist", "/webhooks/harbour/mist", lambda: (mist, mist_headers(mist, "wrong-secret"))),
         ("mist", "/webhooks/harbour/mist", lambda: (mist, v1_only)),
         ("mist", "/webhooks/harbour/mist", lambda: (mist.replace(b"dorothy", b"mallory"), mist_headers(mist))),
         ("hotspotsystem", "/webhooks/harbour/hotspotsystem", lambda: (hotspot, JSON)),
-        ("hotspotsystem", "/webhooks/harbour/hotspotsystem",
-         lambda: (hotspot, {**JSON, "X-HotspotSystem-Hmac-Sha256": hotspot_signature(hotspot, "wrong-key")})),
-        ("hotspotsystem", "/webhooks/harbour/hotspotsystem",
-         lambda: (hotspot, {**JSON, "X-HotspotSystem-Hmac-Sha256": "%%%"})),
-        ("standard", "/webhooks/harbour/standard",
-         lambda: (standard, standard_headers(standard, secret="whsec_" + "d3Jvbmc=" * 4))),
+        (
+            "hotspotsystem",
+            "/webhooks/harbour/hotspotsystem",
+            lambda: (hotspot, {**JSON, "X-HotspotSystem-Hmac-Sha256": hotspot_signature(hotspot, "wrong-key")}),
+        ),
+        (
+            "hotspotsystem",
+            "/webhooks/harbour/hotspotsystem",
+            lambda: (hotspot, {**JSON, "X-HotspotSystem-Hmac-Sha256": "%%%"}),
+        ),
+        (
+            "standard",
+            "/webhooks/harbour/standard",
+            lambda: (standard, standard_headers(standard, secret="whsec_" + "d3Jvbmc=" * 4)),
+        ),
         ("standard", "/webhooks/harbour/standard", lambda: (standard, standard_headers(standard, timestamp=1))),
     ]
 
 
-@pytest.mark.parametrize(("source", "path", "make"), _auth_failures(),
-                         ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(_auth_failures())])
+@pytest.mark.parametrize(
+    ("source", "path", "make"), _auth_failures(), ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(_auth_failures())]
+)
 def test_authentication_failures_answer_401_and_create_no_job(wifi, redis, source, path, make):
     body, headers = make()
     response = wifi.post(path, data=body, headers=headers)
@@ -196,6 +215,7 @@ def test_authentication_failures_answer_401_and_create_no_job(wifi, redis, sourc
 
 
 # --- meraki ----------------------------------------------------------------------------------------
+
 
 def test_meraki_validator_and_observations(wifi, sandbox, redis, work):
     validation = wifi.get("/webhooks/harbour/meraki")
@@ -209,8 +229,9 @@ def test_meraki_validator_and_observations(wifi, sandbox, redis, work):
     later = json.loads(body)
     later["data"]["observations"][0]["latestRecord"]["time"] = "2026-11-25T18:42:10Z"
     assert wifi.post("/webhooks/harbour/meraki", data=json.dumps(later), headers=JSON).json["status"] == "duplicate"
-    anonymous = wifi.post("/webhooks/harbour/meraki", data=load_fixture("meraki", "observations_anonymous"),
-                          headers=JSON)
+    anonymous = wifi.post(
+        "/webhooks/harbour/meraki", data=load_fixture("meraki", "observations_anonymous"), headers=JSON
+    )
     assert anonymous.status_code == 200 and anonymous.json["status"] == "ignored"
     assert counters(redis)["ignored|reason=anonymous_presence|source=meraki|tenant=harbour"] == 1
     work()
@@ -221,12 +242,17 @@ def test_meraki_validator_and_observations(wifi, sandbox, redis, work):
 
 # --- social wifi -----------------------------------------------------------------------------------
 
+
 def test_socialwifi_upsert_then_delete_erases(wifi, sandbox, redis, work):
     auth = {**JSON, "Authorization": SOCIALWIFI_AUTH}
     upsert = wifi.post("/webhooks/harbour/socialwifi", data=load_fixture("socialwifi", "upsert"), headers=auth)
     assert upsert.status_code == 202
-    assert wifi.post("/webhooks/harbour/socialwifi", data=load_fixture("socialwifi", "upsert"),
-                     headers=auth).json["status"] == "duplicate"
+    assert (
+        wifi.post("/webhooks/harbour/socialwifi", data=load_fixture("socialwifi", "upsert"), headers=auth).json[
+            "status"
+        ]
+        == "duplicate"
+    )
     work()
     assert len(glu(sandbox)["activities"]) == 1
     guest = hash_identifier("mary.jackson@example.com")
@@ -253,6 +279,7 @@ def test_socialwifi_upsert_then_delete_erases(wifi, sandbox, redis, work):
 
 
 # --- mist, hotspotsystem, standard -----------------------------------------------------------------
+
 
 def test_mist_guest_authorization(wifi, sandbox, work):
     body = load_fixture("mist", "guest_authorizations")
@@ -283,24 +310,28 @@ def test_standard_wifi_login_repeats_reach_the_platform_once(wifi, sandbox, redi
     again["data"]["logged_in_at"] = "2026-11-25T23:30:00+00:00"  # same Tokyo day (08:30 JST)
     again_raw = json.dumps(again).encode()
     first = wifi.post("/webhooks/harbour/standard", data=body, headers=standard_headers(body, msg_id="msg_a"))
-    second = wifi.post("/webhooks/harbour/standard", data=again_raw,
-                       headers=standard_headers(again_raw, msg_id="msg_b"))
+    second = wifi.post(
+        "/webhooks/harbour/standard", data=again_raw, headers=standard_headers(again_raw, msg_id="msg_b")
+    )
     assert (first.status_code, second.status_code) == (202, 202)  # distinct sender ids
     work()
     [activity] = glu(sandbox)["activities"]
     assert activity["externalReference"] == (
-        f"unifi:marina-bar:{hash_identifier('katherine.johnson@example.com')}:2026-11-26")
+        f"unifi:marina-bar:{hash_identifier('katherine.johnson@example.com')}:2026-11-26"
+    )
     assert activity["source"] == "unifi"
 
 
 # --- login storm sample (used by the benchmark) ----------------------------------------------------
 
+
 def test_wifi_login_storm_reaches_the_platform_once_per_guest(env, sandbox, redis, work):
     from connector.sandbox.wifi_samples import STORM_TOML, wifi_login_storm
 
     client = create_app(env(toml=STORM_TOML.format(glu_url=f"{sandbox.url}/glu"))).test_client()
-    statuses = [client.post(path, data=body, headers=headers).json["status"]
-                for path, headers, body in wifi_login_storm(6, 4)]
+    statuses = [
+        client.post(path, data=body, headers=headers).json["status"] for path, headers, body in wifi_login_storm(6, 4)
+    ]
     assert statuses.count("accepted") == 6
     assert statuses.count("duplicate") == 24
     work()
@@ -309,12 +340,18 @@ def test_wifi_login_storm_reaches_the_platform_once_per_guest(env, sandbox, redi
 
 
 ODD_BODIES = [
-    b"[]", b'"text"', b"null", b"{}", b"1e999", b'{"user": "x", "venue": []}',
+    b"[]",
+    b'"text"',
+    b"null",
+    b"{}",
+    b"1e999",
+    b'{"user": "x", "venue": []}',
     b'{"user": {"email": "a@b.co"}, "venue": {"id": {}}}',
     b'{"user": {"email": "a@b.co"}, "venue": {"id": "v"}, "timestamp": 1e300}',
     b'{"user": {"email": "a@b.co"}, "venue": {"id": "v"}, "timestamp": "0001-01-01T00:00:00+01:00"}',
     b'{"type": "Upsert", "data": {"email": "a@b.co", "venue_id": "v", "last_visit": [1]}}',
-    b'{"type": ["Delete"], "data": null}', b'{"type": "Delete", "data": {"email": 5}}',
+    b'{"type": ["Delete"], "data": null}',
+    b'{"type": "Delete", "data": {"email": 5}}',
     b'{"version": "3.0", "type": "WiFi", "data": {"networkId": "N", "observations": [1, null, {"userId": 7}]}}',
     b'{"version": "3.0", "type": "WiFi", "data": {"networkId": "N", "observations": '
     b'[{"userId": "a@b.co", "latestRecord": {"time": "never"}}]}}',

@@ -48,7 +48,10 @@ def gunicorn(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, red
         env["FORWARDED_ALLOW_IPS"] = request.param
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py"), "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 20
@@ -75,8 +78,9 @@ def gunicorn(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, red
 
 def _post(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.request("POST", "/webhooks/harbour/hotspotsystem", body=body,
-                 headers={"Content-Type": "application/json", **headers})
+    conn.request(
+        "POST", "/webhooks/harbour/hotspotsystem", body=body, headers={"Content-Type": "application/json", **headers}
+    )
     response = conn.getresponse()
     return response.status, json.loads(response.read())
 
@@ -100,8 +104,14 @@ def test_underscore_signature_header_arrives_and_verifies(gunicorn, redis):
     status, answer = _post(gunicorn, forged, {"X_HOTSPOTSYSTEM_HMAC_SHA256": hotspot_signature(forged, "guess")})
     assert status == 401
     # a dash twin cannot smuggle a second value in: gunicorn joins both, which never verifies
-    status, _ = _post(gunicorn, forged, {"X_HOTSPOTSYSTEM_HMAC_SHA256": hotspot_signature(forged, "guess"),
-                                         "X-HotspotSystem-Hmac-Sha256": hotspot_signature(short)})
+    status, _ = _post(
+        gunicorn,
+        forged,
+        {
+            "X_HOTSPOTSYSTEM_HMAC_SHA256": hotspot_signature(forged, "guess"),
+            "X-HotspotSystem-Hmac-Sha256": hotspot_signature(short),
+        },
+    )
     assert status == 401
     assert ingest_count(redis) == 2
 

@@ -37,8 +37,14 @@ def tenants() -> dict[str, Tenant]:
     return parse_tenants(tomllib.loads(wifi_tenants_toml("http://sandbox.invalid")))
 
 
-def translate(tenants: dict[str, Tenant], source: str, body: bytes, headers: dict[str, str] | None = None,
-              tenant: str = "harbour", token: str | None = None) -> list[Any]:
+def translate(
+    tenants: dict[str, Tenant],
+    source: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    tenant: str = "harbour",
+    token: str | None = None,
+) -> list[Any]:
     """verify + identify + to_activities, as web tier and worker do."""
     adapter = SOURCES[source]
     config = tenants[tenant].sources[source]
@@ -46,19 +52,26 @@ def translate(tenants: dict[str, Tenant], source: str, body: bytes, headers: dic
     adapter.verify(request, config)
     envelope = adapter.identify(request, config, tenant)
     envelope = Envelope(envelope.source, envelope.tenant, envelope.event_type, envelope.delivery_id, RECEIVED)
-    context = TranslationContext(tenant=tenant, timezone=tenants[tenant].zone, platform="glu",
-                                 now=datetime(2026, 11, 26, tzinfo=UTC))
+    context = TranslationContext(
+        tenant=tenant, timezone=tenants[tenant].zone, platform="glu", now=datetime(2026, 11, 26, tzinfo=UTC)
+    )
     return adapter.to_activities(envelope, json.loads(body), context, config)
 
 
-def identify(tenants: dict[str, Tenant], source: str, body: bytes, headers: dict[str, str] | None = None,
-             token: str | None = None) -> Envelope:
+def identify(
+    tenants: dict[str, Tenant],
+    source: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    token: str | None = None,
+) -> Envelope:
     adapter = SOURCES[source]
     request = InboundRequest(raw=body, headers={k.lower(): v for k, v in (headers or {}).items()}, path_token=token)
     return adapter.identify(request, tenants["harbour"].sources[source], "harbour")
 
 
 # --- shared helper -------------------------------------------------------------------------------
+
 
 def test_source_timezone_defaults_to_the_tenants(tenants):
     assert tenants["harbour"].sources["purple"].timezone == "Europe/London"  # type: ignore[attr-defined]
@@ -75,11 +88,14 @@ def test_unknown_timezones_are_config_errors():
         parse_tenants(doc)
 
 
-@pytest.mark.parametrize(("window", "local", "start"), [
-    ("day", "2026-11-25", "2026-11-25"),
-    ("week", "2026-11-25", "2026-11-23"),
-    ("month", "2026-11-25", "2026-11-01"),
-])
+@pytest.mark.parametrize(
+    ("window", "local", "start"),
+    [
+        ("day", "2026-11-25", "2026-11-25"),
+        ("week", "2026-11-25", "2026-11-23"),
+        ("month", "2026-11-25", "2026-11-01"),
+    ],
+)
 def test_period_start(window, local, start):
     assert period_start(datetime.fromisoformat(local).date(), window).isoformat() == start
 
@@ -90,26 +106,43 @@ def test_business_key_uses_the_local_date_of_the_venue():
     assert business_key("purple", "v", "a@example.com", late, ZoneInfo("Asia/Tokyo"), "day").endswith(":2026-11-26")
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2026-11-25T09:12:41+01:00", "2026-11-25T09:12:41+01:00"),
-    ("2026-11-25T09:12:41Z", "2026-11-25T09:12:41+00:00"),
-    ("2026-11-25 10:20:30", "2026-11-25T10:20:30+00:00"),
-    (1795606800, "2026-11-25T11:40:00+00:00"),
-    (1795606800123, "2026-11-25T11:40:00.123000+00:00"),
-    ("1795606800", "2026-11-25T11:40:00+00:00"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-25T09:12:41+01:00", "2026-11-25T09:12:41+01:00"),
+        ("2026-11-25T09:12:41Z", "2026-11-25T09:12:41+00:00"),
+        ("2026-11-25 10:20:30", "2026-11-25T10:20:30+00:00"),
+        (1795606800, "2026-11-25T11:40:00+00:00"),
+        (1795606800123, "2026-11-25T11:40:00.123000+00:00"),
+        ("1795606800", "2026-11-25T11:40:00+00:00"),
+    ],
+)
 def test_parse_time(value, expected):
     assert parse_time(value).isoformat() == expected
 
 
-@pytest.mark.parametrize("value", ["yesterday", True, {"t": 1}, None, 1e300, float("inf"), float("nan"),
-                                   "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", -99999999999])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yesterday",
+        True,
+        {"t": 1},
+        None,
+        1e300,
+        float("inf"),
+        float("nan"),
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        -99999999999,
+    ],
+)
 def test_parse_time_rejects_garbage(value):
     with pytest.raises(PayloadError):
         parse_time(value)
 
 
 # --- purple ----------------------------------------------------------------------------------------
+
 
 def test_purple_login_becomes_connected_to_wifi(tenants):
     [activity] = translate(tenants, "purple", load_fixture("purple", "login"), token=PURPLE_TOKEN)
@@ -172,6 +205,7 @@ def test_purple_validation_post_is_answered_without_a_job(tenants):
 
 # --- meraki ----------------------------------------------------------------------------------------
 
+
 def test_meraki_known_user_becomes_activity_and_anonymous_are_dropped(tenants):
     activities = translate(tenants, "meraki", load_fixture("meraki", "observations"))
     assert len(activities) == 1
@@ -190,8 +224,9 @@ def test_meraki_anonymous_post_is_ignored_at_identify(tenants):
     assert "da:a1" not in caught.value.reason
 
 
-@pytest.mark.parametrize(("change", "counter"),
-                         [({"version": "2.0"}, "unsupported_version"), ({"type": "BLE"}, "not_wifi")])
+@pytest.mark.parametrize(
+    ("change", "counter"), [({"version": "2.0"}, "unsupported_version"), ({"type": "BLE"}, "not_wifi")]
+)
 def test_meraki_other_versions_and_ble_are_ignored(tenants, change, counter):
     body = {**json.loads(load_fixture("meraki", "observations")), **change}
     with pytest.raises(UnsupportedEvent) as caught:
@@ -208,16 +243,20 @@ def test_meraki_rejects_bad_body_secret(tenants, secret):
 
 
 def test_meraki_get_answers_validator_as_text(tenants):
-    answer = SOURCES["meraki"].answer_get(InboundRequest(raw=b"", headers={}, method="GET"),  # type: ignore[attr-defined]
-                                          tenants["harbour"].sources["meraki"])
+    answer = SOURCES["meraki"].answer_get(
+        InboundRequest(raw=b"", headers={}, method="GET"),  # type: ignore[attr-defined]
+        tenants["harbour"].sources["meraki"],
+    )
     assert (answer.status, answer.body, answer.content_type) == (200, MERAKI_VALIDATOR, "text/plain")
 
 
 # --- socialwifi ------------------------------------------------------------------------------------
 
+
 def test_socialwifi_upsert(tenants):
-    [activity] = translate(tenants, "socialwifi", load_fixture("socialwifi", "upsert"),
-                           {"Authorization": SOCIALWIFI_AUTH})
+    [activity] = translate(
+        tenants, "socialwifi", load_fixture("socialwifi", "upsert"), {"Authorization": SOCIALWIFI_AUTH}
+    )
     guest = hash_identifier("mary.jackson@example.com")
     assert activity.business_key == f"socialwifi:marina-terrace:{guest}:2026-11-25"
     assert activity.happened_at.isoformat() == "2026-11-25T12:30:00+00:00"
@@ -247,6 +286,7 @@ def test_socialwifi_unknown_event_is_ignored(tenants):
 
 
 # --- mist ------------------------------------------------------------------------------------------
+
 
 def test_mist_guest_authorization(tenants):
     body = load_fixture("mist", "guest_authorizations")
@@ -294,8 +334,16 @@ def test_mist_rejects_bad_signatures(tenants, mutate):
 
 # --- hotspotsystem ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("header", ["HTTP_X_HOTSPOTSYSTEM_HMAC_SHA256", "X_HOTSPOTSYSTEM_HMAC_SHA256",
-                                    "X-HotspotSystem-Hmac-Sha256", "Http-X-Hotspotsystem-Hmac-Sha256"])
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "HTTP_X_HOTSPOTSYSTEM_HMAC_SHA256",
+        "X_HOTSPOTSYSTEM_HMAC_SHA256",
+        "X-HotspotSystem-Hmac-Sha256",
+        "Http-X-Hotspotsystem-Hmac-Sha256",
+    ],
+)
 def test_hotspotsystem_customer_create(tenants, header):
     body = load_fixture("hotspotsystem", "customer_create")
     # the web tier presents header names lower-cased with dashes, as werkzeug does
@@ -336,12 +384,14 @@ def test_hotspotsystem_rejects_bad_signatures(tenants, signature):
 
 # --- standard wifi.login ---------------------------------------------------------------------------
 
+
 def test_standard_wifi_login_handler(tenants):
     from connector.sources.standard import EVENT_HANDLERS
 
     body = json.loads(load_fixture("standard", "wifi_login"))
-    context = TranslationContext(tenant="harbour", timezone=ZoneInfo("Europe/London"), platform="glu",
-                                 now=datetime(2026, 11, 26, tzinfo=UTC))
+    context = TranslationContext(
+        tenant="harbour", timezone=ZoneInfo("Europe/London"), platform="glu", now=datetime(2026, 11, 26, tzinfo=UTC)
+    )
     envelope = Envelope("standard", "harbour", "wifi.login", "msg_1", RECEIVED)
     [activity] = EVENT_HANDLERS["wifi.login"](body["data"], envelope, context)
     guest = hash_identifier("katherine.johnson@example.com")
@@ -367,13 +417,16 @@ def test_committed_schema_matches_the_model():
     assert json.loads(SCHEMA_PATH.read_text()) == json_schema()
 
 
-@pytest.mark.parametrize(("source", "config", "request_kwargs"), [
-    ("purple", {"token": ""}, {"path_token": ""}),
-    ("socialwifi", {"authorization": ""}, {"headers": {"authorization": ""}}),
-    ("meraki", {"validator": "v", "secret": ""}, {"raw": b'{"secret": ""}'}),
-    ("mist", {"secrets": [""]}, {"headers": {"x-mist-signature-v2": "00"}}),
-    ("hotspotsystem", {"secrets": [""]}, {"headers": {"x-hotspotsystem-hmac-sha256": "AA=="}}),
-])
+@pytest.mark.parametrize(
+    ("source", "config", "request_kwargs"),
+    [
+        ("purple", {"token": ""}, {"path_token": ""}),
+        ("socialwifi", {"authorization": ""}, {"headers": {"authorization": ""}}),
+        ("meraki", {"validator": "v", "secret": ""}, {"raw": b'{"secret": ""}'}),
+        ("mist", {"secrets": [""]}, {"headers": {"x-mist-signature-v2": "00"}}),
+        ("hotspotsystem", {"secrets": [""]}, {"headers": {"x-hotspotsystem-hmac-sha256": "AA=="}}),
+    ],
+)
 def test_sources_without_a_secret_reject_everything(source, config, request_kwargs):
     adapter = SOURCES[source]
     kwargs = {"raw": b"{}", "headers": {}, **request_kwargs}

@@ -65,8 +65,12 @@ def wifi_tenants_toml(sandbox_url: str, *, window: str = "day") -> str:
     """)
 
 
-def purple_login(*, email: str = "Ada.Lovelace@example.com", venue: str = "harbour-lobby",
-                 timestamp: str = "2026-11-25T09:12:41+00:00") -> bytes:
+def purple_login(
+    *,
+    email: str = "Ada.Lovelace@example.com",
+    venue: str = "harbour-lobby",
+    timestamp: str = "2026-11-25T09:12:41+00:00",
+) -> bytes:
     """The Purple login fixture with the guest, venue and time replaced."""
     body = json.loads(load_fixture("purple", "login"))
     body["user"]["email"] = email
@@ -90,8 +94,9 @@ def hotspot_signature(body: bytes, key: str = HOTSPOT_KEY) -> str:
     return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def standard_headers(body: bytes, *, msg_id: str = "msg_2mB8rZ0kQ", secret: str = STANDARD_SECRET,
-                     timestamp: int | None = None) -> dict[str, str]:
+def standard_headers(
+    body: bytes, *, msg_id: str = "msg_2mB8rZ0kQ", secret: str = STANDARD_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     """Standard Webhooks headers signed for ``body``."""
     from datetime import UTC, datetime
 

@@ -76,8 +76,9 @@ def parse_logins(payload: Any, received_at: str) -> list[WifiLogin]:
         raise PayloadError("Meraki payload is not a JSON object")
     version = str(payload.get("version", ""))
     if not version.startswith("3"):
-        raise UnsupportedEvent(f"Scanning API version {version or '?'} is not supported (use 3.0)",
-                               counter="unsupported_version")
+        raise UnsupportedEvent(
+            f"Scanning API version {version or '?'} is not supported (use 3.0)", counter="unsupported_version"
+        )
     if payload.get("type") != "WiFi":
         raise UnsupportedEvent(f"{payload.get('type')} observations are not Wi-Fi logins", counter="not_wifi")
     data = payload.get("data")

@@ -78,7 +78,6 @@ class WifiConfig(SourceConfig):
     venues: dict[str, VenueConfig] = {}
     venue: str | None = None  # venue id to use when a payload names none
 
-
     @model_validator(mode="before")
     @classmethod
     def _tenant_timezone(cls, data: Any, info: ValidationInfo) -> Any:
