@@ -3,9 +3,10 @@
 What the connector holds about a guest, and what :func:`erase` does with it:
 
 * cached contact ids ``connector:contact:<tenant>:<platform>:<hash>``: deleted;
-* stored job payloads (finished and failed ingest/delivery jobs, which keep the webhook body or
-  the activity with the email for support staff): every such job of the tenant whose arguments
-  contain an email address hashing to the subject is deleted;
+* stored job payloads (queued, scheduled, finished and failed ingest/delivery jobs, which keep
+  the webhook body or the activity with the email): every such job of the tenant whose arguments
+  contain an email address hashing to the subject is deleted, so a login still waiting to be
+  delivered is not posted after the erasure (a job already running finishes);
 * delivery ledger entries and transport dedup markers hold no personal data (digests and remote
   ids only) and are kept, so nothing is posted twice after an erasure.
 
@@ -51,6 +52,8 @@ def _mentions(data: str, subjects: set[str]) -> bool:
 def _job_ids(redis: Redis) -> Iterable[str]:
     for name in (INGEST_QUEUE, DELIVERY_QUEUE):
         queue = get_queue(redis, name)
+        yield from queue.get_job_ids()  # pending: would re-create what is being erased
+        yield from queue.scheduled_job_registry.get_job_ids()  # waiting for a retry
         yield from queue.finished_job_registry.get_job_ids()
         yield from queue.failed_job_registry.get_job_ids()
 

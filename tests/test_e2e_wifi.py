@@ -397,3 +397,20 @@ def test_redis_down_answers_503_with_the_listener_header(env, sandbox):
     assert response.status_code == 503
     assert response.headers["Retry-After"]
     assert response.headers[LISTENER] == "1"
+
+
+def test_delete_before_delivery_cancels_the_pending_activity(wifi, sandbox, redis, work):
+    auth = {**JSON, "Authorization": SOCIALWIFI_AUTH}
+    assert (
+        wifi.post("/webhooks/harbour/socialwifi", data=load_fixture("socialwifi", "upsert"), headers=auth).status_code
+        == 202
+    )
+    assert (
+        wifi.post("/webhooks/harbour/socialwifi", data=load_fixture("socialwifi", "delete"), headers=auth).status_code
+        == 202
+    )
+    work()  # ingest queue first: upsert → pending delivery; delete → erase_guest removes it
+    assert glu(sandbox)["activities"] == []
+    assert get_queue(redis, DELIVERY_QUEUE).count == 0
+    record = json.loads(redis.get(erasure_key("harbour", hash_identifier("mary.jackson@example.com"))))
+    assert record["contacts_forgotten"] == 0
