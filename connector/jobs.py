@@ -17,13 +17,14 @@ from typing import Any
 
 from redis import Redis
 
-from connector import metrics
+from connector import erasure, metrics
 from connector.activities import Activity, hash_identifier
 from connector.destinations import build_loyalty_destination
 from connector.destinations.base import Receipt
-from connector.errors import PayloadError, UnsupportedEvent
+from connector.errors import ErasureRequested, PayloadError, UnsupportedEvent
 from connector.queue import (
     DELIVERY_QUEUE,
+    INGEST_QUEUE,
     apply_retry_policy,
     connect,
     enqueue_unique,
@@ -110,6 +111,8 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
     )
     try:
         activities = adapter.to_activities(env, payload, context, config)
+    except ErasureRequested as request:
+        return {"status": "erasure", "job": enqueue_erasure(env, request)}
     except UnsupportedEvent as ignored:
         metrics.count(redis(), "ignored", tenant=env.tenant, source=env.source, reason=ignored.counter)
         log.info("ingest %s/%s ignored: %s", env.tenant, env.source, ignored.reason)
@@ -161,3 +164,26 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
         metrics.count(pipe, "deliveries", destination=platform, outcome="delivered")
         pipe.execute()
     return {"status": "delivered", "receipt": record}
+
+
+def enqueue_erasure(env: Envelope, request: ErasureRequested) -> str:
+    """Enqueue ``erase_guest`` for an erasure request (arguments hold hashes only)."""
+    hashes = sorted(request.subject_hashes)
+    job_id = make_job_id("erase", env.tenant, env.source, env.delivery_id, *hashes)
+    enqueue_unique(
+        get_queue(redis(), INGEST_QUEUE),
+        "connector.jobs.erase_guest",
+        job_id=job_id,
+        args=(env.tenant, env.source, hashes, env.received_at),
+        schedule=_schedule(),
+        description=f"erase a guest for {env.tenant} ({env.source} request)",
+    )
+    return job_id
+
+
+@apply_retry_policy(_schedule)
+def erase_guest(tenant: str, source: str, subject_hashes: list[str], requested_at: str) -> dict[str, Any]:
+    """Forget what the connector holds for a guest (see :mod:`connector.erasure`)."""
+    return erasure.erase(
+        redis(), tenant=tenant, source=source, subject_hashes=subject_hashes, requested_at=requested_at
+    )

@@ -115,7 +115,9 @@ def parse_tenants(document: dict[str, Any]) -> dict[str, Tenant]:
             if adapter is None:
                 raise ConfigError(f"{prefix}.sources.{slug}: unknown source (known: {', '.join(sorted(SOURCES))})")
             try:
-                sources[slug] = adapter.config_model.model_validate(source_raw)
+                sources[slug] = adapter.config_model.model_validate(
+                    source_raw, context={"tenant_timezone": raw.get("timezone", "UTC")}
+                )
             except ValidationError as exc:
                 raise ConfigError(_format_validation(f"{prefix}.sources.{slug}", exc)) from None
         try:

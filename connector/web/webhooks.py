@@ -63,6 +63,25 @@ def _count_rejection(tenant: str, source: str, outcome: str) -> None:
         pass  # a rejection must not turn into a 503 because metrics are down
 
 
+@bp.after_app_request
+def _source_response_headers(response: Response) -> Response:
+    """A source's ``response_headers`` on every answer under its URL, including answers produced
+    outside the view (routing 405s, werkzeug's 413, the 500 handler)."""
+    parts = request.path.split("/")
+    if len(parts) >= 4 and parts[1] == "webhooks":
+        headers = getattr(SOURCES.get(parts[3]), "response_headers", None)
+        if headers:
+            response.headers.update(headers)
+    return response
+
+
+def _count_ignored(tenant: str, source: str, reason: str) -> None:
+    try:
+        metrics.count(current_app.extensions["connector.redis"], "ignored", tenant=tenant, source=source, reason=reason)
+    except RedisError:
+        pass
+
+
 @bp.route("/webhooks/<tenant>/<source>", methods=["POST", "GET"])
 @bp.route("/webhooks/<tenant>/<source>/<token>", methods=["POST", "GET"])
 def receive(tenant: str, source: str, token: str | None = None) -> Response | tuple[Response, int]:
@@ -122,13 +141,18 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         _count_rejection(tenant, source, "unauthorized")
         return _with_headers(error_response(401, "invalid_signature", str(exc)), extra_headers)
 
+    ping = getattr(adapter, "answer_ping", None)
+    if ping is not None and not raw.strip() and getattr(adapter, "empty_body_is_ping", False):
+        immediate = ping(inbound, config)
+        if immediate is not None:
+            return _with_headers(_answer(immediate), extra_headers)
+
     try:
         json.loads(raw)
     except ValueError:
         _count_rejection(tenant, source, "unparseable")
         return _with_headers(error_response(400, "invalid_json", "body is not valid JSON"), extra_headers)
 
-    ping = getattr(adapter, "answer_ping", None)
     if ping is not None:
         immediate = ping(inbound, config)
         if immediate is not None:
@@ -138,6 +162,7 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         envelope = adapter.identify(inbound, config, tenant)
     except UnsupportedEvent as ignored:
         _count_rejection(tenant, source, "ignored")
+        _count_ignored(tenant, source, ignored.counter)
         body: dict[str, Any] = {"status": "ignored", "reason": ignored.reason}
         return _with_headers(jsonify(body), extra_headers)
     except PayloadError as exc:
