@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from connector.sources import shopify, standard
+from connector.sources import mews, shopify, standard
 from connector.sources.base import Source
 
 SOURCES: dict[str, Source] = {
     "shopify": shopify.SOURCE,
     "standard": standard.SOURCE,
+    "mews": mews.SOURCE,
 }
 
 __all__ = ["SOURCES", "Source"]
