@@ -14,8 +14,13 @@ from flask import Flask, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from connector.sandbox.glu import GluSandbox
+from connector.sandbox.mews import MewsSandbox
 
-DEFAULT_KEYS = {"glu": "sandbox-glu-key"}
+DEFAULT_KEYS = {
+    "glu": "sandbox-glu-key",
+    "mews_client_token": "sandbox-mews-client-token",
+    "mews_access_token": "sandbox-mews-access-token",
+}
 
 
 @dataclass
@@ -32,6 +37,8 @@ def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandb
     sandboxes = Sandboxes(glu=GluSandbox(keys["glu"]))
     app = Flask("connector.sandbox")
     app.register_blueprint(sandboxes.glu.blueprint(), url_prefix="/glu")
+    sandboxes.extra["mews"] = MewsSandbox(keys["mews_client_token"], keys["mews_access_token"])
+    app.register_blueprint(sandboxes.extra["mews"].blueprint(), url_prefix="/mews")
 
     @app.get("/")
     def index() -> Any:

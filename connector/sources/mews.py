@@ -6,8 +6,10 @@ Vendor docs: https://mews-systems.gitbook.io/connector-api/events/wh-general (Ge
 * Signing: none. Mews appends a shared secret token to the webhook URL agreed with the partner,
   so the URL is ``/webhooks/<tenant>/mews/<token>`` (tenant key ``token``), compared in constant
   time. When ``enterprise_id`` is configured, messages of any other enterprise are rejected too.
-* Delivery id: Mews sends none. A message is re-sent unchanged after an error, so the SHA-256 of
-  the raw body is the delivery id.
+* Delivery id: Mews sends none, and a later change to the same reservation produces a message
+  with exactly the same bytes (ids only), so transport dedup cannot tell a retry from news.
+  Every message therefore gets a fresh id; repeats are harmless because the worker fetches the
+  current reservation and the stay state emits each transition once.
 * Body: ``{EnterpriseId, IntegrationId, Events: [{Discriminator, Value: {Id}}]}``, many events
   per message, ids only. ``ServiceOrderUpdated`` ids are reservations: the worker fetches each
   once per message (reservations, their customers, room categories, order items) and derives the
@@ -19,8 +21,8 @@ Vendor docs: https://mews-systems.gitbook.io/connector-api/events/wh-general (Ge
 
 from __future__ import annotations
 
-import hashlib
 import json
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
@@ -117,7 +119,7 @@ class MewsSource:
             source=self.name,
             tenant=tenant,
             event_type="general",
-            delivery_id=hashlib.sha256(request.raw).hexdigest(),
+            delivery_id=uuid.uuid4().hex,
             received_at=datetime.now(UTC).isoformat(),
         )
 
