@@ -102,8 +102,15 @@ class MewsSource:
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: MewsConfig) -> None:
-        """The URL token must be this tenant's."""
+        """The URL token must be this tenant's (and the enterprise, when one is configured)."""
         require_token(request.path_token, config.token)
+        if config.enterprise_id:
+            try:
+                body = json.loads(request.raw)
+            except ValueError:
+                return  # answered 400 by the web tier
+            if not isinstance(body, dict) or body.get("EnterpriseId") != config.enterprise_id:
+                raise SignatureError("message belongs to another enterprise")
 
     def identify(self, request: InboundRequest, config: MewsConfig, tenant: str) -> Envelope:
         """One envelope per message; messages without reservation events are ignored."""
@@ -111,8 +118,6 @@ class MewsSource:
             message = _message(json.loads(request.raw))
         except ValueError as exc:
             raise PayloadError("body is not JSON") from exc
-        if config.enterprise_id and message.get("EnterpriseId") != config.enterprise_id:
-            raise SignatureError("message belongs to another enterprise")
         if not reservation_ids(message):
             raise UnsupportedEvent("no reservation events in this message", counter="no_reservation_events")
         return Envelope(
