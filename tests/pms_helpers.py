@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import textwrap
+import time
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from conftest import GLU_KEY, load_fixture
 from redis import Redis
+from standardwebhooks import Webhook
 
 from connector.queue import INGEST_QUEUE, get_queue
 from connector.sources.base import Envelope, TranslationContext
@@ -20,6 +23,8 @@ MEWS_ACCESS_TOKEN = "sandbox-mews-access-token"
 MARINA_MEWS_TOKEN = "mews-url-token-marina-21bc"
 ENTERPRISE = "851df8c8-90f2-4c4a-8e01-a4fc46b25178"
 RESERVATION = "bfee2c44-1f84-4326-a862-5289598f6e2d"
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-secret-0123456789").decode()
+STANDARD_OLD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-old-secret-98765").decode()
 
 
 def pms_toml(sandbox_url: str, extra: str = "") -> str:
@@ -37,6 +42,8 @@ def pms_toml(sandbox_url: str, extra: str = "") -> str:
         client_token = "{MEWS_CLIENT_TOKEN}"
         access_token = "env:TEST_MEWS_ACCESS_TOKEN"
         enterprise_id = "{ENTERPRISE}"
+        [tenants.harbour.sources.standard]
+        secrets = ["{STANDARD_OLD_SECRET}", "{STANDARD_SECRET}"]
 
         [tenants.marina]
         timezone = "Asia/Tokyo"
@@ -77,3 +84,17 @@ def ingest_queue_empty(redis: Redis) -> bool:
 def glu_activities(sandbox: Any) -> list[dict[str, Any]]:
     """Activities the Glu sandbox holds, in creation order."""
     return list(sandbox.sandboxes.glu.state()["activities"])
+
+
+def standard_headers(
+    body: bytes, msg_id: str, *, secrets: tuple[str, ...] = (STANDARD_SECRET,), at: float | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers for ``body``, signed on the fly (one signature per secret)."""
+    stamp = datetime.fromtimestamp(int(at if at is not None else time.time()), tz=UTC)
+    signatures = [Webhook(s).sign(msg_id, stamp, body.decode()) for s in secrets]
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(stamp.timestamp())),
+        "webhook-signature": " ".join(signatures),
+    }
