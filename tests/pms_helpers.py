@@ -23,6 +23,8 @@ MEWS_ACCESS_TOKEN = "sandbox-mews-access-token"
 MARINA_MEWS_TOKEN = "mews-url-token-marina-21bc"
 ENTERPRISE = "851df8c8-90f2-4c4a-8e01-a4fc46b25178"
 RESERVATION = "bfee2c44-1f84-4326-a862-5289598f6e2d"
+APALEO_TOKEN = "apaleo-url-token-harbour-91d0"
+APALEO_PASSWORD = "apaleo-basic-password-harbour"
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-secret-0123456789").decode()
 STANDARD_OLD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-old-secret-98765").decode()
 
@@ -42,6 +44,15 @@ def pms_toml(sandbox_url: str, extra: str = "") -> str:
         client_token = "{MEWS_CLIENT_TOKEN}"
         access_token = "env:TEST_MEWS_ACCESS_TOKEN"
         enterprise_id = "{ENTERPRISE}"
+        [tenants.harbour.sources.apaleo]
+        token = "{APALEO_TOKEN}"
+        username = "apaleo-harbour"
+        password = "{APALEO_PASSWORD}"
+        client_id = "sandbox-apaleo-client"
+        client_secret = "sandbox-apaleo-secret"
+        api_url = "{sandbox_url}/apaleo"
+        identity_url = "{sandbox_url}/apaleo"
+        account_id = "HARB"
         [tenants.harbour.sources.standard]
         secrets = ["{STANDARD_OLD_SECRET}", "{STANDARD_SECRET}"]
 

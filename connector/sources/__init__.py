@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from connector.sources import mews, shopify, standard
+from connector.sources import apaleo, mews, shopify, standard
 from connector.sources.base import Source
 
 SOURCES: dict[str, Source] = {
     "shopify": shopify.SOURCE,
     "standard": standard.SOURCE,
     "mews": mews.SOURCE,
+    "apaleo": apaleo.SOURCE,
 }
 
 __all__ = ["SOURCES", "Source"]
