@@ -25,6 +25,7 @@ ENTERPRISE = "851df8c8-90f2-4c4a-8e01-a4fc46b25178"
 RESERVATION = "bfee2c44-1f84-4326-a862-5289598f6e2d"
 APALEO_TOKEN = "apaleo-url-token-harbour-91d0"
 APALEO_PASSWORD = "apaleo-basic-password-harbour"
+CLOUDBEDS_TOKEN = "cloudbeds-url-token-harbour-55e2"
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-secret-0123456789").decode()
 STANDARD_OLD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-old-secret-98765").decode()
 
@@ -53,6 +54,12 @@ def pms_toml(sandbox_url: str, extra: str = "") -> str:
         api_url = "{sandbox_url}/apaleo"
         identity_url = "{sandbox_url}/apaleo"
         account_id = "HARB"
+        [tenants.harbour.sources.cloudbeds]
+        token = "{CLOUDBEDS_TOKEN}"
+        api_url = "{sandbox_url}/cloudbeds"
+        api_key = "sandbox-cloudbeds-key"
+        property_id = "318267"
+        currency = "GBP"
         [tenants.harbour.sources.standard]
         secrets = ["{STANDARD_OLD_SECRET}", "{STANDARD_SECRET}"]
 

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from connector.errors import PayloadError
-from connector.pms import apaleo, mews
+from connector.pms import apaleo, cloudbeds, mews
 
 Fetcher = Callable[[Any, list[str], float], dict[str, Any]]
 
 FETCHERS: dict[str, Fetcher] = {
     "mews": mews.fetch,
     "apaleo": apaleo.fetch,
+    "cloudbeds": cloudbeds.fetch,
 }
 
 

@@ -14,6 +14,7 @@ from flask import Flask, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from connector.sandbox.apaleo import ApaleoSandbox
+from connector.sandbox.cloudbeds import CloudbedsSandbox
 from connector.sandbox.glu import GluSandbox
 from connector.sandbox.mews import MewsSandbox
 
@@ -23,6 +24,7 @@ DEFAULT_KEYS = {
     "mews_access_token": "sandbox-mews-access-token",
     "apaleo_client_id": "sandbox-apaleo-client",
     "apaleo_client_secret": "sandbox-apaleo-secret",
+    "cloudbeds": "sandbox-cloudbeds-key",
 }
 
 
@@ -44,6 +46,8 @@ def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandb
     app.register_blueprint(sandboxes.extra["mews"].blueprint(), url_prefix="/mews")
     sandboxes.extra["apaleo"] = ApaleoSandbox(keys["apaleo_client_id"], keys["apaleo_client_secret"])
     app.register_blueprint(sandboxes.extra["apaleo"].blueprint(), url_prefix="/apaleo")
+    sandboxes.extra["cloudbeds"] = CloudbedsSandbox(keys["cloudbeds"])
+    app.register_blueprint(sandboxes.extra["cloudbeds"].blueprint(), url_prefix="/cloudbeds")
 
     @app.get("/")
     def index() -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.sources import apaleo, mews, shopify, standard
+from connector.sources import apaleo, cloudbeds, mews, shopify, standard
 from connector.sources.base import Source
 
 SOURCES: dict[str, Source] = {
@@ -10,6 +10,7 @@ SOURCES: dict[str, Source] = {
     "standard": standard.SOURCE,
     "mews": mews.SOURCE,
     "apaleo": apaleo.SOURCE,
+    "cloudbeds": cloudbeds.SOURCE,
 }
 
 __all__ = ["SOURCES", "Source"]
