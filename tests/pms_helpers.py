@@ -26,6 +26,7 @@ RESERVATION = "bfee2c44-1f84-4326-a862-5289598f6e2d"
 APALEO_TOKEN = "apaleo-url-token-harbour-91d0"
 APALEO_PASSWORD = "apaleo-basic-password-harbour"
 CLOUDBEDS_TOKEN = "cloudbeds-url-token-harbour-55e2"
+HOSTAWAY_PASSWORD = "hostaway-basic-password-harbour"
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-secret-0123456789").decode()
 STANDARD_OLD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-old-secret-98765").decode()
 
@@ -60,6 +61,10 @@ def pms_toml(sandbox_url: str, extra: str = "") -> str:
         api_key = "sandbox-cloudbeds-key"
         property_id = "318267"
         currency = "GBP"
+        [tenants.harbour.sources.hostaway]
+        username = "hostaway-harbour"
+        password = "{HOSTAWAY_PASSWORD}"
+        account_id = 10452
         [tenants.harbour.sources.standard]
         secrets = ["{STANDARD_OLD_SECRET}", "{STANDARD_SECRET}"]
 

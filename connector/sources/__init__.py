@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.sources import apaleo, cloudbeds, mews, shopify, standard
+from connector.sources import apaleo, cloudbeds, hostaway, mews, shopify, standard
 from connector.sources.base import Source
 
 SOURCES: dict[str, Source] = {
@@ -11,6 +11,7 @@ SOURCES: dict[str, Source] = {
     "mews": mews.SOURCE,
     "apaleo": apaleo.SOURCE,
     "cloudbeds": cloudbeds.SOURCE,
+    "hostaway": hostaway.SOURCE,
 }
 
 __all__ = ["SOURCES", "Source"]
