@@ -124,6 +124,7 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
         return {"status": "ignored", "reason": ignored.reason}
     for skipped in getattr(activities, "skipped", ()):
         metrics.count(redis(), "ignored", tenant=env.tenant, source=env.source, reason=skipped.counter)
+        log.warning("ingest %s/%s skipped part of the message: %s", env.tenant, env.source, skipped.reason)
     stay_groups, others = group_stays(activities)
     deliveries = enqueue_deliveries(tenant, others)
     for implied in stay_groups.values():

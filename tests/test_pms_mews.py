@@ -269,3 +269,15 @@ def test_message_without_reservation_events_is_ignored(mews_client, redis):
     assert response.status_code == 200
     assert response.json["status"] == "ignored"
     assert ingest_queue_empty(redis)
+
+
+def test_one_unusable_reservation_does_not_hold_up_the_batch():
+    broken = {**fixture_json("mews", "reservation_confirmed"), "Id": "00000000-1111-2222-3333-444444444444"}
+    del broken["CreatedUtc"]
+    message = fixture_json("mews", "general_webhook")
+    message["Events"].insert(0, {"Discriminator": "ServiceOrderUpdated", "Value": {"Id": broken["Id"]}})
+    data = fetched("confirmed")
+    data["reservations"].append(broken)
+    result = SOURCE.to_activities(envelope("mews"), {"message": message, "fetched": data}, context(), CONFIG)
+    assert [a.business_key for a in result] == [KEY]
+    assert [s.counter for s in result.skipped] == ["invalid_reservation"]

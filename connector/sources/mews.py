@@ -252,6 +252,9 @@ def translate(
         except UnsupportedEvent as skipped:
             result.skipped.append(skipped)
             continue
+        except PayloadError as bad:  # one unusable reservation must not hold up the rest of the batch
+            result.skipped.append(UnsupportedEvent(f"reservation {ident}: {bad}", counter="invalid_reservation"))
+            continue
         result.extend(implied_activities(snap, tenant=context.tenant, source="mews"))
     if not result and len(result.skipped) == 1:
         raise result.skipped[0]
