@@ -136,19 +136,6 @@ def test_reordered_messages_still_three(cb_client, sandbox, work):
     assert activities[2]["happenedAt"] == "2026-06-12T10:40:12.402113+01:00"
 
 
-def test_cancellation_updates_the_booking_status(cb_client, sandbox, work):
-    seed(sandbox, "reservation_confirmed")
-    post(cb_client, "reservation_created")
-    work()
-    seed(sandbox, "reservation_canceled")
-    post(cb_client, "status_canceled")
-    work()
-    assert [(a["externalReference"], a["booking"]["status"]) for a in glu_activities(sandbox)] == [
-        (KEY, "Confirmed"),
-        (f"{KEY}:status:1", "Canceled"),
-    ]
-
-
 def test_api_failure_is_retried(cb_client, sandbox, work):
     seed(sandbox, "reservation_checked_out")
     sandbox.sandboxes.extra["cloudbeds"].faults.arm({"mode": "status", "status": 502, "count": 1})
