@@ -281,3 +281,16 @@ def test_one_unusable_reservation_does_not_hold_up_the_batch():
     result = SOURCE.to_activities(envelope("mews"), {"message": message, "fetched": data}, context(), CONFIG)
     assert [a.business_key for a in result] == [KEY]
     assert [s.counter for s in result.skipped] == ["invalid_reservation"]
+
+
+def test_mews_batch_sample_for_benchmarks():
+    from connector.sandbox.pms_samples import DEMO_MEWS_TOKEN, mews_batch, mews_batch_data
+
+    body, path = mews_batch(50)
+    assert path == f"/webhooks/demo/mews/{DEMO_MEWS_TOKEN}"
+    message = json.loads(body)
+    assert len(message["Events"]) == 100
+    assert len(SOURCE.references(envelope("mews"), message, CONFIG)) == 50
+    data = mews_batch_data(50)
+    assert {r["Id"] for r in data["reservations"]} == set(SOURCE.references(envelope("mews"), message, CONFIG))
+    assert mews_batch(3, salt="a")[0] != mews_batch(3, salt="b")[0]
