@@ -294,3 +294,24 @@ def test_mews_batch_sample_for_benchmarks():
     data = mews_batch_data(50)
     assert {r["Id"] for r in data["reservations"]} == set(SOURCE.references(envelope("mews"), message, CONFIG))
     assert mews_batch(3, salt="a")[0] != mews_batch(3, salt="b")[0]
+
+
+def test_rejected_credentials_fail_the_ingest_job_with_the_reason(env, sandbox, work, redis):
+    from rq.registry import FailedJobRegistry
+
+    from connector import create_app
+    from connector.queue import INGEST_QUEUE, fetch_job, get_queue
+
+    client = create_app(env(pms_toml(sandbox.url), TEST_MEWS_ACCESS_TOKEN="revoked-token")).test_client()
+    set_state(sandbox, "confirmed")
+    job_id = post(client).json["job"]
+    work()
+    failed = FailedJobRegistry(queue=get_queue(redis, INGEST_QUEUE))
+    assert job_id in failed.get_job_ids()
+    job = fetch_job(redis, job_id)
+    assert job.retries_left == 0  # a 401 is not retried
+    result = job.latest_result()
+    info = (result.exc_string if result else "") or ""
+    assert "mews answered 401" in info
+    assert "revoked-token" not in info and MEWS_ACCESS_TOKEN not in info
+    assert glu_activities(sandbox) == []
