@@ -132,7 +132,10 @@ class ApaleoSource:
 
     def answer_ping(self, request: InboundRequest, config: ApaleoConfig) -> ImmediateAnswer | None:
         """The subscription health check gets a 200 (and no job)."""
-        body = _body(request.raw)
+        try:
+            body = _body(request.raw)
+        except PayloadError:
+            return None  # identify answers 400
         if str(body.get("topic", "")).lower() == "system" and body.get("type") == "healthcheck":
             return ImmediateAnswer(200, {"status": "ok"})
         return None
