@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from connector.sources import hotspotsystem, meraki, mist, purple, shopify, socialwifi, standard
+from connector.sources import (
+    apaleo,
+    cloudbeds,
+    hostaway,
+    hotspotsystem,
+    meraki,
+    mews,
+    mist,
+    purple,
+    shopify,
+    socialwifi,
+    standard,
+)
 from connector.sources.base import Source
 
 SOURCES: dict[str, Source] = {
@@ -13,6 +25,10 @@ SOURCES: dict[str, Source] = {
     "socialwifi": socialwifi.SOURCE,
     "mist": mist.SOURCE,
     "hotspotsystem": hotspotsystem.SOURCE,
+    "mews": mews.SOURCE,
+    "apaleo": apaleo.SOURCE,
+    "cloudbeds": cloudbeds.SOURCE,
+    "hostaway": hostaway.SOURCE,
 }
 
 __all__ = ["SOURCES", "Source"]
