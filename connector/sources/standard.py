@@ -21,13 +21,16 @@ from typing import Any
 from pydantic import Field, SecretStr
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from connector.activities import Activity
+from connector.activities import Activity, LoyaltyEvent
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources.base import Envelope, InboundRequest, SourceConfig, TranslationContext
+from connector.sources.glu_events import LOYALTY_EVENT_HANDLERS
 
 # event type -> pure handler(payload data, envelope, context) -> activities
 EventHandler = Callable[[dict[str, Any], Envelope, TranslationContext], list[Activity]]
 EVENT_HANDLERS: dict[str, EventHandler] = {}
+# customer.* loyalty events (relayed to the ESP, not delivered as activities) are handled by
+# LOYALTY_EVENT_HANDLERS from glu_events.py.
 
 
 class StandardConfig(SourceConfig):
@@ -78,7 +81,7 @@ class StandardSource:
             raise PayloadError('body has no "type"')
         if not isinstance(body.get("data"), dict):
             raise PayloadError('body has no "data" object')
-        if event_type not in EVENT_HANDLERS:
+        if event_type not in EVENT_HANDLERS and event_type not in LOYALTY_EVENT_HANDLERS:
             raise UnsupportedEvent(f"event type {event_type} is not supported", counter="unsupported_type")
         if config.events is not None and event_type not in config.events:
             raise UnsupportedEvent(
@@ -97,6 +100,19 @@ class StandardSource:
     ) -> list[Activity]:
         """Dispatch to the handler of the event type (pure)."""
         handler = EVENT_HANDLERS.get(envelope.event_type)
+        if handler is None:
+            raise UnsupportedEvent(f"event type {envelope.event_type} is not supported", counter="unsupported_type")
+        return handler(payload["data"], envelope, context)
+
+    def is_loyalty_event(self, event_type: str) -> bool:
+        """Loyalty event types are relayed to the ESP instead of delivered as activities."""
+        return event_type in LOYALTY_EVENT_HANDLERS and event_type not in EVENT_HANDLERS
+
+    def to_loyalty_events(
+        self, envelope: Envelope, payload: Any, context: TranslationContext, config: StandardConfig
+    ) -> list[LoyaltyEvent]:
+        """Dispatch a loyalty event type to its handler (pure)."""
+        handler = LOYALTY_EVENT_HANDLERS.get(envelope.event_type)
         if handler is None:
             raise UnsupportedEvent(f"event type {envelope.event_type} is not supported", counter="unsupported_type")
         return handler(payload["data"], envelope, context)

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 
 from connector import metrics
+from connector.destinations.esp import relay_skip_reason
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.queue import INGEST_QUEUE, accept_webhook
 from connector.settings import Settings
@@ -124,6 +125,13 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     except PayloadError as exc:
         _count_rejection(tenant, source, "bad_payload")
         return _with_headers(error_response(400, "invalid_payload", str(exc)), extra_headers)
+
+    relays = getattr(adapter, "is_loyalty_event", None)
+    if relays is not None and relays(envelope.event_type):
+        skip = relay_skip_reason(tenant_cfg.esp, envelope.event_type)
+        if skip is not None:  # loyalty events outside the tenant's esp.events filter
+            _count_rejection(tenant, source, "ignored")
+            return _with_headers(jsonify({"status": "ignored", "reason": skip}), extra_headers)
 
     redis = current_app.extensions["connector.redis"]
     try:
