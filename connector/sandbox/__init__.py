@@ -13,9 +13,25 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from connector.sandbox.esp import (
+    ActiveCampaignSandbox,
+    BrazeSandbox,
+    CustomerIoSandbox,
+    IntercomSandbox,
+    KlaviyoSandbox,
+    MailchimpSandbox,
+)
 from connector.sandbox.glu import GluSandbox
 
-DEFAULT_KEYS = {"glu": "sandbox-glu-key"}
+DEFAULT_KEYS = {
+    "glu": "sandbox-glu-key",
+    "klaviyo": "pk_sandbox_klaviyo",
+    "mailchimp": "sandbox-mailchimp-key-us1",
+    "braze": "sandbox-braze-key",
+    "customerio": "sandbox-customerio-key",
+    "activecampaign": "sandbox-activecampaign-key",
+    "intercom": "sandbox-intercom-token",
+}
 
 
 @dataclass
@@ -32,10 +48,23 @@ def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandb
     sandboxes = Sandboxes(glu=GluSandbox(keys["glu"]))
     app = Flask("connector.sandbox")
     app.register_blueprint(sandboxes.glu.blueprint(), url_prefix="/glu")
+    sandboxes.extra.update(
+        {
+            "klaviyo": KlaviyoSandbox(keys["klaviyo"]),
+            "mailchimp": MailchimpSandbox(keys["mailchimp"]),
+            "braze": BrazeSandbox(keys["braze"]),
+            "customerio": CustomerIoSandbox("sandbox-site", keys["customerio"]),
+            "activecampaign": ActiveCampaignSandbox("sandbox-actid", keys["activecampaign"]),
+            "intercom": IntercomSandbox(keys["intercom"]),
+        }
+    )
+    for vendor in ("klaviyo", "mailchimp", "braze", "customerio", "activecampaign", "intercom"):
+        app.register_blueprint(sandboxes.extra[vendor].blueprint(), url_prefix=f"/{vendor}")
 
     @app.get("/")
     def index() -> Any:
-        return jsonify({"vendors": {"glu": "/glu"}, "state": "/<vendor>/_sandbox/state"})
+        vendors = {"glu": "/glu", **{name: f"/{name}" for name in sandboxes.extra}}
+        return jsonify({"vendors": vendors, "state": "/<vendor>/_sandbox/state"})
 
     return app, sandboxes
 
