@@ -64,7 +64,11 @@ def esp_table(provider: str, sandbox_url: str, **extra: Any) -> str:
         "intercom": [f'access_token = "{DEFAULT_KEYS["intercom"]}"'],
     }[provider]
     for key, value in extra.items():
-        lines.append(f"{key} = {json.dumps(value)}")
+        if isinstance(value, dict):
+            inline = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
+            lines.append(f"{key} = {{{inline}}}")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
     return "\n".join([f'provider = "{provider}"', f'base_url = "{base}"', *lines])
 
 
