@@ -98,7 +98,10 @@ def test_loyaltylion_event_reaches_klaviyo_exactly_once(env, sandbox, redis, wor
     data = json.loads(body)
     data["id"] = "another-subscription-delivery"
     resent = json.dumps(data).encode()
-    assert client.post("/webhooks/harbour/loyaltylion", data=resent, headers=loyaltylion_headers(resent)).status_code == 202
+    assert (
+        client.post("/webhooks/harbour/loyaltylion", data=resent, headers=loyaltylion_headers(resent)).status_code
+        == 202
+    )
     work()
     assert esp_state(sandbox, "klaviyo")["event_posts"] == 1
 
@@ -117,7 +120,9 @@ def test_standard_canonical_event_reaches_klaviyo_exactly_once(env, sandbox, red
     )
     assert event["properties"]["points"] == 250 and event["properties"]["property"] == "Harbour Hotel Brighton"
     # The Glu workflow fires again: new webhook-id, same event_id.
-    assert client.post("/webhooks/harbour/standard", data=body, headers=standard_headers(body, "msg_2")).status_code == 202
+    assert (
+        client.post("/webhooks/harbour/standard", data=body, headers=standard_headers(body, "msg_2")).status_code == 202
+    )
     work()
     assert esp_state(sandbox, "klaviyo")["event_posts"] == 1
 
@@ -183,7 +188,9 @@ def test_activecampaign_event_tracking(env, sandbox, redis, work):
     work()
     state = esp_state(sandbox, "activecampaign")
     assert state["event_posts"] == 1
-    assert state["events"] == [{"event": "loyalty_rewarded", "eventdata": "Free night", "email": "grace.hopper@example.com"}]
+    assert state["events"] == [
+        {"event": "loyalty_rewarded", "eventdata": "Free night", "email": "grace.hopper@example.com"}
+    ]
 
 
 def test_intercom_data_event_with_original_time(env, sandbox, redis, work):
@@ -242,9 +249,7 @@ def test_429_is_waited_out_with_the_vendors_signal(env, sandbox, redis, work, pr
 
 
 def test_tenant_name_mapping_is_used(env, sandbox, redis, work):
-    client = app_client(
-        env, sandbox, "klaviyo", names={"customer.loyalty.tier.upgraded": "VIP Tier Reached"}
-    )
+    client = app_client(env, sandbox, "klaviyo", names={"customer.loyalty.tier.upgraded": "VIP Tier Reached"})
     assert post_voucherify(client).status_code == 202
     work()
     (event,) = esp_state(sandbox, "klaviyo")["events"]

@@ -33,7 +33,9 @@ from connector.sources.voucherify import VoucherifyConfig, compact_json
 
 VF_CONFIG = VoucherifyConfig(secrets=[SecretStr(VOUCHERIFY_SECRET)])
 LL_CONFIG = LoyaltyLionConfig(secrets=[SecretStr(LOYALTYLION_SECRET)])
-CONTEXT = TranslationContext(tenant="harbour", timezone=ZoneInfo("Europe/London"), platform="glu", now=datetime.now(UTC))
+CONTEXT = TranslationContext(
+    tenant="harbour", timezone=ZoneInfo("Europe/London"), platform="glu", now=datetime.now(UTC)
+)
 
 
 def inbound(body: bytes, headers: dict[str, str]) -> InboundRequest:
@@ -249,7 +251,9 @@ def test_standard_canonical_body_violations_are_payload_errors():
 
 
 def test_committed_schema_equals_generated():
-    committed = json.loads((Path(__file__).parent.parent / "schemas" / "standard-loyalty-event.schema.json").read_text())
+    committed = json.loads(
+        (Path(__file__).parent.parent / "schemas" / "standard-loyalty-event.schema.json").read_text()
+    )
     assert committed == json_schema()
 
 

@@ -115,7 +115,9 @@ class EspSandbox:
             if not self.authorised():
                 return self.error(401, "invalid or missing credentials")
             return apply_fault(
-                self.faults, lambda status: self.error(status, f"injected {status}")[0].get_json(), self.rate_limit_headers
+                self.faults,
+                lambda status: self.error(status, f"injected {status}")[0].get_json(),
+                self.rate_limit_headers,
             )
 
         self.routes(bp)
@@ -189,7 +191,9 @@ class KlaviyoSandbox(EspSandbox):
                 return self.error(400, "Invalid time.", "/data/attributes/time")
             properties = attributes.get("properties")
             if not isinstance(properties, dict) or len(properties) > 300:
-                return self.error(400, "properties must be an object of at most 300 keys.", "/data/attributes/properties")
+                return self.error(
+                    400, "properties must be an object of at most 300 keys.", "/data/attributes/properties"
+                )
             unique_id = attributes.get("unique_id") or when.replace(microsecond=0).isoformat()
             email = str(profile.get("email", "")).lower()
             with self.lock:

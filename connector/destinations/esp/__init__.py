@@ -67,8 +67,11 @@ def build_esp_client(config: EspBase, redis: Any, *, timeout: float = 10.0) -> E
             limiter=limiter,
             timeout=timeout,
             secrets=(key,),
-            headers={"Authorization": f"Klaviyo-API-Key {key}", "revision": config.revision,
-                     "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Klaviyo-API-Key {key}",
+                "revision": config.revision,
+                "Content-Type": "application/json",
+            },
         )
     if isinstance(config, MailchimpConfig):
         key = config.api_key.get_secret_value()
@@ -122,8 +125,11 @@ def build_esp_client(config: EspBase, redis: Any, *, timeout: float = 10.0) -> E
             limiter=limiter,
             timeout=timeout,
             secrets=(token,),
-            headers={"Authorization": f"Bearer {token}", "Intercom-Version": config.version,
-                     "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Intercom-Version": config.version,
+                "Content-Type": "application/json",
+            },
         )
     raise FatalDestinationError(f"ESP provider {provider!r} is not supported", destination=provider)
 

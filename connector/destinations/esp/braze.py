@@ -35,7 +35,9 @@ def track_body(event: LoyaltyEvent, name: str) -> dict[str, Any]:
     properties = {k.lstrip("$"): clip(v, MAX_STRING) for k, v in event_properties(event).items()}
     return {
         "attributes": [attributes],
-        "events": [{"email": event.email, "name": name, "time": isoformat(event.occurred_at), "properties": properties}],
+        "events": [
+            {"email": event.email, "name": name, "time": isoformat(event.occurred_at), "properties": properties}
+        ],
     }
 
 
@@ -60,6 +62,9 @@ class BrazeClient(EspClient):
         if errors and not processed and response.status_code != 202:
             body = redact(str(errors)[:2000], self.secrets)
             raise FatalDestinationError(
-                f"braze did not process the event: {body}", destination=self.provider, status=response.status_code, body=body
+                f"braze did not process the event: {body}",
+                destination=self.provider,
+                status=response.status_code,
+                body=body,
             )
         return EspReceipt(provider=self.provider, status=response.status_code, name=name)

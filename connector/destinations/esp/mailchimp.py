@@ -69,7 +69,9 @@ class MailchimpClient(EspClient):
 
     def send(self, event: LoyaltyEvent, name: str) -> EspReceipt:
         """Upsert the member (optional), then post the event (204)."""
-        member = f"/lists/{self.list_id}/members/{subscriber_hash(event.email)}"
+        digest = subscriber_hash(event.email)
+        self.hide(digest)  # an identifier of the person: kept out of logs and error reasons
+        member = f"/lists/{self.list_id}/members/{digest}"
         if self.upsert_member:
             self.call("PUT", member, json=member_body(event, self.status_if_new))
         response = self.call("POST", f"{member}/events", json=event_body(event, name))
