@@ -236,6 +236,7 @@ def relay(event_data: dict[str, Any]) -> dict[str, Any]:
     if recorded is not None:
         return {"status": "already_delivered", "receipt": recorded}
     esp = build_esp_client(tenant.esp, client, timeout=settings().http_timeout)
+    esp.hide(event.email)  # an ESP echoing the address must not put it in the failed-job reason
     receipt = esp.send(event, tenant.esp.event_name(event.type))
     record = {
         "provider": receipt.provider,

@@ -235,7 +235,7 @@ def test_klaviyo_400_ends_in_failed_registry_with_reason(env, sandbox, redis, wo
     assert esp_state(sandbox, "klaviyo")["events"] == []
 
 
-@pytest.mark.parametrize("provider", ["klaviyo", "braze"])
+@pytest.mark.parametrize("provider", ["klaviyo", "braze", "activecampaign"])
 def test_429_is_waited_out_with_the_vendors_signal(env, sandbox, redis, work, provider):
     client = app_client(env, sandbox, provider)
     sandbox.sandboxes.extra[provider].faults.arm({"mode": "status", "status": 429, "retry_after": 1, "count": 1})
@@ -254,3 +254,32 @@ def test_tenant_name_mapping_is_used(env, sandbox, redis, work):
     work()
     (event,) = esp_state(sandbox, "klaviyo")["events"]
     assert event["metric"] == "VIP Tier Reached"
+
+
+def test_exhausted_retries_then_requeue_from_failed_registry_sends_once(env, sandbox, redis, work):
+    client = app_client(env, sandbox)
+    sandbox.sandboxes.extra["klaviyo"].faults.arm({"mode": "status", "status": 503, "count": 4})
+    assert post_voucherify(client).status_code == 202
+    work(wait_for_retries=3)
+    registry = get_queue(redis, RELAY_QUEUE).failed_job_registry
+    (job_id,) = registry.get_job_ids()
+    assert "klaviyo answered 503" in fetch_job(redis, job_id).latest_result().exc_string
+    assert esp_state(sandbox, "klaviyo")["events"] == []
+    registry.requeue(job_id)  # what support staff do from rq-dashboard
+    work()
+    assert len(esp_state(sandbox, "klaviyo")["events"]) == 1
+    # A second replay of the (now finished) job changes nothing.
+    get_queue(redis, RELAY_QUEUE).enqueue_job(fetch_job(redis, job_id))
+    work()
+    state = esp_state(sandbox, "klaviyo")
+    assert state["event_posts"] == 1 and len(state["events"]) == 1
+
+
+def test_relay_job_arguments_hold_no_secret(env, sandbox, redis, work):
+    client = app_client(env, sandbox)
+    assert post_voucherify(client).status_code == 202
+    work()
+    (job_id,) = relay_jobs(redis)
+    job = fetch_job(redis, job_id)
+    assert "pk_sandbox_klaviyo" not in json.dumps(job.args) and "pk_sandbox_klaviyo" not in job.description
+    assert "zoe.angstrom" not in job.description
