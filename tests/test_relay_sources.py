@@ -314,6 +314,37 @@ def test_web_no_esp_configured_is_ignored(env, sandbox):
     assert response.json == {"status": "ignored", "reason": "no ESP is configured for this tenant"}
 
 
+def test_web_voucherify_without_event_id_is_400_and_no_job(client_for_relay, redis):
+    body = json.loads(load_fixture("voucherify", "customer_rewarded_loyalty_points_v2024"))
+    del body["event"]["id"]
+    raw = json.dumps(body).encode()
+    response = client_for_relay.post("/webhooks/harbour/voucherify", data=raw, headers=voucherify_headers(raw))
+    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_payload"
+    assert get_queue(redis, INGEST_QUEUE).count == 0
+
+
+def test_web_loyaltylion_without_topic_or_id_is_400(client_for_relay, redis):
+    for raw in (b'{"id": "x1", "customer": {"email": "a@example.com"}}', b'{"topic": "customers/update"}'):
+        headers = loyaltylion_headers(raw, topic="")
+        response = client_for_relay.post("/webhooks/harbour/loyaltylion", data=raw, headers=headers)
+        assert response.status_code == 400, raw
+    assert get_queue(redis, INGEST_QUEUE).count == 0
+
+
+def test_web_loyaltylion_retry_of_the_same_delivery_is_duplicate(client_for_relay, redis):
+    body = load_fixture("loyaltylion", "customers_update")
+    first = client_for_relay.post("/webhooks/harbour/loyaltylion", data=body, headers=loyaltylion_headers(body))
+    again = client_for_relay.post("/webhooks/harbour/loyaltylion", data=body, headers=loyaltylion_headers(body))
+    assert (first.status_code, again.status_code, again.json["status"]) == (202, 200, "duplicate")
+    assert get_queue(redis, INGEST_QUEUE).count == 1
+
+
+def test_web_voucherify_wrong_content_type_is_415(client_for_relay):
+    body = load_fixture("voucherify", "customer_rewarded_v2018")
+    headers = {**voucherify_headers(body), "Content-Type": "text/plain"}
+    assert client_for_relay.post("/webhooks/harbour/voucherify", data=body, headers=headers).status_code == 415
+
+
 @pytest.fixture
 def client_for_relay(env, sandbox):
     from connector import create_app
