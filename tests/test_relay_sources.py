@@ -345,6 +345,21 @@ def test_web_voucherify_wrong_content_type_is_415(client_for_relay):
     assert client_for_relay.post("/webhooks/harbour/voucherify", data=body, headers=headers).status_code == 415
 
 
+def test_web_customer_without_email_is_ignored_and_no_job(client_for_relay, redis):
+    body = json.loads(load_fixture("voucherify", "customer_rewarded_loyalty_points_v2024"))
+    body["data"]["customer"]["email"] = None
+    raw = json.dumps(body).encode()
+    response = client_for_relay.post("/webhooks/harbour/voucherify", data=raw, headers=voucherify_headers(raw))
+    assert response.status_code == 200
+    assert response.json == {"status": "ignored", "reason": "the customer has no email address"}
+    body = json.loads(load_fixture("loyaltylion", "customer_tier_upgraded"))
+    body["payload"]["properties"]["customer"]["email"] = ""
+    raw = json.dumps(body).encode()
+    response = client_for_relay.post("/webhooks/harbour/loyaltylion", data=raw, headers=loyaltylion_headers(raw))
+    assert response.status_code == 200 and response.json["status"] == "ignored"
+    assert get_queue(redis, INGEST_QUEUE).count == 0
+
+
 @pytest.fixture
 def client_for_relay(env, sandbox):
     from connector import create_app

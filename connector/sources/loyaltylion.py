@@ -200,6 +200,7 @@ class LoyaltyLionSource:
         delivery = _str(body.get("id"))
         if not delivery:
             raise PayloadError('body has no "id"')
+        translate(body, event_type, tenant)  # pure and cheap: bad body 400, no email "ignored", now
         return Envelope(
             source=self.name,
             tenant=tenant,

@@ -217,6 +217,7 @@ class VoucherifySource:
             raise PayloadError('body has no "type"')
         if event_type not in LOYALTY_EVENT_NAMES:
             raise UnsupportedEvent(f"event type {event_type} is not relayed", counter="unsupported_type")
+        translate(body, tenant)  # pure and cheap: a bad body is a 400 and no email is "ignored", now
         return Envelope(
             source=self.name,
             tenant=tenant,
