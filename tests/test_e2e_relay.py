@@ -283,3 +283,19 @@ def test_relay_job_arguments_hold_no_secret(env, sandbox, redis, work):
     job = fetch_job(redis, job_id)
     assert "pk_sandbox_klaviyo" not in json.dumps(job.args) and "pk_sandbox_klaviyo" not in job.description
     assert "zoe.angstrom" not in job.description
+
+
+@pytest.mark.parametrize("provider", ["mailchimp", "braze", "activecampaign", "intercom"])
+def test_replay_and_late_redelivery_send_once_to_every_esp(env, sandbox, redis, work, provider):
+    client = app_client(env, sandbox, provider)
+    if provider == "intercom":
+        sandbox.sandboxes.extra["intercom"].profiles["zoe.angstrom@example.com"] = {"email": "zoe.angstrom@example.com"}
+    assert post_voucherify(client).status_code == 202
+    work()
+    (job_id,) = relay_jobs(redis)
+    get_queue(redis, RELAY_QUEUE).enqueue_job(fetch_job(redis, job_id))  # replay
+    forget_transport_dedup(redis)
+    assert post_voucherify(client, id="whs_resend_late").status_code == 202  # redelivery after the window
+    work()
+    state = esp_state(sandbox, provider)
+    assert state["event_posts"] == 1 and len(state["events"]) == 1
