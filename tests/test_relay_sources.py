@@ -243,11 +243,19 @@ def test_standard_canonical_body_violations_are_payload_errors():
 
     config = StandardConfig(secrets=[SecretStr(STANDARD_SECRET)])
     body = json.loads(load_fixture("standard", "customer_loyalty_tier_upgraded"))
+    good = json.loads(json.dumps(body))
     body["data"]["occurred_at"] = "2026-11-25T09:59:58"  # no offset
     raw = json.dumps(body).encode()
-    envelope = STANDARD.identify(inbound(raw, standard_headers(raw)), config, "harbour")
     with pytest.raises(PayloadError, match="occurred_at"):
+        STANDARD.identify(inbound(raw, standard_headers(raw)), config, "harbour")
+    raw = json.dumps(good).encode()
+    envelope = STANDARD.identify(inbound(raw, standard_headers(raw)), config, "harbour")
+    with pytest.raises(PayloadError, match="occurred_at"):  # the worker checks again (stored jobs)
         STANDARD.to_loyalty_events(envelope, body, CONTEXT, config)
+    good["data"]["customer"]["email"] = "not an address"
+    raw = json.dumps(good).encode()
+    with pytest.raises(UnsupportedEvent):
+        STANDARD.identify(inbound(raw, standard_headers(raw)), config, "harbour")
 
 
 def test_committed_schema_equals_generated():

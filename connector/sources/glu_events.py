@@ -77,12 +77,12 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def translate(data: dict[str, Any], envelope: Envelope, context: TranslationContext) -> list[LoyaltyEvent]:
-    """One :class:`LoyaltyEvent` from a canonical ``data`` object (pure).
+def check(data: dict[str, Any]) -> CanonicalLoyaltyEventData:
+    """Validate a canonical ``data`` object (cheap: the web tier runs it before enqueueing).
 
     Raises:
         UnsupportedEvent: the email address is unusable (ignored, not retried).
-        PayloadError: the body does not follow the schema.
+        PayloadError: the body does not follow the schema (names the field).
     """
     try:
         parsed = CanonicalLoyaltyEventData.model_validate(data)
@@ -92,6 +92,12 @@ def translate(data: dict[str, Any], envelope: Envelope, context: TranslationCont
         raise PayloadError(f"data.{where}: {err['msg']}") from exc
     if normalise_email(parsed.customer.email) is None:
         raise UnsupportedEvent("the customer has no usable email address", counter="no_email")
+    return parsed
+
+
+def translate(data: dict[str, Any], envelope: Envelope, context: TranslationContext) -> list[LoyaltyEvent]:
+    """One :class:`LoyaltyEvent` from a canonical ``data`` object (pure; see :func:`check`)."""
+    parsed = check(data)
     customer = parsed.customer
     return [
         LoyaltyEvent(
@@ -120,4 +126,4 @@ def translate(data: dict[str, Any], envelope: Envelope, context: TranslationCont
 LoyaltyEventHandler = Callable[[dict[str, Any], Envelope, TranslationContext], list[LoyaltyEvent]]
 LOYALTY_EVENT_HANDLERS: dict[str, LoyaltyEventHandler] = {event_type: translate for event_type in LOYALTY_EVENT_NAMES}
 
-__all__ = ["LOYALTY_EVENT_HANDLERS", "CanonicalLoyaltyWebhook", "UnsupportedEvent", "json_schema", "translate"]
+__all__ = ["LOYALTY_EVENT_HANDLERS", "CanonicalLoyaltyWebhook", "UnsupportedEvent", "check", "json_schema", "translate"]

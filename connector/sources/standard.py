@@ -24,7 +24,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from connector.activities import Activity, LoyaltyEvent
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources.base import Envelope, InboundRequest, SourceConfig, TranslationContext
-from connector.sources.glu_events import LOYALTY_EVENT_HANDLERS
+from connector.sources.glu_events import LOYALTY_EVENT_HANDLERS, check
 
 # event type -> pure handler(payload data, envelope, context) -> activities
 EventHandler = Callable[[dict[str, Any], Envelope, TranslationContext], list[Activity]]
@@ -87,6 +87,8 @@ class StandardSource:
             raise UnsupportedEvent(
                 f"event type {event_type} is not enabled for this tenant", counter="type_not_configured"
             )
+        if self.is_loyalty_event(event_type):
+            check(body["data"])  # a canonical loyalty body is validated now: 400 or ignored, no job
         return Envelope(
             source=self.name,
             tenant=tenant,
