@@ -235,9 +235,11 @@ def test_klaviyo_400_ends_in_failed_registry_with_reason(env, sandbox, redis, wo
     assert esp_state(sandbox, "klaviyo")["events"] == []
 
 
-@pytest.mark.parametrize("provider", ["klaviyo", "braze", "activecampaign"])
+@pytest.mark.parametrize("provider", ["klaviyo", "braze", "activecampaign", "intercom"])
 def test_429_is_waited_out_with_the_vendors_signal(env, sandbox, redis, work, provider):
     client = app_client(env, sandbox, provider)
+    if provider == "intercom":
+        sandbox.sandboxes.extra["intercom"].profiles["zoe.angstrom@example.com"] = {"email": "zoe.angstrom@example.com"}
     sandbox.sandboxes.extra[provider].faults.arm({"mode": "status", "status": 429, "retry_after": 1, "count": 1})
     assert post_voucherify(client).status_code == 202
     started = time.monotonic()
