@@ -8,8 +8,15 @@ Scenarios (each prints its own lines; ratios are measured side by side in this r
    the ratio is of the medians.
 2. Delivery: accepted webhooks worked off by ``connector worker --burst`` processes against the
    Glu sandbox (contact lookup/creation, activity post, ledger).
+3. PMS: Mews General Webhooks with batches of 50 reservations (each fetched from the Mews
+   sandbox): messages/s at the intake, then activities/s through the workers.
+4. Wi-Fi: a Purple login storm (many guests, many reconnects): logins/s answered and the share
+   that becomes a job and reaches the platform.
+5. Relay: signed Voucherify ``customer.*`` events to the Klaviyo sandbox with workers running:
+   events/s end to end and p50/p99 from webhook sent to event received by the ESP.
 
-Options: ``python -m bench --requests 3000 --rounds 3 --concurrency 8 --deliveries 600 --workers 2``.
+Options: ``python -m bench --requests 3000 --rounds 3 --concurrency 8 --deliveries 600 --workers 2``;
+``--only intake,pms`` runs a subset.
 """
 
 from __future__ import annotations
@@ -32,11 +39,19 @@ from pathlib import Path
 
 import requests
 
-from bench.load import LoadResult, raw_request, run_load
+from bench.load import LoadResult, percentile, raw_request, run_load
 from connector.embedded_redis import EmbeddedRedis, free_port
+from connector.sandbox import DEFAULT_KEYS
+from connector.sandbox.pms_samples import mews_batch, mews_batch_data
+from connector.sandbox.relay_samples import voucherify_events
+from connector.sandbox.wifi_samples import wifi_login_storm
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-shopify-secret"
+MEWS_TOKEN = "bench-mews-token"
+PURPLE_TOKEN = "bench-purple-token"
+VOUCHERIFY_SECRET = "bench-voucherify-secret"
+SCENARIOS = ("intake", "delivery", "pms", "wifi", "relay")
 SHOP = "bench-shop.myshopify.com"
 SAMPLE = json.loads((ROOT / "connector/sandbox/samples/shopify-order.json").read_text())
 
@@ -165,30 +180,168 @@ def bench_delivery(args: argparse.Namespace, env: dict[str, str], ours: int, red
         raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {delivered}")
 
 
+def run_workers(env: dict[str, str], count: int) -> float:
+    """Run ``count`` burst workers in parallel until the queues are empty; returns seconds."""
+    started = time.perf_counter()
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker", "--burst"], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+    for worker in workers:
+        worker.wait()
+    return time.perf_counter() - started
+
+
+def glu_activities(sandbox: int, kind: str | None = None) -> int:
+    """How many activities (of one type) the Glu sandbox holds."""
+    state = requests.get(f"http://127.0.0.1:{sandbox}/glu/_sandbox/state", timeout=60).json()
+    return sum(1 for a in state["activities"] if kind is None or a["type"] == kind)
+
+
+def raw(path: str, headers: dict[str, str], body: bytes, port: int) -> bytes:
+    """A raw request to our web app."""
+    return raw_request("127.0.0.1", port, path, headers, body)
+
+
+def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> None:
+    """Scenario 3: Mews batches of 50 reservations."""
+    messages = args.pms_messages
+    say(f"\n[pms] {messages} Mews General Webhook messages of 50 reservations (each fetched from the Mews "
+        f"sandbox; every stay departed, so 3 activities each), {args.workers} workers")
+    payloads = []
+    for index in range(messages):
+        salt = f"bench-{uuid.uuid4().hex[:6]}-{index}"
+        for collection, items in mews_batch_data(50, salt=salt).items():
+            requests.post(f"http://127.0.0.1:{sandbox}/mews/_sandbox/{collection}", json=items, timeout=30)
+        body, path = mews_batch(50, tenant="bench", token=MEWS_TOKEN, salt=salt)
+        payloads.append(raw(path, {"Content-Type": "application/json"}, body, ours))
+    before = glu_activities(sandbox)
+    intake = run_load("127.0.0.1", ours, payloads, min(args.concurrency, messages))
+    say(describe("Mews intake (messages)", intake))
+    seconds = run_workers(env, args.workers)
+    made = glu_activities(sandbox) - before
+    say(f"  {made} activities from {messages} messages in {seconds:.1f} s = {messages / seconds:.2f} messages/s, "
+        f"{made / seconds:.0f} activities/s through the workers")
+    if made != messages * 150:
+        raise SystemExit(f"expected {messages * 150} activities, got {made}")
+
+
+def bench_wifi(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> None:
+    """Scenario 4: a Purple login storm."""
+    guests, reconnects = args.wifi_guests, args.wifi_reconnects
+    say(f"\n[wifi] Purple login storm: {guests} guests x {1 + reconnects} logins in one local day at one venue")
+    payloads = [raw(path, headers, body, ours)
+                for path, headers, body in wifi_login_storm(guests, reconnects, tenant="bench", token=PURPLE_TOKEN)]
+    before = glu_activities(sandbox, "Connected to wifi")
+    result = run_load("127.0.0.1", ours, payloads, args.concurrency)
+    say(describe("Purple logins", result))
+    accepted = result.statuses.get(202, 0)
+    seconds = run_workers(env, args.workers)
+    made = glu_activities(sandbox, "Connected to wifi") - before
+    say(f"  {accepted} of {len(payloads)} logins became jobs ({accepted / len(payloads):.0%}); the rest were "
+        f"answered duplicate; {made} activities reached Glu ({made / len(payloads):.0%} of logins) in {seconds:.1f} s")
+    if made != guests:
+        raise SystemExit(f"expected {guests} wifi activities, got {made}")
+
+
+def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> None:
+    """Scenario 5: Voucherify customer.* events to Klaviyo with workers already running."""
+    count = args.relay_events
+    say(f"\n[relay] {count} signed Voucherify customer.* events to the Klaviyo sandbox, "
+        f"{args.workers} workers running")
+    requests.post(f"http://127.0.0.1:{sandbox}/klaviyo/_sandbox/reset", timeout=10)
+    events = list(voucherify_events(count, VOUCHERIFY_SECRET))
+    payloads = [raw("/webhooks/bench/voucherify", headers, body, ours) for headers, body in events]
+    event_ids = [json.loads(body)["event"]["id"] for _, body in events]
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker"], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(args.workers)
+    ]
+    try:
+        time.sleep(2.0)  # let the workers start before the clock does
+        result = run_load("127.0.0.1", ours, payloads, args.concurrency)
+        deadline = time.monotonic() + 300
+        received: dict[str, float] = {}
+        while len(received) < count and time.monotonic() < deadline:
+            state = requests.get(f"http://127.0.0.1:{sandbox}/klaviyo/_sandbox/state", timeout=30).json()
+            received = {e["unique_id"]: e["received_at"] for e in state["events"]}
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+    say(describe("Voucherify intake", result))
+    latencies = sorted(received[eid] - sent for eid, sent in zip(event_ids, result.sent_at, strict=True)
+                       if eid in received)
+    span = max(received.values()) - min(result.sent_at)
+    p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+    say(f"  {len(received)} events at Klaviyo in {span:.1f} s = {len(received) / span:.0f} events/s end to end; "
+        f"webhook to ESP p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+    if len(received) != count:
+        raise SystemExit(f"expected {count} events at Klaviyo, got {len(received)}")
+
+
+def tenants_toml(sandbox: int) -> str:
+    """The bench tenant: every benchmarked source, Glu and Klaviyo sandboxes."""
+    url = f"http://127.0.0.1:{sandbox}"
+    return f"""
+[tenants.bench]
+timezone = "Europe/London"
+[tenants.bench.loyalty]
+platform = "glu"
+base_url = "{url}/glu"
+api_key = "{DEFAULT_KEYS['glu']}"
+[tenants.bench.sources.shopify]
+shop_domain = "{SHOP}"
+secrets = ["{SECRET}"]
+[tenants.bench.sources.mews]
+token = "{MEWS_TOKEN}"
+api_url = "{url}/mews"
+client_token = "{DEFAULT_KEYS['mews_client_token']}"
+access_token = "{DEFAULT_KEYS['mews_access_token']}"
+[tenants.bench.sources.purple]
+token = "{PURPLE_TOKEN}"
+[tenants.bench.sources.voucherify]
+secrets = ["{VOUCHERIFY_SECRET}"]
+[tenants.bench.esp]
+provider = "klaviyo"
+base_url = "{url}/klaviyo"
+api_key = "{DEFAULT_KEYS['klaviyo']}"
+"""
+
+
 def main() -> None:
-    """Run every scenario and print the figures."""
+    """Run the scenarios and print the figures."""
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--deliveries", type=int, default=600)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pms-messages", type=int, default=4)
+    parser.add_argument("--wifi-guests", type=int, default=300)
+    parser.add_argument("--wifi-reconnects", type=int, default=5)
+    parser.add_argument("--relay-events", type=int, default=300)
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}")
     args = parser.parse_args()
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; choose from {SCENARIOS}")
 
     with tempfile.TemporaryDirectory() as tmp:
         redis = EmbeddedRedis(Path(tmp) / "redis", appendonly=True).start()
         sandbox_port, ours, bare = free_port(), free_port(), free_port()
         tenants = Path(tmp) / "tenants.toml"
-        tenants.write_text(
-            f'[tenants.bench]\ntimezone = "Europe/London"\n'
-            f'[tenants.bench.loyalty]\nplatform = "glu"\nbase_url = "http://127.0.0.1:{sandbox_port}/glu"\n'
-            f'api_key = "sandbox-glu-key"\n'
-            f'[tenants.bench.sources.shopify]\nshop_domain = "{SHOP}"\nsecrets = ["{SECRET}"]\n'
-        )
+        tenants.write_text(tenants_toml(sandbox_port))
         env = {**os.environ, "REDIS_URL": redis.url, "CONNECTOR_TENANTS_FILE": str(tenants),
                "PYTHONPATH": str(ROOT)}
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        say(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; Redis embedded with AOF (everysec)")
+        say(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; Redis embedded with AOF (everysec); "
+            f"load generator on the same machine")
         try:
             with (
                 process([sys.executable, "-m", "connector.cli", "sandbox", "--port", str(sandbox_port)], env,
@@ -200,8 +353,16 @@ def main() -> None:
                         {**env, "CONNECTOR_BIND": f"127.0.0.1:{bare}"},
                         answers(f"http://127.0.0.1:{bare}/webhooks/x/y", "POST"), "bare web"),
             ):
-                bench_intake(args, env, ours, bare)
-                bench_delivery(args, env, ours, redis.url, sandbox_port)
+                if "intake" in chosen:
+                    bench_intake(args, env, ours, bare)
+                if "delivery" in chosen:
+                    bench_delivery(args, env, ours, redis.url, sandbox_port)
+                if "pms" in chosen:
+                    bench_pms(args, env, ours, sandbox_port)
+                if "wifi" in chosen:
+                    bench_wifi(args, env, ours, sandbox_port)
+                if "relay" in chosen:
+                    bench_relay(args, env, ours, sandbox_port)
         finally:
             redis.stop()
 

@@ -20,7 +20,8 @@ def raw_request(host: str, port: int, path: str, headers: dict[str, str], body: 
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def _send(host: str, port: int, payload: bytes) -> tuple[int, float]:
+def _send(host: str, port: int, payload: bytes) -> tuple[int, float, float]:
+    sent_at = time.time()
     started = time.perf_counter()
     with socket.create_connection((host, port)) as sock:
         sock.sendall(payload)
@@ -32,10 +33,10 @@ def _send(host: str, port: int, payload: bytes) -> tuple[int, float]:
             chunks.append(chunk)
     answer = b"".join(chunks)
     status = int(answer[9:12]) if answer.startswith(b"HTTP/1.") else 0
-    return status, time.perf_counter() - started
+    return status, time.perf_counter() - started, sent_at
 
 
-def _worker(args: tuple[str, int, list[bytes]]) -> list[tuple[int, float]]:
+def _worker(args: tuple[str, int, list[bytes]]) -> list[tuple[int, float, float]]:
     host, port, payloads = args
     return [_send(host, port, p) for p in payloads]
 
@@ -49,6 +50,7 @@ class LoadResult:
     statuses: dict[int, int]
     p50_ms: float
     p99_ms: float
+    sent_at: list[float]  # epoch seconds at which each payload was sent, in payload order
 
     @property
     def rate(self) -> float:
@@ -58,15 +60,26 @@ class LoadResult:
 
 def run_load(host: str, port: int, payloads: list[bytes], concurrency: int) -> LoadResult:
     """Send every payload once, ``concurrency`` processes in parallel."""
+    concurrency = max(1, min(concurrency, len(payloads)))
     shares = [payloads[i::concurrency] for i in range(concurrency)]
     with multiprocessing.get_context("fork").Pool(concurrency) as pool:
         started = time.perf_counter()
         results = pool.map(_worker, [(host, port, share) for share in shares])
         seconds = time.perf_counter() - started
     flat = [r for share in results for r in share]
+    sent_at = [0.0] * len(payloads)
+    for offset, share in enumerate(results):
+        for position, (_, _, when) in enumerate(share):
+            sent_at[offset + position * concurrency] = when
     statuses: dict[int, int] = {}
-    for status, _ in flat:
+    for status, _, _ in flat:
         statuses[status] = statuses.get(status, 0) + 1
-    latencies = sorted(latency for _, latency in flat)
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return LoadResult(len(flat), seconds, statuses, statistics.median(latencies) * 1000, p99 * 1000)
+    latencies = sorted(latency for _, latency, _ in flat)
+    return LoadResult(
+        len(flat), seconds, statuses, statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000, sent_at
+    )
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of the (sorted) values fall."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]

@@ -210,6 +210,7 @@ class KlaviyoSandbox(EspSandbox):
                             "time": attributes.get("time"),
                             "unique_id": unique_id,
                             "revision": request.headers.get("revision"),
+                            "received_at": time.time(),
                         }
                     )
                     self.profiles[email] = {**self.profiles.get(email, {}), **profile}
