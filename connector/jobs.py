@@ -148,8 +148,12 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
     if recorded:
         metrics.count(client, "deliveries", destination=platform, outcome="already_delivered")
         return {"status": "already_delivered", "receipt": json.loads(recorded)}
-    destination = build_loyalty_destination(tenant, timeout=settings().http_timeout)
-    receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
+    destination = build_loyalty_destination(tenant, timeout=settings().http_timeout, redis=client)
+    try:
+        receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
+    except UnsupportedEvent as skipped:  # the platform takes this activity another way (or not at all)
+        metrics.count(client, "ignored", tenant=tenant.name, source=activity.source, reason=skipped.counter)
+        return {"status": "ignored", "reason": skipped.reason}
     record = {
         "platform": receipt.platform,
         "remote_id": receipt.remote_id,

@@ -13,12 +13,13 @@ import secrets as _secrets
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from connector.destinations.config import GluConfig, LoyaltyLionConfig, VoucherifyConfig
 from connector.errors import ConfigError
 from connector.sources import SOURCES
 from connector.sources.base import SourceConfig
@@ -27,21 +28,9 @@ TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_RETRY_SCHEDULE = (10, 60, 300, 900, 3600, 10800, 21600, 43200, 86400)
 
 
-class LoyaltyConfig(BaseModel):
-    """``[tenants.<t>.loyalty]``: the platform that receives activities."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    platform: Literal["glu", "loyaltylion", "voucherify"]
-    base_url: str
-    api_key: SecretStr | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+LoyaltyConfig = Annotated[GluConfig | LoyaltyLionConfig | VoucherifyConfig, Field(discriminator="platform")]
+"""``[tenants.<t>.loyalty]``: the platform that receives activities, chosen by ``platform``."""
+LOYALTY_PLATFORMS = ("glu", "loyaltylion", "voucherify")
 
 
 class Tenant(BaseModel):
@@ -87,7 +76,10 @@ def _resolve_env(value: Any, path: str) -> Any:
 def _format_validation(prefix: str, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        parts = list(err["loc"])
+        if len(parts) > 1 and parts[0] == "loyalty" and parts[1] in LOYALTY_PLATFORMS:
+            del parts[1]  # the discriminated union's tag is not a key the merchant wrote
+        loc = ".".join(str(p) for p in parts)
         lines.append(f"{prefix}.{loc}: {err['msg']}" if loc else f"{prefix}: {err['msg']}")
     return "; ".join(lines)
 

@@ -117,8 +117,13 @@ class HttpClient:
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
+        self.observe(response)
         raise_for_status(response, destination=self.destination, secrets=self.secrets)
         return response
+
+    def observe(self, response: requests.Response) -> None:
+        """Hook for subclasses: see every answer (rate-limit headers, vendor-specific fatal
+        statuses) before the shared status mapping runs. May raise a destination error."""
 
     def json(self, response: requests.Response) -> Any:
         """Decode a JSON body; an unusable success answer is fatal (retrying won't fix it)."""

@@ -124,6 +124,10 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     except PayloadError as exc:
         _count_rejection(tenant, source, "bad_payload")
         return _with_headers(error_response(400, "invalid_payload", str(exc)), extra_headers)
+    skip = tenant_cfg.loyalty.skip_reason(source)
+    if skip:  # e.g. LoyaltyLion imports Shopify orders itself: answered now, no job
+        _count_rejection(tenant, source, "ignored")
+        return _with_headers(jsonify({"status": "ignored", "reason": skip}), extra_headers)
 
     redis = current_app.extensions["connector.redis"]
     try:
