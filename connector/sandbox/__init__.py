@@ -14,8 +14,15 @@ from flask import Flask, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from connector.sandbox.glu import GluSandbox
+from connector.sandbox.loyaltylion import LoyaltyLionSandbox
+from connector.sandbox.voucherify import VoucherifySandbox
 
-DEFAULT_KEYS = {"glu": "sandbox-glu-key"}
+DEFAULT_KEYS = {
+    "glu": "sandbox-glu-key",
+    "loyaltylion": "sandbox-loyaltylion-key",
+    "voucherify_app_id": "sandbox-voucherify-app",
+    "voucherify_app_token": "sandbox-voucherify-token",
+}
 
 
 @dataclass
@@ -32,10 +39,15 @@ def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandb
     sandboxes = Sandboxes(glu=GluSandbox(keys["glu"]))
     app = Flask("connector.sandbox")
     app.register_blueprint(sandboxes.glu.blueprint(), url_prefix="/glu")
+    sandboxes.extra["loyaltylion"] = LoyaltyLionSandbox(keys["loyaltylion"])
+    sandboxes.extra["voucherify"] = VoucherifySandbox(keys["voucherify_app_id"], keys["voucherify_app_token"])
+    for vendor in ("loyaltylion", "voucherify"):
+        app.register_blueprint(sandboxes.extra[vendor].blueprint(), url_prefix=f"/{vendor}")
 
     @app.get("/")
     def index() -> Any:
-        return jsonify({"vendors": {"glu": "/glu"}, "state": "/<vendor>/_sandbox/state"})
+        vendors = {"glu": "/glu", **{name: f"/{name}" for name in sandboxes.extra}}
+        return jsonify({"vendors": vendors, "state": "/<vendor>/_sandbox/state"})
 
     return app, sandboxes
 
