@@ -273,4 +273,3 @@ class LoyaltyLionClient(HttpClient):
                 return False
             raise
         return True
-

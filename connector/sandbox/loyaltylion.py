@@ -196,8 +196,10 @@ class LoyaltyLionSandbox:
             return jsonify(
                 {
                     "activities": page,
-                    "cursor": {"prev": str(max(0, start - limit)) if start else None,
-                               "next": str(start + limit) if more else None},
+                    "cursor": {
+                        "prev": str(max(0, start - limit)) if start else None,
+                        "next": str(start + limit) if more else None,
+                    },
                 }
             )
 

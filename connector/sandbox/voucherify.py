@@ -36,8 +36,14 @@ EVENT_SCHEMA = {
     "hotel_checked_out",
     "wifi_login",
 }
-ERROR_KEYS = {400: "invalid_payload", 401: "unauthorized", 402: "payment_required", 404: "not_found",
-              429: "too_many_requests", 500: "internal_error"}
+ERROR_KEYS = {
+    400: "invalid_payload",
+    401: "unauthorized",
+    402: "payment_required",
+    404: "not_found",
+    429: "too_many_requests",
+    500: "internal_error",
+}
 
 
 def _error_body(status: int, message: str, details: str = "") -> dict[str, Any]:
