@@ -165,6 +165,7 @@ class LoyaltyLionSandbox:
                             "guest": body.get("guest", True),
                         },
                         "date": body.get("date") or _now(),
+                        "site_id": request.args.get("site_id"),
                         "created_at": _now(),
                     }
                 )

@@ -4,7 +4,8 @@ Documented (docs.voucherify.io; voucherify-openapi ``Limits.md``, ``Errors.md``)
 
 * ``X-App-Id`` + ``X-App-Token`` on every call; otherwise 401. Error bodies are
   ``{"code", "key", "message", "details", "request_id"}``.
-* Hourly plan limit: every answer carries ``X-Rate-Limit-Limit`` / ``X-Rate-Limit-Remaining``;
+* Hourly plan limit: every answer carries ``X-Rate-Limit-Limit`` / ``X-Rate-Limit-Remaining``
+  (and ``X-Rate-Limit-Retry`` once nothing remains — when exactly Voucherify sends it is inferred);
   over the limit → 429 with ``Retry-After`` (seconds), ``X-Rate-Limit-Retry`` (epoch seconds) and
   ``X-Rate-Limit-Type: api_calls``. A project over its plan answers 402 (``plan_exceeded``).
 * ``POST /v1/customers`` creates or updates (by ``source_id``) and returns the customer.
@@ -122,6 +123,8 @@ class VoucherifySandbox:
             }
         if not allowed:
             headers.update(self._retry_headers((window + 1) * 3600 - now))
+        elif headers["X-Rate-Limit-Remaining"] == "0":  # the next call is allowed only from then
+            headers["X-Rate-Limit-Retry"] = str((window + 1) * 3600)
         return allowed, headers
 
     def _find_customer(self, key: str) -> dict[str, Any] | None:
