@@ -47,15 +47,18 @@ def activity(type_: str = "Connected to wifi", **overrides: Any) -> Activity:
     return Activity(**values)
 
 
-def booking(status: str = "Confirmed") -> Activity:
+def booking(status: str = "Confirmed", update: int = 0) -> Activity:
+    """A stay's Booking, or (``update`` > 0) its n-th booking status update, as PMS sources send them."""
+    key = "mews:quay:RES-1"
     return activity(
         "Booking",
         source="mews",
-        business_key="mews:quay:RES-1",
+        business_key=f"{key}:status:{update}" if update else key,
         booking=Booking(
             check_in=datetime.fromisoformat("2026-12-01T15:00:00+00:00"),
             check_out=datetime.fromisoformat("2026-12-03T11:00:00+00:00"),
             status=status,  # type: ignore[arg-type]
+            external_reference=key,
         ),
     )
 
@@ -123,6 +126,14 @@ def test_voucherify_refuses_amounts_finer_than_hundredths() -> None:
         voucherify_amount(125, "KWD")
 
 
+def test_voucherify_booking_status_updates_are_their_own_event() -> None:
+    body = event_body(booking("Canceled", update=1), voucherify_config())
+    assert body["event"] == "hotel_booking_status_changed"
+    assert body["metadata"]["connector_key"] == "mews:quay:RES-1:status:1"
+    assert body["metadata"]["stay_key"] == "mews:quay:RES-1"
+    assert body["metadata"]["booking_status"] == "Canceled"
+
+
 def test_voucherify_event_body_shape() -> None:
     body = event_body(booking(), voucherify_config(event_names={"Booking": "stay_booked"}))
     assert body["event"] == "stay_booked"
@@ -169,25 +180,38 @@ def test_loyaltylion_site_id_is_sent_for_multi_site_programmes(sandbox: SandboxS
     assert held["site_id"] == "site_42"
 
 
-def test_loyaltylion_cancelled_booking_and_reverted_check_in_are_declined(sandbox: SandboxServer, redis: Redis) -> None:
+def test_loyaltylion_cancellation_and_reverted_check_in_decline_the_stay_activities(
+    sandbox: SandboxServer, redis: Redis
+) -> None:
     client = lion(sandbox, redis)
     client.deliver(booking(), MemoryContacts())
-    checked_in = activity("Checked in", source="mews", business_key="mews:quay:RES-1")
-    client.deliver(checked_in, MemoryContacts())
-    receipt = client.deliver(booking("Canceled"), MemoryContacts())
-    assert receipt.remote_id.endswith(":declined")
-    reverted = activity(
-        "Booking", source="mews", business_key="mews:quay:RES-1", attributes={"reverted": True, "reverts": "Checked in"}
-    )
-    client.deliver(reverted, MemoryContacts())
+    client.deliver(activity("Checked in", source="mews", business_key="mews:quay:RES-1"), MemoryContacts())
+    client.deliver(booking("Confirmed", update=1), MemoryContacts())  # check-in reverted
+    state = sandbox.sandboxes.extra["loyaltylion"].state()
+    assert {a["rule"]["name"]: a["state"] for a in state["activities"]} == {
+        "hotel_booking": "approved",
+        "hotel_checked_in": "void",
+    }
+    receipt = client.deliver(booking("Canceled", update=2), MemoryContacts())
+    assert receipt.remote_id == "hotel_booking/mews:quay:RES-1:declined"
     state = sandbox.sandboxes.extra["loyaltylion"].state()
     assert {a["rule"]["name"]: a["state"] for a in state["activities"]} == {
         "hotel_booking": "void",
         "hotel_checked_in": "void",
     }
-    assert state["activity_posts"] == 2
-    with pytest.raises(UnsupportedEvent, match="to decline"):
-        client.deliver(activity(attributes={"reverted": True}), MemoryContacts())
+    assert state["activity_posts"] == 2  # state changes never create activities
+    with pytest.raises(UnsupportedEvent, match="has no LoyaltyLion counterpart"):
+        client.deliver(booking("Started", update=3), MemoryContacts())
+
+
+def test_loyaltylion_declining_a_booking_not_there_yet_retries(sandbox: SandboxServer, redis: Redis) -> None:
+    """The cancellation overtook the Booking (whose delivery is still retrying): try again later."""
+    with pytest.raises(RetriableDestinationError, match="to decline yet"):
+        lion(sandbox, redis).deliver(booking("Canceled", update=1), MemoryContacts())
+    with pytest.raises(UnsupportedEvent, match="cancelled before LoyaltyLion heard of it"):
+        lion(sandbox, redis).deliver(booking("Canceled"), MemoryContacts())
+    with pytest.raises(UnsupportedEvent, match="to decline"):  # a reinstatement: no check-in to revert
+        lion(sandbox, redis).deliver(booking("Confirmed", update=2), MemoryContacts())
 
 
 def test_loyaltylion_skips_configured_activity_types(sandbox: SandboxServer, redis: Redis) -> None:

@@ -20,7 +20,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connector.activities import ActivityType
+from connector.activities import Activity, ActivityType
 
 ACTIVITY_TYPES: tuple[str, ...] = get_args(ActivityType)
 PURCHASE_TYPES: frozenset[str] = frozenset({"Shopify order", "Purchase"})
@@ -43,6 +43,30 @@ DEFAULT_VOUCHERIFY_EVENT_NAMES: dict[str, str] = {
 # A rule name goes into a URL path segment (PUT /v2/activities/{name}/{merchant_id}).
 _RULE_NAME = re.compile(r"^\$?[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. :-]{0,99}$")
+
+
+def is_status_update(activity: Activity) -> bool:
+    """A booking status update: a Booking whose key differs from its booking's own reference.
+
+    PMS sources send a stay's later status changes (cancellation, reverted check-in…) as Booking
+    activities keyed ``<pms>:<property>:<reservation>:status:<n>`` while the booking object keeps
+    ``external_reference = <pms>:<property>:<reservation>``, the key of the stay's activities.
+    """
+    booking = activity.booking
+    return (
+        activity.type == "Booking"
+        and booking is not None
+        and booking.external_reference is not None
+        and booking.external_reference != activity.business_key
+    )
+
+
+def reversed_key(activity: Activity) -> str:
+    """The business key of the stay a status update refers to (its own key otherwise)."""
+    booking = activity.booking
+    if booking is not None and booking.external_reference:
+        return booking.external_reference
+    return activity.business_key
 
 
 def _known_type(activity_type: str) -> None:
@@ -137,6 +161,7 @@ class VoucherifyConfig(BaseModel):
     app_token: SecretStr
     event_names: dict[str, str] = Field(default_factory=dict)
     skip_activities: list[ActivityType] = Field(default_factory=list)
+    booking_status_event: str = "hotel_booking_status_changed"
     customer_source_id: Literal["email", "email_hash"] = "email"
     hourly_limit: int | None = Field(default=None, ge=1, description="The plan's API calls per hour")
 
@@ -152,6 +177,13 @@ class VoucherifyConfig(BaseModel):
             _known_type(activity_type)
             if not _EVENT_NAME.match(name):
                 raise ValueError(f"{name!r} (for {activity_type!r}) is not a usable event name")
+        return value
+
+    @field_validator("booking_status_event")
+    @classmethod
+    def _status_event(cls, value: str) -> str:
+        if not _EVENT_NAME.match(value):
+            raise ValueError(f"{value!r} is not a usable event name")
         return value
 
     def event_name(self, activity_type: str) -> str:

@@ -17,10 +17,12 @@ Docs: https://developers.loyaltylion.com/api (introduction, authentication, rate
   earlier attempt's outcome is unknown, ``GET /v2/orders/{merchant_id}`` decides between create and
   the idempotent full ``PUT /v2/orders/{merchant_id}``. Shopify orders are skipped by default
   (LoyaltyLion imports them from Shopify itself).
-* Reversals (a Booking whose status is ``Canceled``, or an activity whose ``attributes`` carry
-  ``"reverted": true`` and optionally ``"reverts": "<activity type>"``) become
-  ``PUT /v2/activities/{name}/{merchant_id}`` ``{"state": "declined"}`` (204), which LoyaltyLion
-  treats as void when the activity was already approved.
+* Reversals (booking status updates from PMS sources): a cancellation declines the stay's Booking
+  activity, a status back to pre-arrival (reverted check-in) declines its Checked in, through
+  ``PUT /v2/activities/{name}/{merchant_id}`` ``{"state": "declined"}`` (204; LoyaltyLion treats
+  it as void when the activity was already approved). A Booking to decline that LoyaltyLion does
+  not hold yet is retried (its own delivery may still be retrying); other status updates, and
+  bookings cancelled before LoyaltyLion heard of them, are ignored with a reason.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import requests
 from connector.activities import Activity, hash_identifier
 from connector.destinations.base import ContactCache, Receipt
 from connector.destinations.claims import AttemptMarkers
-from connector.destinations.config import PURCHASE_TYPES, LoyaltyLionConfig
+from connector.destinations.config import PURCHASE_TYPES, LoyaltyLionConfig, is_status_update, reversed_key
 from connector.destinations.http import HttpClient, isoformat
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
 from connector.money import format_major
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 
 RECONCILE_SLACK = timedelta(minutes=10)  # clock skew between us and LoyaltyLion's created_at
 RECONCILE_MAX_PAGES = 20
-REVERSIBLE = frozenset({"Booking", "Checked in", "Checked out", "Connected to wifi"})
+PRE_ARRIVAL = frozenset({"Inquired", "Confirmed", "Optional", "Requested"})
 
 
 def budget_name(api_key: str) -> str:
@@ -70,11 +72,19 @@ def customer_fields(activity: Activity, config: LoyaltyLionConfig) -> dict[str, 
     }
 
 
-def is_reversal(activity: Activity) -> bool:
-    """A source reverses an earlier activity: a cancelled booking, or an explicit ``reverted`` flag."""
-    if activity.attributes.get("reverted") is True:
-        return True
-    return activity.type == "Booking" and activity.booking is not None and activity.booking.status == "Canceled"
+def reversal_target(activity: Activity) -> str | None:
+    """The activity type a booking status update reverses at LoyaltyLion, if any.
+
+    A cancellation reverses the stay's Booking; a status back to pre-arrival (a reverted
+    check-in) reverses its Checked in. Other updates have no counterpart.
+    """
+    if not is_status_update(activity) or activity.booking is None:
+        return None
+    if activity.booking.status == "Canceled":
+        return "Booking"
+    if activity.booking.status in PRE_ARRIVAL:
+        return "Checked in"
+    return None
 
 
 def activity_body(activity: Activity, config: LoyaltyLionConfig) -> dict[str, Any]:
@@ -202,8 +212,22 @@ class LoyaltyLionClient(HttpClient):
             )
         if activity.type in PURCHASE_TYPES:
             return self.deliver_order(activity)
-        if is_reversal(activity):
-            return self.decline_activity(activity)
+        booking = activity.booking
+        if booking is not None and booking.status == "Canceled" and not is_status_update(activity):
+            raise UnsupportedEvent(
+                "the booking was cancelled before LoyaltyLion heard of it: nothing to award or reverse",
+                counter="cancelled_booking",
+            )
+        target = reversal_target(activity)
+        if target is not None:
+            if target in self.config.skip_activities:
+                raise UnsupportedEvent(f"{target} activities are not sent to LoyaltyLion", counter="skipped_by_config")
+            return self.decline_activity(activity, target)
+        if is_status_update(activity):
+            raise UnsupportedEvent(
+                f"booking status update to {booking.status if booking else '?'} has no LoyaltyLion counterpart",
+                counter="status_update",
+            )
         return self.create_activity(activity)
 
     def create_activity(self, activity: Activity) -> Receipt:
@@ -236,21 +260,26 @@ class LoyaltyLionClient(HttpClient):
             destination=self.destination,
         )
 
-    def decline_activity(self, activity: Activity) -> Receipt:
+    def decline_activity(self, activity: Activity, target: str) -> Receipt:
         """``PUT /v2/activities/{name}/{merchant_id}`` ``declined`` (void if already approved); idempotent."""
-        reverts = activity.attributes.get("reverts")
-        name = self.config.rule_name(reverts if reverts in REVERSIBLE else activity.type)
-        path = f"/v2/activities/{quote(name, safe='$')}/{quote(activity.business_key, safe='')}"
+        name = self.config.rule_name(target)
+        merchant_id = reversed_key(activity)
+        path = f"/v2/activities/{quote(name, safe='$')}/{quote(merchant_id, safe='')}"
         try:
             self.request("PUT", path, json={"state": "declined"})
         except FatalDestinationError as exc:
-            if exc.status == 404:
-                raise UnsupportedEvent(
-                    f"no {name} activity {activity.business_key} at LoyaltyLion to decline",
-                    counter="nothing_to_reverse",
+            if exc.status != 404:
+                raise
+            if target == "Booking":  # it must exist: its delivery may still be retrying
+                raise RetriableDestinationError(
+                    f"loyaltylion: no {name} activity {merchant_id} to decline yet; retrying",
+                    destination=self.destination,
+                    status=404,
                 ) from None
-            raise
-        return Receipt(platform=self.platform, remote_id=f"{name}/{activity.business_key}:declined", created=True)
+            raise UnsupportedEvent(  # a reinstatement, or a check-in LoyaltyLion never received
+                f"no {name} activity {merchant_id} at LoyaltyLion to decline", counter="nothing_to_reverse"
+            ) from None
+        return Receipt(platform=self.platform, remote_id=f"{name}/{merchant_id}:declined", created=True)
 
     def deliver_order(self, activity: Activity) -> Receipt:
         """``POST /v2/orders`` once; after an unresolved attempt, look it up and ``PUT`` the full state."""

@@ -8,7 +8,9 @@ custom event; Errors; Limits — ``voucherifyio/voucherify-openapi:docs/guides/d
   ``https://as1.api.voucherify.io``, or a dedicated cluster URL (``base_url``).
 * ``POST /v1/customers`` creates or updates the customer whose ``source_id`` matches; the
   answer's ``id`` is cached per tenant. ``POST /v1/events`` tracks ``event`` (the tenant's name for
-  the activity type, which must exist in the project's event schema) with ``metadata``.
+  the activity type, which must exist in the project's event schema) with ``metadata``; a booking
+  status update (cancellation, reverted check-in) is its own event, ``booking_status_event``,
+  so earning rules on bookings do not fire again.
 * Hourly plan limits: every answer's ``X-Rate-Limit-Remaining`` is read; at 0, or on 429, the
   shared budget is paused until ``X-Rate-Limit-Retry`` (epoch seconds) or ``Retry-After`` and the
   job is retried then. 402 (plan exceeded / subscription) is fatal with a clear reason, as is 401.
@@ -32,7 +34,7 @@ from connector import metrics
 from connector.activities import Activity, hash_identifier
 from connector.destinations.base import ContactCache, Receipt
 from connector.destinations.claims import AttemptMarkers
-from connector.destinations.config import VoucherifyConfig
+from connector.destinations.config import VoucherifyConfig, is_status_update, reversed_key
 from connector.destinations.http import HttpClient, isoformat, parse_retry_after
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
 from connector.money import exponent
@@ -118,8 +120,12 @@ def event_body(activity: Activity, config: VoucherifyConfig) -> dict[str, Any]:
         if booking.total is not None and booking.currency_code:
             metadata["booking_total"] = voucherify_amount(booking.total, booking.currency_code)
             metadata["currency"] = booking.currency_code
+    event = config.event_name(activity.type)
+    if is_status_update(activity):  # a later status of a stay, not a new booking
+        event = config.booking_status_event
+        metadata["stay_key"] = reversed_key(activity)
     return {
-        "event": config.event_name(activity.type),
+        "event": event,
         "customer": {"source_id": source_id(activity, config)},
         "metadata": metadata,
     }

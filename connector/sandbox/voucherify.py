@@ -35,6 +35,7 @@ EVENT_SCHEMA = {
     "hotel_booking",
     "hotel_checked_in",
     "hotel_checked_out",
+    "hotel_booking_status_changed",
     "wifi_login",
 }
 ERROR_KEYS = {
