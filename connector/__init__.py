@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or load_settings(**overrides)
     app = Flask(__name__)
     app.config["SECRET_KEY"] = settings.secret_key.get_secret_value()
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # The webhook view enforces settings.max_body_bytes itself (also for chunked bodies).
     redis = connect(settings.redis_url, for_web=True)
     app.extensions["connector.settings"] = settings
     app.extensions["connector.redis"] = redis

@@ -68,3 +68,16 @@ class RetriableDestinationError(DestinationError):
 
 class FatalDestinationError(DestinationError):
     """Any other 4xx (or an unusable answer): retrying cannot help; the job ends failed."""
+
+
+class ErasureRequested(UnsupportedEvent):
+    """A source asks the connector to forget a guest (e.g. a GDPR deletion); it yields no activity.
+
+    ``subject_hashes`` are :func:`connector.activities.hash_identifier` digests of the guest's
+    identifiers (never the identifiers themselves). The ingest job answers it by enqueueing the
+    ``erase_guest`` job; anything that does not know about erasure treats it as ignored.
+    """
+
+    def __init__(self, reason: str, *, subject_hashes: tuple[str, ...], counter: str = "erasure") -> None:
+        super().__init__(reason, counter=counter)
+        self.subject_hashes = subject_hashes

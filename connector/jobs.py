@@ -17,22 +17,27 @@ from typing import Any
 
 from redis import Redis
 
-from connector import metrics
+from connector import erasure, metrics, pms, stays
 from connector.activities import Activity, hash_identifier
 from connector.destinations import build_loyalty_destination
 from connector.destinations.base import Receipt
-from connector.errors import PayloadError, UnsupportedEvent
+from connector.errors import ErasureRequested, PayloadError, UnsupportedEvent
 from connector.queue import (
     DELIVERY_QUEUE,
+    FAILURE_TTL,
+    INGEST_QUEUE,
+    RESULT_TTL,
     apply_retry_policy,
     connect,
     enqueue_unique,
     get_queue,
     make_job_id,
+    retry_for,
 )
 from connector.settings import Settings, Tenant, load_settings
 from connector.sources import SOURCES
 from connector.sources.base import Envelope, TranslationContext
+from connector.sources.stay import group_stays
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +113,48 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
     context = TranslationContext(
         tenant=env.tenant, timezone=tenant.zone, platform=tenant.loyalty.platform, now=datetime.now(UTC)
     )
+    references = getattr(adapter, "references", None)
     try:
+        if references is not None:  # thin events: fetch each referenced id once, then translate
+            fetched = pms.fetch(env.source, config, references(env, payload, config), timeout=settings().http_timeout)
+            payload = {"message": payload, "fetched": fetched}
         activities = adapter.to_activities(env, payload, context, config)
+    except ErasureRequested as request:
+        return {"status": "erasure", "job": enqueue_erasure(env, request)}
     except UnsupportedEvent as ignored:
         metrics.count(redis(), "ignored", tenant=env.tenant, source=env.source, reason=ignored.counter)
         log.info("ingest %s/%s ignored: %s", env.tenant, env.source, ignored.reason)
         return {"status": "ignored", "reason": ignored.reason}
-    return {"status": "translated", "deliveries": enqueue_deliveries(tenant, activities)}
+    for skipped in getattr(activities, "skipped", ()):
+        metrics.count(redis(), "ignored", tenant=env.tenant, source=env.source, reason=skipped.counter)
+        log.warning("ingest %s/%s skipped part of the message: %s", env.tenant, env.source, skipped.reason)
+    stay_groups, others = group_stays(activities)
+    deliveries = enqueue_deliveries(tenant, others)
+    for implied in stay_groups.values():
+        deliveries += stays.apply_stay(redis(), tenant.name, implied, _stay_job_writer(tenant))
+    return {"status": "translated", "deliveries": deliveries}
+
+
+def _stay_job_writer(tenant: Tenant) -> stays.JobWriter:
+    """Writes a stay activity's delivery job into the state transaction (see connector.stays)."""
+    queue = get_queue(redis(), DELIVERY_QUEUE)
+    platform = tenant.loyalty.platform
+
+    def write(pipe: Any, activity: Activity) -> str:
+        job_id = delivery_job_id(tenant.name, platform, activity)
+        job = queue.create_job(
+            "connector.jobs.deliver",
+            args=(activity.model_dump(mode="json"),),
+            job_id=job_id,
+            retry=retry_for(_schedule()),
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+            description=f"deliver {activity.type} {activity.business_key} to {platform}",
+        )
+        queue.enqueue_job(job, pipeline=pipe)
+        return job_id
+
+    return write
 
 
 def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
@@ -165,3 +205,26 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
         metrics.count(pipe, "deliveries", destination=platform, outcome="delivered")
         pipe.execute()
     return {"status": "delivered", "receipt": record}
+
+
+def enqueue_erasure(env: Envelope, request: ErasureRequested) -> str:
+    """Enqueue ``erase_guest`` for an erasure request (arguments hold hashes only)."""
+    hashes = sorted(request.subject_hashes)
+    job_id = make_job_id("erase", env.tenant, env.source, env.delivery_id, *hashes)
+    enqueue_unique(
+        get_queue(redis(), INGEST_QUEUE),
+        "connector.jobs.erase_guest",
+        job_id=job_id,
+        args=(env.tenant, env.source, hashes, env.received_at),
+        schedule=_schedule(),
+        description=f"erase a guest for {env.tenant} ({env.source} request)",
+    )
+    return job_id
+
+
+@apply_retry_policy(_schedule)
+def erase_guest(tenant: str, source: str, subject_hashes: list[str], requested_at: str) -> dict[str, Any]:
+    """Forget what the connector holds for a guest (see :mod:`connector.erasure`)."""
+    return erasure.erase(
+        redis(), tenant=tenant, source=source, subject_hashes=subject_hashes, requested_at=requested_at
+    )

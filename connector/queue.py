@@ -1,8 +1,8 @@
 """Redis connection, queues, deterministic job ids, transport dedup and the one retry policy.
 
-* Webhook intake is one Redis transaction: the dedup marker and the ingest job are written
-  together or not at all (``WATCH``/``MULTI``), so a 2xx always means a durable job and a
-  failure never leaves a marker that would swallow the sender's retry.
+* Webhook intake is one atomic Redis script: the dedup marker and the ingest job are written
+  together or not at all, in one round trip, so a 2xx always means a durable job and a failure
+  never leaves a marker that would swallow the sender's retry.
 * Delivery jobs get an id derived from (tenant, destination, activity type, business key) and
   are enqueued ``unique``, so the same activity is never queued twice at once.
 * Retries: RQ's ``Retry`` carries the attempt budget; :func:`apply_retry_policy` picks each
@@ -15,13 +15,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from redis import Redis
-from redis.exceptions import WatchError
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, get_current_job
@@ -82,6 +82,32 @@ def dedup_key(tenant: str, source: str, event_type: str, delivery_id: str) -> st
     return f"connector:seen:{tenant}:{source}:{digest}"
 
 
+# One round trip, atomic: the delivery marker, the job hash, the queue push and the counter are
+# written together or not at all (Lua scripts run atomically and are persisted as a unit).
+ACCEPT_SCRIPT = """
+-- KEYS: 1 marker, 2 job hash, 3 queue list, 4 set of queues, 5 counters hash
+-- ARGV: 1 job id, 2 dedup ttl, 3 accepted counter field, 4 duplicate counter field, 5.. job hash fields
+if not redis.call("SET", KEYS[1], ARGV[1], "NX", "EX", ARGV[2]) then
+    redis.call("HINCRBY", KEYS[5], ARGV[4], 1)
+    return redis.call("GET", KEYS[1])
+end
+redis.call("HSET", KEYS[2], unpack(ARGV, 5))
+redis.call("RPUSH", KEYS[3], ARGV[1])
+redis.call("SADD", KEYS[4], KEYS[3])
+redis.call("HINCRBY", KEYS[5], ARGV[3], 1)
+return false
+"""
+
+
+def _job_fields(job: Job) -> list[Any]:
+    """The job hash as HSET arguments, exactly as RQ saves it."""
+    fields: list[Any] = []
+    for key, value in job.to_dict().items():
+        if value is not None:
+            fields += [key, value if isinstance(value, bytes | str) else str(value)]
+    return fields
+
+
 def accept_webhook(
     redis: Redis,
     queue: Queue,
@@ -101,30 +127,35 @@ def accept_webhook(
     """
     key = dedup_key(tenant, source, event_type, delivery_id)
     job_id = make_job_id("ingest", tenant, source, event_type, delivery_id)
-    with redis.pipeline() as pipe:
-        try:
-            pipe.watch(key)  # type: ignore[no-untyped-call]
-            if pipe.exists(key):
-                metrics.count(redis, "webhooks", tenant=tenant, source=source, outcome="duplicate")
-                return Acceptance("duplicate", job_id)
-            pipe.multi()
-            pipe.set(key, job_id, ex=dedup_ttl)
-            job = queue.create_job(
-                "connector.jobs.ingest",
-                args=job_args,
-                job_id=job_id,
-                retry=retry_for(schedule),
-                result_ttl=RESULT_TTL,
-                failure_ttl=FAILURE_TTL,
-                description=f"ingest {source} {event_type} for {tenant}",
-            )
-            queue.enqueue_job(job, pipeline=pipe)
-            metrics.count(pipe, "webhooks", tenant=tenant, source=source, outcome="accepted")
-            pipe.execute()
-        except WatchError:
-            # Another process accepted the same delivery between WATCH and EXEC.
-            return Acceptance("duplicate", job_id)
+    job = queue.create_job(
+        "connector.jobs.ingest",
+        args=job_args,
+        job_id=job_id,
+        retry=retry_for(schedule),
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        description=f"ingest {source} {event_type} for {tenant}",
+    )
+    queue._prepare_for_queue(job)  # origin, enqueued_at, timeout, status: what RQ's enqueue sets
+    script = _accept_scripts.get(id(redis))
+    if script is None:
+        script = _accept_scripts[id(redis)] = redis.register_script(ACCEPT_SCRIPT)
+    existing = script(
+        keys=[key, job.key, queue.key, queue.redis_queues_keys, metrics.COUNTERS_KEY],
+        args=[
+            job_id,
+            dedup_ttl,
+            metrics.field_name("webhooks", tenant=tenant, source=source, outcome="accepted"),
+            metrics.field_name("webhooks", tenant=tenant, source=source, outcome="duplicate"),
+            *_job_fields(job),
+        ],
+    )
+    if existing is not None:
+        return Acceptance("duplicate", existing.decode() if isinstance(existing, bytes) else str(existing))
     return Acceptance("accepted", job_id)
+
+
+_accept_scripts: dict[int, Any] = {}
 
 
 def enqueue_unique(
@@ -163,7 +194,8 @@ def next_delay(
     base = schedule[min(attempt, len(schedule) - 1)]
     delay = base + base * 0.1 * rng()
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        # RQ schedules on whole seconds (truncating), so add one to never run before Retry-After.
+        delay = max(delay, math.ceil(retry_after) + 1)
     return round(delay) if delay >= 1 or delay == 0 else 1
 
 

@@ -79,6 +79,8 @@ def _format_validation(prefix: str, exc: ValidationError) -> str:
         parts = list(err["loc"])
         if len(parts) > 1 and parts[0] == "loyalty" and parts[1] in LOYALTY_PLATFORMS:
             del parts[1]  # the discriminated union's tag is not a key the merchant wrote
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            parts.append("platform")  # a missing or unknown platform: name the key
         loc = ".".join(str(p) for p in parts)
         lines.append(f"{prefix}.{loc}: {err['msg']}" if loc else f"{prefix}: {err['msg']}")
     return "; ".join(lines)
@@ -107,7 +109,9 @@ def parse_tenants(document: dict[str, Any]) -> dict[str, Tenant]:
             if adapter is None:
                 raise ConfigError(f"{prefix}.sources.{slug}: unknown source (known: {', '.join(sorted(SOURCES))})")
             try:
-                sources[slug] = adapter.config_model.model_validate(source_raw)
+                sources[slug] = adapter.config_model.model_validate(
+                    source_raw, context={"tenant_timezone": raw.get("timezone", "UTC")}
+                )
             except ValidationError as exc:
                 raise ConfigError(_format_validation(f"{prefix}.sources.{slug}", exc)) from None
         try:

@@ -15,7 +15,8 @@ import time
 from datetime import UTC, datetime
 
 from redis import Redis
-from rq import Worker
+from rq import Queue, Worker
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from connector.queue import QUEUE_NAMES, get_queue
@@ -23,7 +24,22 @@ from connector.queue import QUEUE_NAMES, get_queue
 log = logging.getLogger(__name__)
 
 
-def build_worker(redis: Redis, worker_class: type[Worker] = Worker) -> Worker:
+class ConnectorWorker(Worker):
+    """RQ's forking worker that also records its work horse's pid in its Redis hash.
+
+    RQ puts each horse in its own process group, so a worker killed with SIGKILL can leave its
+    horse running the job to the end. Knowing the horse's pid lets recovery tell an orphaned
+    but still working job from an abandoned one.
+    """
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        """Fork as RQ does, then note the horse pid (only the parent returns here)."""
+        super().fork_work_horse(job, queue)
+        if self.horse_pid:
+            self.connection.hset(self.key, "horse_pid", str(self.horse_pid))
+
+
+def build_worker(redis: Redis, worker_class: type[Worker] = ConnectorWorker) -> Worker:
     """A worker on every connector queue (ingest first, so translation keeps up)."""
     queues = [get_queue(redis, name) for name in QUEUE_NAMES]
     return worker_class(queues, connection=redis, serializer=JSONSerializer)
@@ -46,24 +62,35 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process nobody has reaped yet is a zombie: dead for our purpose
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def _worker_is_dead(redis: Redis, worker_name: str) -> bool:
-    """True when the named worker is certainly gone: unregistered, or a dead pid on this host."""
+    """True when the named worker and its horse are certainly gone (unregistered, or dead pids here)."""
     if not worker_name:
         return False
     data = redis.hgetall(f"rq:worker:{worker_name}")
     if not data:
         return True
     hostname = _text(data.get(b"hostname", b""))
-    pid = int(data.get(b"pid", b"0") or 0)
-    if hostname != socket.gethostname() or pid <= 0:
+    if hostname != socket.gethostname():
         return False  # another machine: leave it to RQ's heartbeat expiry
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    pid = int(data.get(b"pid", b"0") or 0)
+    horse = int(data.get(b"horse_pid", b"0") or 0)
+    return pid > 0 and not _alive(pid) and not _alive(horse)
 
 
 def recover_abandoned_jobs(redis: Redis) -> int:
@@ -80,7 +107,12 @@ def recover_abandoned_jobs(redis: Redis) -> int:
         for raw in redis.zrange(registry.key, 0, -1):
             entry = raw.decode() if isinstance(raw, bytes) else str(raw)
             job_id = registry.parse_job_id(entry)
-            worker_name = _text(redis.hget(f"rq:job:{job_id}", "worker_name") or b"")
+            # The execution record is written with the registry entry; the job hash may lag it.
+            worker_name = _text(
+                redis.hget(f"rq:execution:{entry}", "worker_name")
+                or redis.hget(f"rq:job:{job_id}", "worker_name")
+                or b""
+            )
             if _worker_is_dead(redis, worker_name):
                 redis.zadd(registry.key, {entry: 0}, xx=True)
                 recovered += 1
@@ -91,16 +123,28 @@ def recover_abandoned_jobs(redis: Redis) -> int:
     return recovered
 
 
+def preload() -> None:
+    """Import the job code and read the settings once, before RQ forks a horse per job.
+
+    Heavy imports after the fork are what make forking workers slow (RQ's docs); done here,
+    every horse inherits them. A configuration error also stops the worker at start.
+    """
+    from connector import jobs
+
+    jobs.settings()
+
+
 def run_worker(
     redis: Redis,
     *,
     burst: bool = False,
     wait_for_retries: float = 0.0,
-    worker_class: type[Worker] = Worker,
+    worker_class: type[Worker] = ConnectorWorker,
     logging_level: str = "INFO",
 ) -> None:
     """Work the queues; in burst mode keep going while retries fall due within the wait."""
     recover_abandoned_jobs(redis)
+    preload()
     if not burst:
         build_worker(redis, worker_class).work(with_scheduler=True, logging_level=logging_level)
         return

@@ -42,9 +42,14 @@ def sign_shopify(body: bytes, secret: str = SHOPIFY_SECRET) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def shopify_headers(body: bytes, *, secret: str = SHOPIFY_SECRET, topic: str = "orders/paid",
-                    webhook_id: str = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
-                    shop: str = "harbour-hotels.myshopify.com") -> dict[str, str]:
+def shopify_headers(
+    body: bytes,
+    *,
+    secret: str = SHOPIFY_SECRET,
+    topic: str = "orders/paid",
+    webhook_id: str = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+    shop: str = "harbour-hotels.myshopify.com",
+) -> dict[str, str]:
     """The headers Shopify sends with a webhook, signed for ``body``."""
     return {
         "Content-Type": "application/json",
@@ -125,8 +130,9 @@ def tenants_toml(sandbox_url: str) -> str:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis: Redis, redis_url: str,
-        sandbox: SandboxServer) -> Callable[..., Settings]:
+def env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis: Redis, redis_url: str, sandbox: SandboxServer
+) -> Callable[..., Settings]:
     """Point the process environment (read by workers too) at test Redis, tenants and sandbox.
 
     Call it (optionally with a tenants TOML text or env overrides) to get the settings.
@@ -169,6 +175,7 @@ def work(redis: Redis) -> Callable[..., None]:
     def run(wait_for_retries: float = 0.0) -> None:
         jobs.settings.cache_clear()
         jobs.redis.cache_clear()
-        run_worker(redis, burst=True, wait_for_retries=wait_for_retries, logging_level="WARNING")
+        level = os.environ.get("TEST_WORKER_LOG", "WARNING")
+        run_worker(redis, burst=True, wait_for_retries=wait_for_retries, logging_level=level)
 
     return run

@@ -360,6 +360,7 @@ def test_loyaltylion_tenant_answers_shopify_orders_ignored_with_the_reason(
     assert response.json["status"] == "ignored"
     assert "LoyaltyLion imports Shopify orders" in response.json["reason"]
     assert get_queue(redis, "ingest").count == 0
+    assert read_counters(redis)["ignored|reason=platform_imports_source|source=shopify|tenant=contract"] == 1
 
     # A bad signature is still a 401, skip or not.
     response = client.post(
@@ -382,4 +383,5 @@ def test_loyaltylion_tenant_answers_shopify_orders_ignored_with_the_reason(
     assert "Shopify" in result["reason"]  # type: ignore[index]
     state = vendor(sandbox, "loyaltylion").state()
     assert state["orders"] == [] and state["order_posts"] == 0
-    assert read_counters(redis)["ignored|reason=platform_imports_source|source=shopify|tenant=contract"] == 1
+    # Counted once at intake and once at delivery, under the same reason.
+    assert read_counters(redis)["ignored|reason=platform_imports_source|source=shopify|tenant=contract"] == 2

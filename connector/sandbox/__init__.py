@@ -13,12 +13,20 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from connector.sandbox.apaleo import ApaleoSandbox
+from connector.sandbox.cloudbeds import CloudbedsSandbox
 from connector.sandbox.glu import GluSandbox
 from connector.sandbox.loyaltylion import LoyaltyLionSandbox
+from connector.sandbox.mews import MewsSandbox
 from connector.sandbox.voucherify import VoucherifySandbox
 
 DEFAULT_KEYS = {
     "glu": "sandbox-glu-key",
+    "mews_client_token": "sandbox-mews-client-token",
+    "mews_access_token": "sandbox-mews-access-token",
+    "apaleo_client_id": "sandbox-apaleo-client",
+    "apaleo_client_secret": "sandbox-apaleo-secret",
+    "cloudbeds": "sandbox-cloudbeds-key",
     "loyaltylion": "sandbox-loyaltylion-key",
     "voucherify_app_id": "sandbox-voucherify-app",
     "voucherify_app_token": "sandbox-voucherify-token",
@@ -39,6 +47,12 @@ def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandb
     sandboxes = Sandboxes(glu=GluSandbox(keys["glu"]))
     app = Flask("connector.sandbox")
     app.register_blueprint(sandboxes.glu.blueprint(), url_prefix="/glu")
+    sandboxes.extra["mews"] = MewsSandbox(keys["mews_client_token"], keys["mews_access_token"])
+    app.register_blueprint(sandboxes.extra["mews"].blueprint(), url_prefix="/mews")
+    sandboxes.extra["apaleo"] = ApaleoSandbox(keys["apaleo_client_id"], keys["apaleo_client_secret"])
+    app.register_blueprint(sandboxes.extra["apaleo"].blueprint(), url_prefix="/apaleo")
+    sandboxes.extra["cloudbeds"] = CloudbedsSandbox(keys["cloudbeds"])
+    app.register_blueprint(sandboxes.extra["cloudbeds"].blueprint(), url_prefix="/cloudbeds")
     sandboxes.extra["loyaltylion"] = LoyaltyLionSandbox(keys["loyaltylion"])
     sandboxes.extra["voucherify"] = VoucherifySandbox(keys["voucherify_app_id"], keys["voucherify_app_token"])
     for vendor in ("loyaltylion", "voucherify"):

@@ -9,6 +9,8 @@ vendor holds) and ``/_sandbox/reset``. Faults apply to the next N vendor API cal
   (or the vendor's own rate-limit headers);
 * ``{"mode": "slow", "seconds": 3, "count": 1}`` — sleep before answering normally;
 * ``{"mode": "drop", "count": 1}`` — close the connection without an answer.
+
+Add ``"path": "/activities"`` to a fault to aim it at calls whose path ends that way only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Fault:
     retry_after: float | None = None
     seconds: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    path: str | None = None  # only calls whose path ends with this (e.g. "/activities")
 
 
 class FaultInjector:
@@ -55,6 +58,7 @@ class FaultInjector:
             retry_after=spec.get("retry_after"),
             seconds=float(spec.get("seconds", 0)),
             headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
+            path=spec.get("path"),
         )
         with self._lock:
             self._faults.append(fault)
@@ -66,17 +70,18 @@ class FaultInjector:
             self._faults.clear()
             self.calls = 0
 
-    def take(self) -> Fault | None:
-        """Count a call and return the fault that applies to it, if any."""
+    def take(self, path: str = "") -> Fault | None:
+        """Count a call and return the first armed fault that applies to its path, if any."""
         with self._lock:
             self.calls += 1
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            fault.count -= 1
-            if fault.count <= 0:
-                self._faults.pop(0)
-            return fault
+            for index, fault in enumerate(self._faults):
+                if fault.path and not path.endswith(fault.path):
+                    continue
+                fault.count -= 1
+                if fault.count <= 0:
+                    self._faults.pop(index)
+                return fault
+            return None
 
 
 def drop_connection() -> Response:
@@ -97,7 +102,7 @@ def apply_fault(
     rate_limit_headers: Callable[[Fault], dict[str, str]] | None = None,
 ) -> Response | None:
     """Consume one fault for this call; return the faulty answer, or ``None`` to go on."""
-    fault = injector.take()
+    fault = injector.take(request.path)
     if fault is None:
         return None
     if fault.mode == "slow":

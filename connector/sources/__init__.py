@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-from connector.sources import shopify, standard
+from connector.sources import (
+    apaleo,
+    cloudbeds,
+    hostaway,
+    hotspotsystem,
+    meraki,
+    mews,
+    mist,
+    purple,
+    shopify,
+    socialwifi,
+    standard,
+)
 from connector.sources.base import Source
 
 SOURCES: dict[str, Source] = {
     "shopify": shopify.SOURCE,
     "standard": standard.SOURCE,
+    "purple": purple.SOURCE,
+    "meraki": meraki.SOURCE,
+    "socialwifi": socialwifi.SOURCE,
+    "mist": mist.SOURCE,
+    "hotspotsystem": hotspotsystem.SOURCE,
+    "mews": mews.SOURCE,
+    "apaleo": apaleo.SOURCE,
+    "cloudbeds": cloudbeds.SOURCE,
+    "hostaway": hostaway.SOURCE,
 }
 
 __all__ = ["SOURCES", "Source"]

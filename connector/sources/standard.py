@@ -23,11 +23,15 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from connector.activities import Activity
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
+from connector.sources import stay_events
 from connector.sources.base import Envelope, InboundRequest, SourceConfig, TranslationContext
+from connector.sources.wifi_login import handle_wifi_login
 
 # event type -> pure handler(payload data, envelope, context) -> activities
 EventHandler = Callable[[dict[str, Any], Envelope, TranslationContext], list[Activity]]
 EVENT_HANDLERS: dict[str, EventHandler] = {}
+EVENT_HANDLERS["wifi.login"] = handle_wifi_login
+EVENT_HANDLERS.update(stay_events.STAY_HANDLERS)  # stay.* (hotel PMS)
 
 
 class StandardConfig(SourceConfig):

@@ -8,16 +8,17 @@ made to read and requeue jobs with the JSON serializer our queues use, and the G
 
 from __future__ import annotations
 
-import functools
 import hmac
 from typing import Any
 
 import rq_dashboard
 import rq_dashboard.web as dashboard_web
 from flask import Flask, Response, current_app, request
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.job import requeue_job as _requeue_job
 from rq.serializers import JSONSerializer
+from werkzeug.exceptions import Conflict, NotFound
 
 from connector.web.errors import error_response
 
@@ -32,9 +33,19 @@ class _JsonJob(Job):
         return Job.fetch(id, connection=connection, serializer=serializer or JSONSerializer)
 
 
+def _requeue(job_id: str, connection: Any) -> Job:
+    """Requeue a failed job with our serializer; anything else is a clear 404/409, not a 500."""
+    try:
+        return _requeue_job(job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        raise NotFound(f"job {job_id} does not exist (it may have expired)") from None
+    except InvalidJobOperation:
+        raise Conflict(f"job {job_id} is not in the failed registry (already requeued or delivered)") from None
+
+
 dashboard_web.config.serializer = JSONSerializer
 dashboard_web.Job = _JsonJob  # type: ignore[misc]
-dashboard_web.requeue_job = functools.partial(_requeue_job, serializer=JSONSerializer)
+dashboard_web.requeue_job = _requeue
 
 
 def _password_ok(given: str | None) -> bool:

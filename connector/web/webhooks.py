@@ -36,18 +36,40 @@ def _answer(answer: ImmediateAnswer) -> Response:
     return response
 
 
-def _with_headers(response: Response, headers: dict[str, str]) -> Response:
-    response.headers.update(headers)
-    return response
+def _read_body(limit: int) -> bytes:
+    """Read the request body up to ``limit`` bytes (a stream read may return short)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = request.stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _count(metric: str, **labels: str) -> None:
+    try:
+        metrics.count(current_app.extensions["connector.redis"], metric, 1, **labels)
+    except RedisError:
+        pass  # a rejection must not turn into a 503 because metrics are down
 
 
 def _count_rejection(tenant: str, source: str, outcome: str) -> None:
-    try:
-        metrics.count(
-            current_app.extensions["connector.redis"], "webhooks", tenant=tenant, source=source, outcome=outcome
-        )
-    except RedisError:
-        pass  # a rejection must not turn into a 503 because metrics are down
+    _count("webhooks", tenant=tenant, source=source, outcome=outcome)
+
+
+@bp.after_app_request
+def _source_response_headers(response: Response) -> Response:
+    """A source's ``response_headers`` on every answer under its URL, including answers produced
+    outside the view (routing 405s, werkzeug's 413, the 500 handler)."""
+    parts = request.path.split("/")
+    if len(parts) >= 4 and parts[1] == "webhooks":
+        headers = getattr(SOURCES.get(parts[3]), "response_headers", None)
+        if headers:
+            response.headers.update(headers)
+    return response
 
 
 @bp.route("/webhooks/<tenant>/<source>", methods=["POST", "GET"])
@@ -62,7 +84,6 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     if adapter is None or source not in tenant_cfg.sources:
         return error_response(404, "unknown_source", f"source {source!r} is not configured for this tenant")
     config = tenant_cfg.sources[source]
-    extra_headers: dict[str, str] = dict(getattr(adapter, "response_headers", {}) or {})
 
     inbound = InboundRequest(
         raw=b"",
@@ -74,60 +95,66 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     if request.method == "GET":
         answer_get = getattr(adapter, "answer_get", None)
         if answer_get is None:
-            return _with_headers(error_response(405, "method_not_allowed", "use POST"), {"Allow": "POST"})
+            return error_response(405, "method_not_allowed", "use POST", {"Allow": "POST"})
         try:
-            return _with_headers(_answer(answer_get(inbound, config)), extra_headers)
+            return _answer(answer_get(inbound, config))
         except SignatureError as exc:
-            return _with_headers(error_response(401, "invalid_signature", str(exc)), extra_headers)
+            return error_response(401, "invalid_signature", str(exc))
 
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         _count_rejection(tenant, source, "too_large")
-        return _with_headers(
-            error_response(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes"), extra_headers
-        )
+        return error_response(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes")
     if request.mimetype not in adapter.content_types:
         _count_rejection(tenant, source, "bad_content_type")
-        return _with_headers(
-            error_response(
-                415,
-                "unsupported_media_type",
-                f"content type {request.mimetype or 'none'!r} is not accepted; send {', '.join(adapter.content_types)}",
-            ),
-            extra_headers,
+        return error_response(
+            415,
+            "unsupported_media_type",
+            f"content type {request.mimetype or 'none'!r} is not accepted; send {', '.join(adapter.content_types)}",
         )
-    raw = request.get_data(cache=False)  # raises 413 for chunked bodies over the limit
+    # Chunked bodies carry no Content-Length: read one byte past the limit to detect them.
+    raw = _read_body(settings.max_body_bytes + 1)
+    if len(raw) > settings.max_body_bytes:
+        _count_rejection(tenant, source, "too_large")
+        return error_response(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes")
     inbound = InboundRequest(raw, inbound.headers, inbound.method, token, inbound.query)
     try:
         adapter.verify(inbound, config)
     except SignatureError as exc:
         _count_rejection(tenant, source, "unauthorized")
-        return _with_headers(error_response(401, "invalid_signature", str(exc)), extra_headers)
+        return error_response(401, "invalid_signature", str(exc))
+
+    ping = getattr(adapter, "answer_ping", None)
+    if ping is not None and not raw.strip() and getattr(adapter, "empty_body_is_ping", False):
+        immediate = ping(inbound, config)
+        if immediate is not None:
+            return _answer(immediate)
 
     try:
         json.loads(raw)
     except ValueError:
         _count_rejection(tenant, source, "unparseable")
-        return _with_headers(error_response(400, "invalid_json", "body is not valid JSON"), extra_headers)
+        return error_response(400, "invalid_json", "body is not valid JSON")
 
-    ping = getattr(adapter, "answer_ping", None)
     if ping is not None:
         immediate = ping(inbound, config)
         if immediate is not None:
-            return _with_headers(_answer(immediate), extra_headers)
+            return _answer(immediate)
 
     try:
         envelope = adapter.identify(inbound, config, tenant)
     except UnsupportedEvent as ignored:
         _count_rejection(tenant, source, "ignored")
+        _count("ignored", tenant=tenant, source=source, reason=ignored.counter)
         body: dict[str, Any] = {"status": "ignored", "reason": ignored.reason}
-        return _with_headers(jsonify(body), extra_headers)
+        return jsonify(body)
     except PayloadError as exc:
         _count_rejection(tenant, source, "bad_payload")
-        return _with_headers(error_response(400, "invalid_payload", str(exc)), extra_headers)
+        return error_response(400, "invalid_payload", str(exc))
     skip = tenant_cfg.loyalty.skip_reason(source)
     if skip:  # e.g. LoyaltyLion imports Shopify orders itself: answered now, no job
         _count_rejection(tenant, source, "ignored")
-        return _with_headers(jsonify({"status": "ignored", "reason": skip}), extra_headers)
+        _count("ignored", tenant=tenant, source=source, reason="platform_imports_source")
+        return jsonify({"status": "ignored", "reason": skip})
 
     redis = current_app.extensions["connector.redis"]
     try:
@@ -144,14 +171,11 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         )
     except RedisError:
         current_app.logger.warning("redis unavailable; answering 503 to %s/%s", tenant, source)
-        return _with_headers(
-            error_response(
-                503, "queue_unavailable", "the queue is unavailable; retry later", {"Retry-After": REDIS_RETRY_AFTER}
-            ),
-            extra_headers,
+        return error_response(
+            503, "queue_unavailable", "the queue is unavailable; retry later", {"Retry-After": REDIS_RETRY_AFTER}
         )
     if acceptance.status == "duplicate":
-        return _with_headers(jsonify({"status": "duplicate", "job": acceptance.job_id}), extra_headers)
+        return jsonify({"status": "duplicate", "job": acceptance.job_id})
     response = jsonify({"status": "accepted", "job": acceptance.job_id})
     response.status_code = 202
-    return _with_headers(response, extra_headers)
+    return response

@@ -1,0 +1,221 @@
+"""Apaleo reservation webhooks → Booking / Checked in / Checked out.
+
+Vendor docs: https://apaleo.dev/guides/start/webhooks (configuration, payload, best practices).
+
+* Signing: none. Apaleo recommends HTTPS plus basic auth or a unique token in the URL: the
+  tenant configures ``token`` (URL ``/webhooks/<tenant>/apaleo/<token>``) and/or
+  ``username`` + ``password`` (``Authorization: Basic``); either, when it matches, authenticates.
+  ``account_id`` / ``property_ids``, when set, must match the message too.
+* Delivery id: the envelope ``id`` (unique per event; Apaleo may deliver an event twice).
+* The subscription health check (``{"topic": "system", "type": "healthcheck"}``) is answered 200
+  without a job, so subscribing succeeds.
+* Events are id-only (``data.entityId``): the worker fetches ``GET /booking/v1/reservations/{id}``
+  and derives the activities from its ``status``: ``Confirmed`` → ``InHouse`` (checked in) →
+  ``CheckedOut``; ``Canceled`` and ``NoShow`` become a booking status update (Glu ``Canceled``);
+  ``check-in-reverted`` brings ``Confirmed`` back, also a status update.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import SecretStr, field_validator
+
+from connector.activities import Activity, BookingStatus
+from connector.errors import PayloadError, SignatureError, UnsupportedEvent
+from connector.money import to_minor_units
+from connector.sources.base import Envelope, ImmediateAnswer, InboundRequest, TranslationContext
+from connector.sources.stay import (
+    PmsConfig,
+    StaySnapshot,
+    Translation,
+    guest,
+    implied_activities,
+    local,
+    parse_instant,
+    parse_optional_instant,
+)
+
+RESERVATION_EVENTS = frozenset(
+    {"created", "changed", "amended", "canceled", "checked-in", "check-in-reverted", "checked-out", "set-to-no-show"}
+)
+STATUSES: dict[str, BookingStatus] = {
+    "Confirmed": "Confirmed",
+    "InHouse": "Started",
+    "CheckedOut": "Processed",
+    "Canceled": "Canceled",
+    "NoShow": "Canceled",
+}
+
+
+class ApaleoConfig(PmsConfig):
+    """``[tenants.<t>.sources.apaleo]``."""
+
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str
+    client_secret: SecretStr
+    api_url: str = "https://api.apaleo.com"
+    identity_url: str = "https://identity.apaleo.com"
+    account_id: str | None = None
+    property_ids: list[str] | None = None
+
+    @field_validator("api_url", "identity_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+def _body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise PayloadError("body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise PayloadError("body is not a JSON object")
+    return body
+
+
+def _basic_ok(header: str | None, username: str | None, password: SecretStr | None) -> bool:
+    if not username or password is None or not password.get_secret_value():
+        return False
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return False
+    try:
+        given = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    want = f"{username}:{password.get_secret_value()}".encode()
+    return hmac.compare_digest(given, want)
+
+
+def _token_ok(given: str | None, expected: SecretStr | None) -> bool:
+    want = expected.get_secret_value() if expected is not None else ""
+    return bool(want) and bool(given) and hmac.compare_digest((given or "").encode(), want.encode())
+
+
+class ApaleoSource:
+    """The ``apaleo`` source adapter (thin events; see :mod:`connector.pms.apaleo`)."""
+
+    name = "apaleo"
+    config_model = ApaleoConfig
+    content_types = ("application/json",)
+
+    def verify(self, request: InboundRequest, config: ApaleoConfig) -> None:
+        """URL token or basic auth (whichever is configured and matches); then account/property."""
+        token_ok = _token_ok(request.path_token, config.token)
+        basic_ok = _basic_ok(request.header("authorization"), config.username, config.password)
+        if not (token_ok or basic_ok):
+            if config.token is None and config.password is None:
+                raise SignatureError("no token or basic auth configured for this source")
+            raise SignatureError("token or basic auth does not match")
+        try:
+            body = json.loads(request.raw)
+        except ValueError:
+            return  # answered 400 by the web tier
+        if not isinstance(body, dict):
+            return
+        if config.account_id and body.get("accountId") != config.account_id:
+            raise SignatureError("message belongs to another Apaleo account")
+        property_id = body.get("propertyId")
+        if config.property_ids is not None and property_id and property_id not in config.property_ids:
+            raise SignatureError("message belongs to a property of another tenant")
+
+    def answer_ping(self, request: InboundRequest, config: ApaleoConfig) -> ImmediateAnswer | None:
+        """The subscription health check gets a 200 (and no job)."""
+        try:
+            body = _body(request.raw)
+        except PayloadError:
+            return None  # identify answers 400
+        if str(body.get("topic", "")).lower() == "system" and body.get("type") == "healthcheck":
+            return ImmediateAnswer(200, {"status": "ok"})
+        return None
+
+    def identify(self, request: InboundRequest, config: ApaleoConfig, tenant: str) -> Envelope:
+        """``reservation/<type>`` and the envelope ``id``; other topics and types are ignored."""
+        body = _body(request.raw)
+        topic, kind, ident = str(body.get("topic", "")).lower(), body.get("type"), body.get("id")
+        if not isinstance(ident, str) or not ident:
+            raise PayloadError('body has no "id"')
+        if topic != "reservation" or kind not in RESERVATION_EVENTS:
+            raise UnsupportedEvent(f"event {topic}/{kind} does not change a stay", counter="unsupported_type")
+        if not isinstance((body.get("data") or {}).get("entityId"), str):
+            raise PayloadError('body has no "data.entityId"')
+        return Envelope(
+            source=self.name,
+            tenant=tenant,
+            event_type=f"reservation/{kind}",
+            delivery_id=ident,
+            received_at=datetime.now(UTC).isoformat(),
+        )
+
+    def references(self, envelope: Envelope, payload: Any, config: ApaleoConfig) -> list[str]:
+        """The reservation id to fetch (pure)."""
+        return [str(payload["data"]["entityId"])]
+
+    def to_activities(
+        self, envelope: Envelope, payload: Any, context: TranslationContext, config: ApaleoConfig
+    ) -> list[Activity]:
+        """``{"message", "fetched"}`` → the implied activities (pure)."""
+        result = Translation()
+        for reservation in (payload.get("fetched") or {}).get("reservations") or []:
+            result.extend(
+                implied_activities(snapshot(reservation, context, config), tenant=context.tenant, source="apaleo")
+            )
+        return result
+
+
+def snapshot(reservation: dict[str, Any], context: TranslationContext, config: ApaleoConfig) -> StaySnapshot:
+    """One Apaleo reservation as a snapshot."""
+    ident = reservation.get("id")
+    if not isinstance(ident, str) or not ident:
+        raise PayloadError("reservation has no id")
+    status = STATUSES.get(str(reservation.get("status")))
+    if status is None:
+        raise UnsupportedEvent(f"reservation status {reservation.get('status')!r} is unknown", counter="unknown_state")
+    prop = reservation.get("property") or {}
+    property_id = str(prop.get("id") or "")
+    if not property_id:
+        raise PayloadError("reservation has no property.id")
+    zone = config.zone(context, property_id)
+    primary = reservation.get("primaryGuest") or {}
+    person = guest(primary.get("email"), primary.get("firstName"), primary.get("lastName"), primary.get("phone"))
+    total = reservation.get("totalGrossAmount") or {}
+    amount, currency = total.get("amount"), total.get("currency")
+    adults = reservation.get("adults")
+    children = reservation.get("childrenAges") or []
+    checked_in = parse_optional_instant(reservation.get("checkInTime"), "checkInTime")
+    checked_out = parse_optional_instant(reservation.get("checkOutTime"), "checkOutTime")
+    unit_group = reservation.get("unitGroup") or {}
+    unit = reservation.get("unit") or {}
+    return StaySnapshot(
+        pms="apaleo",
+        property_id=property_id,
+        reservation_id=ident,
+        status=status,
+        guest=person,
+        booked_at=local(parse_instant(reservation.get("created"), "created"), zone),
+        updated_at=parse_instant(reservation.get("modified") or reservation.get("created"), "modified"),
+        check_in=local(parse_instant(reservation.get("arrival"), "arrival"), zone),
+        check_out=local(parse_instant(reservation.get("departure"), "departure"), zone),
+        checked_in_at=local(checked_in, zone) if checked_in else None,
+        checked_out_at=local(checked_out, zone) if checked_out else None,
+        number_of_guests=adults + len(children) if isinstance(adults, int) else None,
+        room_type=unit_group.get("name") or unit_group.get("code"),
+        room_name=unit.get("name"),
+        total=to_minor_units(amount, currency) if amount is not None and isinstance(currency, str) else None,
+        currency_code=currency if amount is not None and isinstance(currency, str) else None,
+        channel=reservation.get("channelCode"),
+    )
+
+
+SOURCE = ApaleoSource()
