@@ -35,7 +35,7 @@ from connector.activities import Activity, hash_identifier
 from connector.destinations.base import ContactCache, Receipt
 from connector.destinations.claims import AttemptMarkers
 from connector.destinations.config import VoucherifyConfig, is_status_update, reversed_key
-from connector.destinations.http import HttpClient, isoformat, parse_retry_after
+from connector.destinations.http import HttpClient, isoformat, parse_retry_after, redact
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
 from connector.money import exponent
 from connector.ratelimit import RateLimiter
@@ -191,7 +191,7 @@ class VoucherifyClient(HttpClient):
                 "Required); raise the plan, then requeue the failed jobs",
                 destination=self.destination,
                 status=402,
-                body=response.text[:500],
+                body=redact(response.text[:500], self.secrets),
             )
         if status == 429:
             wait = self._wait_from_headers(response)
