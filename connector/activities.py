@@ -121,6 +121,13 @@ class LoyaltyEvent(BaseModel):
     balance: int | None = None
     reward: str | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
+    phone: str | None = None
+    reward_type: str | None = None
+
+    @property
+    def ledger_key(self) -> str:
+        """Unique per ESP account: the loyalty platform's own event id, namespaced by source."""
+        return f"{self.source}:{self.event_id}"
 
     @field_validator("email")
     @classmethod
@@ -129,3 +136,30 @@ class LoyaltyEvent(BaseModel):
         if email is None:
             raise ValueError("not an email address")
         return email
+
+
+# The relayed ``customer.*`` vocabulary (Voucherify's event types; the two marked ``*`` are
+# LoyaltyLion notifications Voucherify has no name for) and each type's default ESP event name:
+# portable slugs (letters, digits, ``_``; at most 30 characters) valid for every ESP.
+LOYALTY_EVENT_NAMES: dict[str, str] = {
+    "customer.created": "loyalty_member_created",
+    "customer.updated": "loyalty_profile_updated",
+    "customer.rewarded": "loyalty_rewarded",
+    "customer.rewarded.loyalty_points": "loyalty_points_rewarded",
+    "customer.voucher.loyalty_card.points_added": "loyalty_points_added",
+    "customer.voucher.loyalty_card.points_expired": "loyalty_points_expired",
+    "customer.voucher.gift.balance_added": "gift_balance_added",
+    "customer.loyalty.tier.joined": "loyalty_tier_joined",
+    "customer.loyalty.tier.left": "loyalty_tier_left",
+    "customer.loyalty.tier.upgraded": "loyalty_tier_upgraded",
+    "customer.loyalty.tier.downgraded": "loyalty_tier_downgraded",
+    "customer.loyalty.tier.prolonged": "loyalty_tier_prolonged",
+    "customer.loyalty.tier.approaching": "loyalty_tier_approaching",  # *
+    "customer.reward.available": "loyalty_reward_available",  # *
+    "customer.reward_redemptions.completed": "loyalty_reward_redeemed",
+    "customer.redemption.succeeded": "redemption_succeeded",
+    "customer.redemption.rollback.succeeded": "redemption_rolled_back",
+    "customer.publication.succeeded": "code_published",
+    "customer.segment.entered": "segment_entered",
+    "customer.segment.left": "segment_left",
+}

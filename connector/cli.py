@@ -63,8 +63,28 @@ def sample_order() -> bytes:
     return json.dumps(order).encode()
 
 
+def send_voucherify_sample(args: argparse.Namespace) -> None:
+    """Sign one sample Voucherify customer.* event with the tenant's first secret and POST it."""
+    from connector.sandbox.relay_samples import voucherify_events
+
+    settings = _load_settings()
+    tenant = settings.tenants.get(args.tenant)
+    if tenant is None or "voucherify" not in tenant.sources:
+        sys.exit(f"tenant {args.tenant!r} has no [sources.voucherify] table in {settings.tenants_file}")
+    secret = tenant.sources["voucherify"].secrets[0].get_secret_value()  # type: ignore[attr-defined]
+    headers, body = next(voucherify_events(1, secret))
+    url = f"{args.url.rstrip('/')}/webhooks/{args.tenant}/voucherify"
+    response = requests.post(url, data=body, headers=headers, timeout=10)
+    print(f"POST {url} -> {response.status_code} {response.text.strip()}")
+    if response.status_code >= 300:
+        sys.exit(1)
+
+
 def cmd_send_sample(args: argparse.Namespace) -> None:
     """Sign the sample order with the tenant's first Shopify secret and POST it."""
+    if getattr(args, "source", "shopify") == "voucherify":
+        send_voucherify_sample(args)
+        return
     settings = _load_settings()
     tenant = settings.tenants.get(args.tenant)
     if tenant is None or "shopify" not in tenant.sources:
@@ -159,6 +179,12 @@ def cmd_run(args: argparse.Namespace) -> None:
             f".venv/bin/connector send-sample --tenant demo"
         )
         print(f"\nthen see it arrive:  curl -s http://127.0.0.1:{args.sandbox_port}/glu/_sandbox/state\n", flush=True)
+        print(
+            "A loyalty event back out (Voucherify → Klaviyo sandbox):  "
+            f"CONNECTOR_TENANTS_FILE={settings_env} .venv/bin/connector send-sample --tenant demo --source voucherify"
+            f"\n  then: curl -s http://127.0.0.1:{args.sandbox_port}/klaviyo/_sandbox/state\n",
+            flush=True,
+        )
         while all(proc.poll() is None for _n, proc in procs):
             time.sleep(0.5)
         dead = [name for name, proc in procs if proc.poll() is not None]
@@ -198,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     send = sub.add_parser("send-sample", help="send a signed sample Shopify orders/paid webhook")
     send.add_argument("--tenant", default="demo")
     send.add_argument("--url", default="http://127.0.0.1:8000")
+    send.add_argument("--source", choices=["shopify", "voucherify"], default="shopify")
     send.set_defaults(func=cmd_send_sample)
 
     check = sub.add_parser("check-config", help="validate the environment and the tenants file")

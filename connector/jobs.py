@@ -1,9 +1,10 @@
 """RQ entry points: the only place where translation meets I/O.
 
 ``ingest`` runs once per accepted webhook: it translates the stored payload (pure) and enqueues
-one ``deliver`` job per activity under a deterministic id. ``deliver`` resolves the contact and
-posts one activity, consulting the local ledger first so that a replayed or redelivered job never
-posts twice. Arguments are JSON-safe and hold no secrets (the dashboard shows them).
+one ``deliver`` job per activity under a deterministic id (or, for loyalty events coming back from
+a platform, one ``relay`` job per event). ``deliver`` resolves the contact and posts one activity;
+``relay`` sends one event to the tenant's ESP. Both consult the local ledger first so that a
+replayed or redelivered job never posts twice. Arguments are JSON-safe and hold no secrets (the dashboard shows them).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from typing import Any
 from redis import Redis
 
 from connector import erasure, metrics, pms, stays
-from connector.activities import Activity, hash_identifier
+from connector.activities import Activity, LoyaltyEvent, hash_identifier
 from connector.destinations import build_loyalty_destination
 from connector.destinations.base import Receipt
+from connector.destinations.esp import build_esp_client, relay_skip_reason
 from connector.errors import ErasureRequested, PayloadError, UnsupportedEvent
 from connector.queue import (
     DELIVERY_QUEUE,
     FAILURE_TTL,
     INGEST_QUEUE,
+    RELAY_QUEUE,
     RESULT_TTL,
     apply_retry_policy,
     connect,
@@ -86,10 +89,37 @@ class RedisContactCache:
         self.client.set(self.prefix + hash_identifier(email), contact_id, ex=CONTACT_TTL)
 
 
+def _ledger_redis_key(tenant: str, destination: str, business_key: str) -> str:
+    digest = hashlib.sha256(business_key.encode()).hexdigest()[:40]
+    return f"connector:ledger:{tenant}:{destination}:{digest}"
+
+
 def ledger_key(tenant: str, platform: str, activity: Activity) -> str:
     """Redis key recording that an activity reached a platform."""
-    digest = hashlib.sha256(activity.ledger_key.encode()).hexdigest()[:40]
-    return f"connector:ledger:{tenant}:{platform}:{digest}"
+    return _ledger_redis_key(tenant, platform, activity.ledger_key)
+
+
+def relay_ledger_key(tenant: str, provider: str, event: LoyaltyEvent) -> str:
+    """Redis key recording that a loyalty event reached an ESP."""
+    return _ledger_redis_key(tenant, provider, event.ledger_key)
+
+
+def ledger_lookup(client: Redis, key: str, destination: str) -> dict[str, Any] | None:
+    """The recorded receipt when ``key`` was already delivered (counted), else ``None``."""
+    recorded = client.get(key)
+    if not recorded:
+        return None
+    metrics.count(client, "deliveries", destination=destination, outcome="already_delivered")
+    value: dict[str, Any] = json.loads(recorded)
+    return value
+
+
+def ledger_record(client: Redis, key: str, destination: str, record: dict[str, Any]) -> None:
+    """Record a delivery (and count it) in one round trip."""
+    with client.pipeline() as pipe:
+        pipe.set(key, json.dumps(record), ex=LEDGER_TTL)
+        metrics.count(pipe, "deliveries", destination=destination, outcome="delivered")
+        pipe.execute()
 
 
 def delivery_job_id(tenant: str, platform: str, activity: Activity) -> str:
@@ -115,6 +145,10 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
     )
     references = getattr(adapter, "references", None)
     try:
+        relays = getattr(adapter, "is_loyalty_event", None)
+        if relays is not None and relays(env.event_type):
+            events: list[LoyaltyEvent] = adapter.to_loyalty_events(env, payload, context, config)  # type: ignore[attr-defined]
+            return {"status": "translated", "relays": enqueue_relays(tenant, events)}
         if references is not None:  # thin events: fetch each referenced id once, then translate
             fetched = pms.fetch(env.source, config, references(env, payload, config), timeout=settings().http_timeout)
             payload = {"message": payload, "fetched": fetched}
@@ -184,10 +218,9 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
     platform = tenant.loyalty.platform
     key = ledger_key(tenant.name, platform, activity)
     client = redis()
-    recorded = client.get(key)
-    if recorded:
-        metrics.count(client, "deliveries", destination=platform, outcome="already_delivered")
-        return {"status": "already_delivered", "receipt": json.loads(recorded)}
+    recorded = ledger_lookup(client, key, platform)
+    if recorded is not None:
+        return {"status": "already_delivered", "receipt": recorded}
     destination = build_loyalty_destination(tenant, timeout=settings().http_timeout, redis=client)
     try:
         receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
@@ -200,10 +233,64 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
         "created": receipt.created,
         "delivered_at": datetime.now(UTC).isoformat(),
     }
-    with client.pipeline() as pipe:
-        pipe.set(key, json.dumps(record), ex=LEDGER_TTL)
-        metrics.count(pipe, "deliveries", destination=platform, outcome="delivered")
-        pipe.execute()
+    ledger_record(client, key, platform, record)
+    return {"status": "delivered", "receipt": record}
+
+
+def relay_job_id(tenant: str, provider: str, event: LoyaltyEvent) -> str:
+    """Deterministic id of the relay job for one event and ESP."""
+    return make_job_id("relay", tenant, provider, event.source, event.event_id)
+
+
+def enqueue_relays(tenant: Tenant, events: list[LoyaltyEvent]) -> list[str]:
+    """One unique relay job per event the tenant's ESP wants; returns their ids."""
+    queue = get_queue(redis(), RELAY_QUEUE)
+    ids = []
+    for event in events:
+        reason = relay_skip_reason(tenant.esp, event.type)
+        if reason is not None or tenant.esp is None:
+            metrics.count(redis(), "ignored", tenant=tenant.name, source=event.source, reason="esp_filter")
+            log.info("relay %s/%s skipped: %s", tenant.name, event.source, reason)
+            continue
+        provider = str(getattr(tenant.esp, "provider", "esp"))
+        job_id = relay_job_id(tenant.name, provider, event)
+        enqueue_unique(
+            queue,
+            "connector.jobs.relay",
+            job_id=job_id,
+            args=(event.model_dump(mode="json"),),
+            schedule=_schedule(),
+            description=f"relay {event.type} {event.source}:{event.event_id} to {provider}",
+        )
+        ids.append(job_id)
+    return ids
+
+
+@apply_retry_policy(_schedule)
+def relay(event_data: dict[str, Any]) -> dict[str, Any]:
+    """Send one loyalty event to the tenant's ESP, exactly once (ledger + the ESP's own dedup)."""
+    event = LoyaltyEvent.model_validate(event_data)
+    tenant = tenant_config(event.tenant)
+    if tenant.esp is None:
+        raise PayloadError(f"tenant {tenant.name!r} has no [esp] table any more")
+    provider = str(getattr(tenant.esp, "provider", "esp"))
+    key = relay_ledger_key(tenant.name, provider, event)
+    client = redis()
+    recorded = ledger_lookup(client, key, provider)
+    if recorded is not None:
+        return {"status": "already_delivered", "receipt": recorded}
+    esp = build_esp_client(tenant.esp, client, timeout=settings().http_timeout)
+    esp.hide(event.email)  # an ESP echoing the address must not put it in the failed-job reason
+    receipt = esp.send(event, tenant.esp.event_name(event.type))
+    record = {
+        "provider": receipt.provider,
+        "name": receipt.name,
+        "status": receipt.status,
+        "remote_id": receipt.remote_id,
+        "delivered_at": datetime.now(UTC).isoformat(),
+    }
+    ledger_record(client, key, provider, record)
+    log.info("relay %s %s:%s to %s: %s", event.type, event.source, event.event_id, provider, receipt.status)
     return {"status": "delivered", "receipt": record}
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from connector.destinations.config import GluConfig, LoyaltyLionConfig, VoucherifyConfig
+from connector.destinations.esp.config import EspBase, parse_esp
 from connector.errors import ConfigError
 from connector.sources import SOURCES
 from connector.sources.base import SourceConfig
@@ -42,7 +43,7 @@ class Tenant(BaseModel):
     timezone: str = "UTC"
     loyalty: LoyaltyConfig
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
-    esp: dict[str, Any] | None = None
+    esp: EspBase | None = None  # one of the provider models in destinations/esp/config.py
 
     @field_validator("timezone")
     @classmethod
@@ -114,8 +115,14 @@ def parse_tenants(document: dict[str, Any]) -> dict[str, Tenant]:
                 )
             except ValidationError as exc:
                 raise ConfigError(_format_validation(f"{prefix}.sources.{slug}", exc)) from None
+        esp: EspBase | None = None
+        if raw.get("esp") is not None:
+            try:
+                esp = parse_esp(raw["esp"], f"{prefix}.esp")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         try:
-            tenants[name] = Tenant.model_validate({**raw, "name": name, "sources": sources})
+            tenants[name] = Tenant.model_validate({**raw, "name": name, "sources": sources, "esp": esp})
         except ValidationError as exc:
             raise ConfigError(_format_validation(prefix, exc)) from None
     return tenants

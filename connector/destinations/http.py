@@ -11,7 +11,7 @@ import email.utils
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,8 +51,30 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", r"\1[redacted]", text)
 
 
-def raise_for_status(response: requests.Response, *, destination: str, secrets: Iterable[str] = ()) -> None:
-    """Map a response's status onto the error hierarchy; 2xx/3xx pass."""
+def parse_reset_epoch(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds until an ``X-RateLimit-Reset`` given as Unix epoch seconds (Braze, Intercom)."""
+    if not value:
+        return None
+    try:
+        reset = float(value.strip())
+    except ValueError:
+        return None
+    current = now if now is not None else time.time()
+    return max(0.0, reset - current)
+
+
+def raise_for_status(
+    response: requests.Response,
+    *,
+    destination: str,
+    secrets: Iterable[str] = (),
+    retry_after_hint: Callable[[requests.Response], float | None] | None = None,
+) -> None:
+    """Map a response's status onto the error hierarchy; 2xx/3xx pass.
+
+    ``retry_after_hint`` reads a vendor's own back-off signal from a 429/5xx response (default:
+    the ``Retry-After`` header).
+    """
     status = response.status_code
     if status < 400:
         return
@@ -64,7 +86,11 @@ def raise_for_status(response: requests.Response, *, destination: str, secrets: 
             destination=destination,
             status=status,
             body=body,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=(
+                retry_after_hint(response)
+                if retry_after_hint is not None
+                else parse_retry_after(response.headers.get("Retry-After"))
+            ),
         )
     raise FatalDestinationError(message, destination=destination, status=status, body=body)
 
@@ -113,17 +139,23 @@ class HttpClient:
             "destination.%s.%s %s %s %.1fms",
             self.destination,
             method.lower(),
-            path.split("?")[0],
+            redact(path.split("?")[0], self.secrets),
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
         self.observe(response)
-        raise_for_status(response, destination=self.destination, secrets=self.secrets)
+        raise_for_status(
+            response, destination=self.destination, secrets=self.secrets, retry_after_hint=self.retry_after_hint
+        )
         return response
 
     def observe(self, response: requests.Response) -> None:
         """Hook for subclasses: see every answer (rate-limit headers, vendor-specific fatal
         statuses) before the shared status mapping runs. May raise a destination error."""
+
+    def retry_after_hint(self, response: requests.Response) -> float | None:
+        """Seconds the server asked us to wait (override for vendors with their own headers)."""
+        return parse_retry_after(response.headers.get("Retry-After"))
 
     def json(self, response: requests.Response) -> Any:
         """Decode a JSON body; an unusable success answer is fatal (retrying won't fix it)."""

@@ -15,6 +15,14 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from connector.sandbox.apaleo import ApaleoSandbox
 from connector.sandbox.cloudbeds import CloudbedsSandbox
+from connector.sandbox.esp import (
+    ActiveCampaignSandbox,
+    BrazeSandbox,
+    CustomerIoSandbox,
+    IntercomSandbox,
+    KlaviyoSandbox,
+    MailchimpSandbox,
+)
 from connector.sandbox.glu import GluSandbox
 from connector.sandbox.loyaltylion import LoyaltyLionSandbox
 from connector.sandbox.mews import MewsSandbox
@@ -27,6 +35,12 @@ DEFAULT_KEYS = {
     "apaleo_client_id": "sandbox-apaleo-client",
     "apaleo_client_secret": "sandbox-apaleo-secret",
     "cloudbeds": "sandbox-cloudbeds-key",
+    "klaviyo": "pk_sandbox_klaviyo",
+    "mailchimp": "sandbox-mailchimp-key-us1",
+    "braze": "sandbox-braze-key",
+    "customerio": "sandbox-customerio-key",
+    "activecampaign": "sandbox-activecampaign-key",
+    "intercom": "sandbox-intercom-token",
     "loyaltylion": "sandbox-loyaltylion-key",
     "voucherify_app_id": "sandbox-voucherify-app",
     "voucherify_app_token": "sandbox-voucherify-token",
@@ -53,9 +67,20 @@ def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandb
     app.register_blueprint(sandboxes.extra["apaleo"].blueprint(), url_prefix="/apaleo")
     sandboxes.extra["cloudbeds"] = CloudbedsSandbox(keys["cloudbeds"])
     app.register_blueprint(sandboxes.extra["cloudbeds"].blueprint(), url_prefix="/cloudbeds")
+    sandboxes.extra.update(
+        {
+            "klaviyo": KlaviyoSandbox(keys["klaviyo"]),
+            "mailchimp": MailchimpSandbox(keys["mailchimp"]),
+            "braze": BrazeSandbox(keys["braze"]),
+            "customerio": CustomerIoSandbox("sandbox-site", keys["customerio"]),
+            "activecampaign": ActiveCampaignSandbox("sandbox-actid", keys["activecampaign"]),
+            "intercom": IntercomSandbox(keys["intercom"]),
+        }
+    )
     sandboxes.extra["loyaltylion"] = LoyaltyLionSandbox(keys["loyaltylion"])
     sandboxes.extra["voucherify"] = VoucherifySandbox(keys["voucherify_app_id"], keys["voucherify_app_token"])
-    for vendor in ("loyaltylion", "voucherify"):
+    esps = ("klaviyo", "mailchimp", "braze", "customerio", "activecampaign", "intercom")
+    for vendor in (*esps, "loyaltylion", "voucherify"):
         app.register_blueprint(sandboxes.extra[vendor].blueprint(), url_prefix=f"/{vendor}")
 
     @app.get("/")

@@ -7,6 +7,7 @@ from connector.sources import (
     cloudbeds,
     hostaway,
     hotspotsystem,
+    loyaltylion,
     meraki,
     mews,
     mist,
@@ -14,6 +15,7 @@ from connector.sources import (
     shopify,
     socialwifi,
     standard,
+    voucherify,
 )
 from connector.sources.base import Source
 
@@ -29,6 +31,8 @@ SOURCES: dict[str, Source] = {
     "apaleo": apaleo.SOURCE,
     "cloudbeds": cloudbeds.SOURCE,
     "hostaway": hostaway.SOURCE,
+    "voucherify": voucherify.SOURCE,
+    "loyaltylion": loyaltylion.SOURCE,
 }
 
 __all__ = ["SOURCES", "Source"]

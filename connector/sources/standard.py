@@ -21,10 +21,11 @@ from typing import Any
 from pydantic import Field, SecretStr
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from connector.activities import Activity
+from connector.activities import Activity, LoyaltyEvent
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources import stay_events
 from connector.sources.base import Envelope, InboundRequest, SourceConfig, TranslationContext
+from connector.sources.glu_events import LOYALTY_EVENT_HANDLERS, check
 from connector.sources.wifi_login import handle_wifi_login
 
 # event type -> pure handler(payload data, envelope, context) -> activities
@@ -32,6 +33,8 @@ EventHandler = Callable[[dict[str, Any], Envelope, TranslationContext], list[Act
 EVENT_HANDLERS: dict[str, EventHandler] = {}
 EVENT_HANDLERS["wifi.login"] = handle_wifi_login
 EVENT_HANDLERS.update(stay_events.STAY_HANDLERS)  # stay.* (hotel PMS)
+# customer.* loyalty events (relayed to the ESP, not delivered as activities) are handled by
+# LOYALTY_EVENT_HANDLERS from glu_events.py.
 
 
 class StandardConfig(SourceConfig):
@@ -82,12 +85,14 @@ class StandardSource:
             raise PayloadError('body has no "type"')
         if not isinstance(body.get("data"), dict):
             raise PayloadError('body has no "data" object')
-        if event_type not in EVENT_HANDLERS:
+        if event_type not in EVENT_HANDLERS and event_type not in LOYALTY_EVENT_HANDLERS:
             raise UnsupportedEvent(f"event type {event_type} is not supported", counter="unsupported_type")
         if config.events is not None and event_type not in config.events:
             raise UnsupportedEvent(
                 f"event type {event_type} is not enabled for this tenant", counter="type_not_configured"
             )
+        if self.is_loyalty_event(event_type):
+            check(body["data"])  # a canonical loyalty body is validated now: 400 or ignored, no job
         return Envelope(
             source=self.name,
             tenant=tenant,
@@ -101,6 +106,19 @@ class StandardSource:
     ) -> list[Activity]:
         """Dispatch to the handler of the event type (pure)."""
         handler = EVENT_HANDLERS.get(envelope.event_type)
+        if handler is None:
+            raise UnsupportedEvent(f"event type {envelope.event_type} is not supported", counter="unsupported_type")
+        return handler(payload["data"], envelope, context)
+
+    def is_loyalty_event(self, event_type: str) -> bool:
+        """Loyalty event types are relayed to the ESP instead of delivered as activities."""
+        return event_type in LOYALTY_EVENT_HANDLERS and event_type not in EVENT_HANDLERS
+
+    def to_loyalty_events(
+        self, envelope: Envelope, payload: Any, context: TranslationContext, config: StandardConfig
+    ) -> list[LoyaltyEvent]:
+        """Dispatch a loyalty event type to its handler (pure)."""
+        handler = LOYALTY_EVENT_HANDLERS.get(envelope.event_type)
         if handler is None:
             raise UnsupportedEvent(f"event type {envelope.event_type} is not supported", counter="unsupported_type")
         return handler(payload["data"], envelope, context)

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 
 from connector import metrics
+from connector.destinations.esp import relay_skip_reason
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.queue import INGEST_QUEUE, accept_webhook
 from connector.settings import Settings
@@ -142,6 +143,11 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
 
     try:
         envelope = adapter.identify(inbound, config, tenant)
+        relays = getattr(adapter, "is_loyalty_event", None)
+        if relays is not None and relays(envelope.event_type):
+            skip = relay_skip_reason(tenant_cfg.esp, envelope.event_type)
+            if skip is not None:  # loyalty events outside the tenant's esp.events filter
+                raise UnsupportedEvent(skip, counter="esp_filter")
     except UnsupportedEvent as ignored:
         _count_rejection(tenant, source, "ignored")
         _count("ignored", tenant=tenant, source=source, reason=ignored.counter)

@@ -1,0 +1,91 @@
+"""Signing helpers and tenants for the loyalty-event relay tests (Voucherify, LoyaltyLion, standard → ESPs)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import textwrap
+from datetime import UTC, datetime
+from typing import Any
+
+from standardwebhooks import Webhook
+
+from connector.sandbox import DEFAULT_KEYS
+
+VOUCHERIFY_SECRET = "vf_webhook_secret_harbour"
+VOUCHERIFY_OLD_SECRET = "vf_webhook_secret_old"
+LOYALTYLION_SECRET = "ll_site_secret_harbour"
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-secret-for-harbour-32by").decode()
+
+
+def voucherify_headers(body: bytes, secret: str = VOUCHERIFY_SECRET, *, sign: bytes | None = None) -> dict[str, str]:
+    """What Voucherify sends: hex HMAC-SHA256 (of ``sign`` when given, else of the body)."""
+    digest = hmac.new(secret.encode(), sign if sign is not None else body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "x-voucherify-signature": digest, "User-Agent": "Voucherify"}
+
+
+def loyaltylion_headers(body: bytes, secret: str = LOYALTYLION_SECRET, topic: str | None = None) -> dict[str, str]:
+    """What LoyaltyLion sends: base64 HMAC-SHA256 of the raw body."""
+    signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    if topic is None:
+        topic = json.loads(body).get("topic", "")
+    return {
+        "Content-Type": "application/json",
+        "x-loyaltylion-hmac-sha256": signature,
+        "x-loyaltylion-topic": topic,
+        "x-loyaltylion-site-domain": "harbour-hotels.myshopify.com",
+        "User-Agent": "LoyaltyLion-Webhooks/1.0",
+    }
+
+
+def standard_headers(body: bytes, msg_id: str = "msg_2Kd9a1", secret: str = STANDARD_SECRET) -> dict[str, str]:
+    """Standard Webhooks headers signed now."""
+    now = datetime.now(UTC)
+    signature = Webhook(secret).sign(msg_id, now, body.decode())
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def esp_table(provider: str, sandbox_url: str, **extra: Any) -> str:
+    """An ``[esp]`` table body pointing at the sandbox."""
+    base = f"{sandbox_url}/{provider}"
+    lines = {
+        "klaviyo": [f'api_key = "{DEFAULT_KEYS["klaviyo"]}"'],
+        "mailchimp": [f'api_key = "{DEFAULT_KEYS["mailchimp"]}"', 'list_id = "sandbox-list"'],
+        "braze": [f'api_key = "{DEFAULT_KEYS["braze"]}"'],
+        "customerio": ['site_id = "sandbox-site"', f'api_key = "{DEFAULT_KEYS["customerio"]}"'],
+        "activecampaign": ['account_id = "sandbox-actid"', f'event_key = "{DEFAULT_KEYS["activecampaign"]}"'],
+        "intercom": [f'access_token = "{DEFAULT_KEYS["intercom"]}"'],
+    }[provider]
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            inline = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
+            lines.append(f"{key} = {{{inline}}}")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join([f'provider = "{provider}"', f'base_url = "{base}"', *lines])
+
+
+def relay_toml(sandbox_url: str, provider: str = "klaviyo", tenant: str = "harbour", **esp_extra: Any) -> str:
+    """One tenant with the three loyalty-event sources and one ESP."""
+    header = textwrap.dedent(f"""
+        [tenants.{tenant}]
+        timezone = "Europe/London"
+        [tenants.{tenant}.loyalty]
+        platform = "glu"
+        base_url = "{sandbox_url}/glu"
+        api_key = "sandbox-glu-key"
+        [tenants.{tenant}.sources.voucherify]
+        secrets = ["{VOUCHERIFY_OLD_SECRET}", "{VOUCHERIFY_SECRET}"]
+        [tenants.{tenant}.sources.loyaltylion]
+        secrets = ["{LOYALTYLION_SECRET}"]
+        [tenants.{tenant}.sources.standard]
+        secrets = ["{STANDARD_SECRET}"]
+    """)
+    return header + f"[tenants.{tenant}.esp]\n" + esp_table(provider, sandbox_url, **esp_extra) + "\n"
