@@ -221,8 +221,12 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
     recorded = ledger_lookup(client, key, platform)
     if recorded is not None:
         return {"status": "already_delivered", "receipt": recorded}
-    destination = build_loyalty_destination(tenant, timeout=settings().http_timeout)
-    receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
+    destination = build_loyalty_destination(tenant, timeout=settings().http_timeout, redis=client)
+    try:
+        receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
+    except UnsupportedEvent as skipped:  # the platform takes this activity another way (or not at all)
+        metrics.count(client, "ignored", tenant=tenant.name, source=activity.source, reason=skipped.counter)
+        return {"status": "ignored", "reason": skipped.reason}
     record = {
         "platform": receipt.platform,
         "remote_id": receipt.remote_id,

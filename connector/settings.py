@@ -13,12 +13,13 @@ import secrets as _secrets
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from connector.destinations.config import GluConfig, LoyaltyLionConfig, VoucherifyConfig
 from connector.destinations.esp.config import EspBase, parse_esp
 from connector.errors import ConfigError
 from connector.sources import SOURCES
@@ -28,21 +29,9 @@ TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_RETRY_SCHEDULE = (10, 60, 300, 900, 3600, 10800, 21600, 43200, 86400)
 
 
-class LoyaltyConfig(BaseModel):
-    """``[tenants.<t>.loyalty]``: the platform that receives activities."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    platform: Literal["glu", "loyaltylion", "voucherify"]
-    base_url: str
-    api_key: SecretStr | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+LoyaltyConfig = Annotated[GluConfig | LoyaltyLionConfig | VoucherifyConfig, Field(discriminator="platform")]
+"""``[tenants.<t>.loyalty]``: the platform that receives activities, chosen by ``platform``."""
+LOYALTY_PLATFORMS = ("glu", "loyaltylion", "voucherify")
 
 
 class Tenant(BaseModel):
@@ -88,7 +77,12 @@ def _resolve_env(value: Any, path: str) -> Any:
 def _format_validation(prefix: str, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        parts = list(err["loc"])
+        if len(parts) > 1 and parts[0] == "loyalty" and parts[1] in LOYALTY_PLATFORMS:
+            del parts[1]  # the discriminated union's tag is not a key the merchant wrote
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            parts.append("platform")  # a missing or unknown platform: name the key
+        loc = ".".join(str(p) for p in parts)
         lines.append(f"{prefix}.{loc}: {err['msg']}" if loc else f"{prefix}: {err['msg']}")
     return "; ".join(lines)
 

@@ -30,4 +30,12 @@ class LoyaltyDestination(Protocol):
 
     platform: str
 
-    def deliver(self, activity: Activity, contacts: ContactCache) -> Receipt: ...
+    def deliver(self, activity: Activity, contacts: ContactCache) -> Receipt:
+        """Deliver one activity in the platform's vocabulary.
+
+        Raises:
+            RetriableDestinationError / FatalDestinationError: see ``destinations.http``.
+            UnsupportedEvent: the platform deliberately does not take this activity (e.g.
+                LoyaltyLion imports Shopify orders itself); the job ends ``ignored`` with the reason.
+        """
+        ...

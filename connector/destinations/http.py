@@ -143,10 +143,15 @@ class HttpClient:
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
+        self.observe(response)
         raise_for_status(
             response, destination=self.destination, secrets=self.secrets, retry_after_hint=self.retry_after_hint
         )
         return response
+
+    def observe(self, response: requests.Response) -> None:
+        """Hook for subclasses: see every answer (rate-limit headers, vendor-specific fatal
+        statuses) before the shared status mapping runs. May raise a destination error."""
 
     def retry_after_hint(self, response: requests.Response) -> float | None:
         """Seconds the server asked us to wait (override for vendors with their own headers)."""

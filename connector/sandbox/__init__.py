@@ -24,7 +24,9 @@ from connector.sandbox.esp import (
     MailchimpSandbox,
 )
 from connector.sandbox.glu import GluSandbox
+from connector.sandbox.loyaltylion import LoyaltyLionSandbox
 from connector.sandbox.mews import MewsSandbox
+from connector.sandbox.voucherify import VoucherifySandbox
 
 DEFAULT_KEYS = {
     "glu": "sandbox-glu-key",
@@ -39,6 +41,9 @@ DEFAULT_KEYS = {
     "customerio": "sandbox-customerio-key",
     "activecampaign": "sandbox-activecampaign-key",
     "intercom": "sandbox-intercom-token",
+    "loyaltylion": "sandbox-loyaltylion-key",
+    "voucherify_app_id": "sandbox-voucherify-app",
+    "voucherify_app_token": "sandbox-voucherify-token",
 }
 
 
@@ -72,7 +77,10 @@ def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandb
             "intercom": IntercomSandbox(keys["intercom"]),
         }
     )
-    for vendor in ("klaviyo", "mailchimp", "braze", "customerio", "activecampaign", "intercom"):
+    sandboxes.extra["loyaltylion"] = LoyaltyLionSandbox(keys["loyaltylion"])
+    sandboxes.extra["voucherify"] = VoucherifySandbox(keys["voucherify_app_id"], keys["voucherify_app_token"])
+    esps = ("klaviyo", "mailchimp", "braze", "customerio", "activecampaign", "intercom")
+    for vendor in (*esps, "loyaltylion", "voucherify"):
         app.register_blueprint(sandboxes.extra[vendor].blueprint(), url_prefix=f"/{vendor}")
 
     @app.get("/")

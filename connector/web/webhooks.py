@@ -156,6 +156,11 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     except PayloadError as exc:
         _count_rejection(tenant, source, "bad_payload")
         return error_response(400, "invalid_payload", str(exc))
+    skip = tenant_cfg.loyalty.skip_reason(source)
+    if skip:  # e.g. LoyaltyLion imports Shopify orders itself: answered now, no job
+        _count_rejection(tenant, source, "ignored")
+        _count("ignored", tenant=tenant, source=source, reason="platform_imports_source")
+        return jsonify({"status": "ignored", "reason": skip})
 
     redis = current_app.extensions["connector.redis"]
     try:
