@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault
+from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault, seed_from_request
 
 COLLECTIONS = ("reservations", "customers", "resource_categories", "order_items")
 OPERATIONS = {
@@ -72,13 +72,7 @@ class MewsSandbox:
 
         @bp.post("/_sandbox/<collection>")
         def _seed(collection: str) -> Any:
-            body = request.get_json(silent=True)
-            items = body if isinstance(body, list) else [body]
-            try:
-                self.seed(collection, *items)
-            except (ValueError, KeyError, TypeError) as exc:
-                return jsonify({"error": str(exc)}), 400
-            return jsonify({"seeded": len(items)}), 201
+            return seed_from_request(lambda items: self.seed(collection, *items))
 
         @bp.post("/api/connector/v1/<path:operation>")
         def operate(operation: str) -> Any:
