@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from connector.destinations.esp.config import EspBase, parse_esp
 from connector.errors import ConfigError
 from connector.sources import SOURCES
-from connector.sources.base import SourceConfig
+from connector.sources.base import HttpBaseUrl, SourceConfig
 
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_RETRY_SCHEDULE = (10, 60, 300, 900, 3600, 10800, 21600, 43200, 86400)
@@ -34,15 +34,8 @@ class LoyaltyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     platform: Literal["glu", "loyaltylion", "voucherify"]
-    base_url: str
+    base_url: HttpBaseUrl
     api_key: SecretStr | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class Tenant(BaseModel):
