@@ -25,7 +25,6 @@ not relayed (a 2xx to it would tell LoyaltyLion a custom reward was fulfilled).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,9 +35,11 @@ from connector.errors import PayloadError, UnsupportedEvent
 from connector.sources.base import (
     Envelope,
     InboundRequest,
+    RelayOnlySource,
     SourceConfig,
     TranslationContext,
     decode_base64,
+    json_object,
     require_any_hmac,
 )
 
@@ -168,7 +169,7 @@ def translate(body: dict[str, Any], event_type: str, tenant: str) -> LoyaltyEven
         raise PayloadError(f"webhook does not make a valid event: {exc.errors()[0]['msg']}") from exc
 
 
-class LoyaltyLionSource:
+class LoyaltyLionSource(RelayOnlySource):
     """The ``loyaltylion`` source adapter (produces loyalty events, not activities)."""
 
     name = "loyaltylion"
@@ -179,18 +180,9 @@ class LoyaltyLionSource:
         """Base64 HMAC-SHA256 of the raw body with any configured secret."""
         require_any_hmac(request.raw, decode_base64(request.header(SIGNATURE_HEADER)), config.secrets)
 
-    def is_loyalty_event(self, event_type: str) -> bool:
-        """Every accepted LoyaltyLion topic is relayed to the ESP."""
-        return True
-
     def identify(self, request: InboundRequest, config: LoyaltyLionConfig, tenant: str) -> Envelope:
         """The canonical type of the body's ``topic`` (header as fallback); the body ``id``."""
-        try:
-            body = json.loads(request.raw)
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
-        if not isinstance(body, dict):
-            raise PayloadError("body is not a JSON object")
+        body = json_object(request.raw)
         topic = body.get("topic") or request.header(TOPIC_HEADER)
         if not isinstance(topic, str) or not topic:
             raise PayloadError('body has no "topic"')
@@ -209,19 +201,9 @@ class LoyaltyLionSource:
             received_at=datetime.now(UTC).isoformat(),
         )
 
-    def to_activities(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: LoyaltyLionConfig
-    ) -> list[Any]:
-        """LoyaltyLion events are relayed, never turned into activities."""
-        raise UnsupportedEvent("loyaltylion events are relayed to the ESP", counter="relay_only")
-
-    def to_loyalty_events(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: LoyaltyLionConfig
-    ) -> list[LoyaltyEvent]:
+    def loyalty_event(self, body: dict[str, Any], envelope: Envelope, context: TranslationContext) -> LoyaltyEvent:
         """The one canonical event of a stored webhook body (pure)."""
-        if not isinstance(payload, dict):
-            raise PayloadError("stored payload is not a JSON object")
-        return [translate(payload, envelope.event_type, context.tenant)]
+        return translate(body, envelope.event_type, context.tenant)
 
 
 SOURCE = LoyaltyLionSource()
