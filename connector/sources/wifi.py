@@ -349,7 +349,6 @@ def unique_activities(activities: Iterable[Activity]) -> list[Activity]:
     return result
 
 
-
 class LoginSource:
     """Base of the portal adapters: a body is a batch of logins (often exactly one).
 
