@@ -18,13 +18,14 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
 
 from connector.activities import Activity, LoyaltyEvent
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
@@ -39,6 +40,14 @@ def http_base_url(value: str) -> str:
 
 HttpBaseUrl = Annotated[str, AfterValidator(http_base_url)]
 """A config field holding an http(s) base URL (validated by :func:`http_base_url`)."""
+
+
+def known_topics(value: list[str], known: frozenset[str]) -> list[str]:
+    """A ``topics`` setting must name only ``known`` topics."""
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ValueError(f"unsupported topics {unknown}; choose from {sorted(known)}")
+    return value
 
 
 class SourceConfig(BaseModel):
@@ -160,6 +169,15 @@ class RelayOnlySource:
     def loyalty_event(self, body: dict[str, Any], envelope: Envelope, context: TranslationContext) -> LoyaltyEvent:
         """The canonical event of one webhook body (pure); subclasses provide it."""
         raise NotImplementedError
+
+
+@contextmanager
+def valid_event() -> Iterator[None]:
+    """Around building an event from a webhook: a pydantic ``ValidationError`` is a ``PayloadError``."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise PayloadError(f"webhook does not make a valid event: {exc.errors()[0]['msg']}") from exc
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr
 
 from connector.activities import LoyaltyEvent, normalise_email
 from connector.errors import PayloadError, UnsupportedEvent
@@ -41,6 +41,7 @@ from connector.sources.base import (
     decode_base64,
     json_object,
     require_any_hmac,
+    valid_event,
 )
 
 SIGNATURE_HEADER = "x-loyaltylion-hmac-sha256"
@@ -145,7 +146,7 @@ def translate(body: dict[str, Any], event_type: str, tenant: str) -> LoyaltyEven
         if value is not None:
             properties[key] = value  # decimals stay strings: no currency is given to convert them
     properties = {k: v for k, v in properties.items() if v != ""}
-    try:
+    with valid_event():
         return LoyaltyEvent(
             type=event_type,
             event_id=event_id,
@@ -165,8 +166,6 @@ def translate(body: dict[str, Any], event_type: str, tenant: str) -> LoyaltyEven
             reward_type=_str(props.get("reward_type")),
             properties=properties,
         )
-    except ValidationError as exc:
-        raise PayloadError(f"webhook does not make a valid event: {exc.errors()[0]['msg']}") from exc
 
 
 class LoyaltyLionSource(RelayOnlySource):

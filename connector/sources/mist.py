@@ -27,6 +27,7 @@ from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources.base import (
     InboundRequest,
     decode_hex,
+    known_topics,
     require_any_hmac,
 )
 from connector.sources.wifi import (
@@ -52,10 +53,7 @@ class MistConfig(WifiConfig):
     @field_validator("topics")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - TOPICS)
-        if unknown:
-            raise ValueError(f"unsupported topics {unknown}; choose from {sorted(TOPICS)}")
-        return value
+        return known_topics(value, TOPICS)
 
 
 def parse_logins(payload: Any, received_at: str, config: MistConfig) -> tuple[str, list[WifiLogin]]:

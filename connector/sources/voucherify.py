@@ -25,7 +25,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr
 
 from connector.activities import LOYALTY_EVENT_NAMES, LoyaltyEvent, normalise_email
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
@@ -38,6 +38,7 @@ from connector.sources.base import (
     decode_hex,
     json_object,
     require_any_hmac,
+    valid_event,
 )
 
 SIGNATURE_HEADER = "x-voucherify-signature"
@@ -155,7 +156,7 @@ def translate(body: dict[str, Any], tenant: str) -> LoyaltyEvent:
     ):
         if isinstance(value, str) and value:
             properties[key] = value
-    try:
+    with valid_event():
         return LoyaltyEvent(
             type=event_type,
             event_id=event_id(body),
@@ -176,8 +177,6 @@ def translate(body: dict[str, Any], tenant: str) -> LoyaltyEvent:
             reward_type=reward.get("type") if isinstance(reward.get("type"), str) else None,
             properties=properties,
         )
-    except ValidationError as exc:
-        raise PayloadError(f"webhook does not make a valid event: {exc.errors()[0]['msg']}") from exc
 
 
 class VoucherifySource(RelayOnlySource):
