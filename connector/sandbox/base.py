@@ -166,7 +166,28 @@ def seed_from_request(seed: Callable[[list[Any]], None]) -> tuple[Response, int]
     return jsonify({"seeded": len(items)}), 201
 
 
-class ReservationSandbox:
+class VendorSandbox:
+    """Base of the vendor sandboxes: a lock, a :class:`FaultInjector` and state set by :meth:`reset`.
+
+    Subclasses keep their credentials, then call ``super().__init__()``; they implement
+    :meth:`reset`, :meth:`state` and ``blueprint()``.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.faults = FaultInjector()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything held."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        """What the vendor holds, for tests."""
+        raise NotImplementedError
+
+
+class ReservationSandbox(VendorSandbox):
     """An in-memory PMS holding reservations keyed by ``id_field``, with a call log and faults.
 
     Subclasses set ``id_field`` and add their API routes in :meth:`blueprint`, starting from
@@ -174,11 +195,6 @@ class ReservationSandbox:
     """
 
     id_field = "id"
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.faults = FaultInjector()
-        self.reset()
 
     def reset(self) -> None:
         """Forget reservations and calls."""

@@ -15,12 +15,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault, seed_from_request
+from connector.sandbox.base import VendorSandbox, add_control_routes, apply_fault, seed_from_request
 
 COLLECTIONS = ("reservations", "customers", "resource_categories", "order_items")
 OPERATIONS = {
@@ -36,15 +35,13 @@ def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify({"Message": message, "Details": None}), status
 
 
-class MewsSandbox:
+class MewsSandbox(VendorSandbox):
     """In-memory Mews enterprise data."""
 
     def __init__(self, client_token: str, access_token: str) -> None:
         self.client_token = client_token
         self.access_token = access_token
-        self.lock = threading.Lock()
-        self.faults = FaultInjector()
-        self.reset()
+        super().__init__()
 
     def reset(self) -> None:
         """Forget all data and calls."""
