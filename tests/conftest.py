@@ -139,22 +139,30 @@ def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
     return sandbox_server
 
 
+def harbour_marina_toml(sandbox_url: str, harbour: str, marina: str, *, harbour_api_key: str = GLU_KEY) -> str:
+    """Tenants harbour (Europe/London) and marina (Asia/Tokyo) on the Glu sandbox, each followed by
+    its own tables (``harbour`` / ``marina``: TOML text, dedented here)."""
+    return (
+        glu_tenant_toml("harbour", "Europe/London", sandbox_url, harbour_api_key)
+        + textwrap.dedent(harbour)
+        + glu_tenant_toml("marina", "Asia/Tokyo", sandbox_url)
+        + textwrap.dedent(marina)
+    )
+
+
 def tenants_toml(sandbox_url: str) -> str:
     """The test tenants: harbour (Glu, Shopify with two secrets) and marina (isolation)."""
-    return (
-        glu_tenant_toml("harbour", "Europe/London", sandbox_url, api_key="env:TEST_GLU_KEY")
-        + textwrap.dedent(f"""
-            [tenants.harbour.sources.shopify]
-            shop_domain = "harbour-hotels.myshopify.com"
-            secrets = ["{SHOPIFY_OLD_SECRET}", "env:TEST_SHOPIFY_SECRET"]
-        """)
-        + glu_tenant_toml("marina", "Asia/Tokyo", sandbox_url)
-        + textwrap.dedent(f"""
-            [tenants.marina.sources.shopify]
-            shop_domain = "marina-tokyo.myshopify.com"
-            secrets = ["{MARINA_SHOPIFY_SECRET}"]
-        """)
-    )
+    harbour = f"""
+        [tenants.harbour.sources.shopify]
+        shop_domain = "harbour-hotels.myshopify.com"
+        secrets = ["{SHOPIFY_OLD_SECRET}", "env:TEST_SHOPIFY_SECRET"]
+    """
+    marina = f"""
+        [tenants.marina.sources.shopify]
+        shop_domain = "marina-tokyo.myshopify.com"
+        secrets = ["{MARINA_SHOPIFY_SECRET}"]
+    """
+    return harbour_marina_toml(sandbox_url, harbour, marina, harbour_api_key="env:TEST_GLU_KEY")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from conftest import glu_tenant_toml, load_fixture, standard_webhook_headers
+from conftest import harbour_marina_toml, load_fixture, standard_webhook_headers
 from redis import Redis
 
 from connector.queue import INGEST_QUEUE, get_queue
@@ -31,7 +31,7 @@ STANDARD_OLD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-old-secret-
 
 def pms_toml(sandbox_url: str, extra: str = "") -> str:
     """Tenants harbour (Europe/London, every PMS source) and marina (isolation)."""
-    harbour = textwrap.dedent(f"""
+    harbour = f"""
         [tenants.harbour.sources.mews]
         token = "{MEWS_TOKEN}"
         api_url = "{sandbox_url}/mews"
@@ -59,21 +59,15 @@ def pms_toml(sandbox_url: str, extra: str = "") -> str:
         account_id = 10452
         [tenants.harbour.sources.standard]
         secrets = ["{STANDARD_OLD_SECRET}", "{STANDARD_SECRET}"]
-    """)
-    marina = textwrap.dedent(f"""
+    """
+    marina = f"""
         [tenants.marina.sources.mews]
         token = "{MARINA_MEWS_TOKEN}"
         api_url = "{sandbox_url}/mews"
         client_token = "{MEWS_CLIENT_TOKEN}"
         access_token = "{MEWS_ACCESS_TOKEN}"
-    """)
-    return (
-        glu_tenant_toml("harbour", "Europe/London", sandbox_url)
-        + harbour
-        + glu_tenant_toml("marina", "Asia/Tokyo", sandbox_url)
-        + marina
-        + textwrap.dedent(extra)
-    )
+    """
+    return harbour_marina_toml(sandbox_url, harbour, marina) + textwrap.dedent(extra)
 
 
 def fixture_json(vendor: str, name: str) -> Any:

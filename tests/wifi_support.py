@@ -6,10 +6,9 @@ import base64
 import hashlib
 import hmac
 import json
-import textwrap
 from typing import Any
 
-from conftest import b64_hmac_sha256, glu_tenant_toml, load_fixture, standard_webhook_headers
+from conftest import b64_hmac_sha256, harbour_marina_toml, load_fixture, standard_webhook_headers
 
 PURPLE_TOKEN = "purple-url-token-harbour-7f3a9c"
 MARINA_PURPLE_TOKEN = "purple-url-token-marina-1b2c3d"
@@ -24,7 +23,7 @@ STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-webhooks-secret-harbour
 
 def wifi_tenants_toml(sandbox_url: str, *, window: str = "day") -> str:
     """harbour (Europe/London, every Wi-Fi source) and marina (Asia/Tokyo, its own Purple token)."""
-    harbour = textwrap.dedent(f"""
+    harbour = f"""
         [tenants.harbour.sources.purple]
         token = "{PURPLE_TOKEN}"
         window = "{window}"
@@ -45,17 +44,12 @@ def wifi_tenants_toml(sandbox_url: str, *, window: str = "day") -> str:
         venue = "harbour-garden"
         [tenants.harbour.sources.standard]
         secrets = ["{STANDARD_SECRET}"]
-    """)
-    marina = textwrap.dedent(f"""
+    """
+    marina = f"""
         [tenants.marina.sources.purple]
         token = "{MARINA_PURPLE_TOKEN}"
-    """)
-    return (
-        glu_tenant_toml("harbour", "Europe/London", sandbox_url)
-        + harbour
-        + glu_tenant_toml("marina", "Asia/Tokyo", sandbox_url)
-        + marina
-    )
+    """
+    return harbour_marina_toml(sandbox_url, harbour, marina)
 
 
 def purple_login(
