@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -122,6 +123,17 @@ def ledger_record(client: Redis, key: str, destination: str, record: dict[str, A
         pipe.execute()
 
 
+def deliver_once(client: Redis, key: str, destination: str, send: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Exactly once per ledger ``key``: the recorded receipt when there is one, else ``send()``'s
+    receipt, stamped ``delivered_at`` and recorded."""
+    recorded = ledger_lookup(client, key, destination)
+    if recorded is not None:
+        return {"status": "already_delivered", "receipt": recorded}
+    record = {**send(), "delivered_at": datetime.now(UTC).isoformat()}
+    ledger_record(client, key, destination, record)
+    return {"status": "delivered", "receipt": record}
+
+
 def delivery_job_id(tenant: str, platform: str, activity: Activity) -> str:
     """Deterministic id of the delivery job for one activity."""
     return make_job_id("deliver", tenant, platform, activity.type, activity.business_key)
@@ -216,25 +228,18 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
     activity = Activity.model_validate(activity_data)
     tenant = tenant_config(activity.tenant)
     platform = tenant.loyalty.platform
-    key = ledger_key(tenant.name, platform, activity)
     client = redis()
-    recorded = ledger_lookup(client, key, platform)
-    if recorded is not None:
-        return {"status": "already_delivered", "receipt": recorded}
-    destination = build_loyalty_destination(tenant, timeout=settings().http_timeout, redis=client)
-    try:
+
+    def send() -> dict[str, Any]:
+        destination = build_loyalty_destination(tenant, timeout=settings().http_timeout, redis=client)
         receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
+        return {"platform": receipt.platform, "remote_id": receipt.remote_id, "created": receipt.created}
+
+    try:
+        return deliver_once(client, ledger_key(tenant.name, platform, activity), platform, send)
     except UnsupportedEvent as skipped:  # the platform takes this activity another way (or not at all)
         metrics.count(client, "ignored", tenant=tenant.name, source=activity.source, reason=skipped.counter)
         return {"status": "ignored", "reason": skipped.reason}
-    record = {
-        "platform": receipt.platform,
-        "remote_id": receipt.remote_id,
-        "created": receipt.created,
-        "delivered_at": datetime.now(UTC).isoformat(),
-    }
-    ledger_record(client, key, platform, record)
-    return {"status": "delivered", "receipt": record}
 
 
 def relay_job_id(tenant: str, provider: str, event: LoyaltyEvent) -> str:
@@ -274,24 +279,25 @@ def relay(event_data: dict[str, Any]) -> dict[str, Any]:
     if tenant.esp is None:
         raise PayloadError(f"tenant {tenant.name!r} has no [esp] table any more")
     provider = str(getattr(tenant.esp, "provider", "esp"))
-    key = relay_ledger_key(tenant.name, provider, event)
+    esp_config = tenant.esp
     client = redis()
-    recorded = ledger_lookup(client, key, provider)
-    if recorded is not None:
-        return {"status": "already_delivered", "receipt": recorded}
-    esp = build_esp_client(tenant.esp, client, timeout=settings().http_timeout)
-    esp.hide(event.email)  # an ESP echoing the address must not put it in the failed-job reason
-    receipt = esp.send(event, tenant.esp.event_name(event.type))
-    record = {
-        "provider": receipt.provider,
-        "name": receipt.name,
-        "status": receipt.status,
-        "remote_id": receipt.remote_id,
-        "delivered_at": datetime.now(UTC).isoformat(),
-    }
-    ledger_record(client, key, provider, record)
-    log.info("relay %s %s:%s to %s: %s", event.type, event.source, event.event_id, provider, receipt.status)
-    return {"status": "delivered", "receipt": record}
+
+    def send() -> dict[str, Any]:
+        esp = build_esp_client(esp_config, client, timeout=settings().http_timeout)
+        esp.hide(event.email)  # an ESP echoing the address must not put it in the failed-job reason
+        receipt = esp.send(event, esp_config.event_name(event.type))
+        return {
+            "provider": receipt.provider,
+            "name": receipt.name,
+            "status": receipt.status,
+            "remote_id": receipt.remote_id,
+        }
+
+    result = deliver_once(client, relay_ledger_key(tenant.name, provider, event), provider, send)
+    if result["status"] == "delivered":
+        receipt = result["receipt"]
+        log.info("relay %s %s:%s to %s: %s", event.type, event.source, event.event_id, provider, receipt["status"])
+    return result
 
 
 def enqueue_erasure(env: Envelope, request: ErasureRequested) -> str:

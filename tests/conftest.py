@@ -11,12 +11,15 @@ import hashlib
 import hmac
 import os
 import textwrap
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis import Redis
+from standardwebhooks import Webhook
 
 from connector import create_app, jobs
 from connector.embedded_redis import EmbeddedRedis
@@ -37,9 +40,41 @@ def load_fixture(vendor: str, name: str) -> bytes:
     return (FIXTURES / vendor / f"{name}.json").read_bytes()
 
 
+def b64_hmac_sha256(body: bytes, secret: str) -> str:
+    """Base64 HMAC-SHA256 of the raw body (Shopify, HotspotSystem, LoyaltyLion)."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
 def sign_shopify(body: bytes, secret: str = SHOPIFY_SECRET) -> str:
     """Shopify's base64 HMAC-SHA256 of the raw body."""
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return b64_hmac_sha256(body, secret)
+
+
+def standard_webhook_headers(
+    body: bytes, msg_id: str, secrets: Iterable[str], timestamp: float | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers for ``body``, signed on the fly: one signature per secret, at
+    ``timestamp`` (epoch seconds; now when ``None``)."""
+    stamp = datetime.fromtimestamp(int(timestamp if timestamp is not None else time.time()), tz=UTC)
+    signatures = [Webhook(secret).sign(msg_id, stamp, body.decode()) for secret in secrets]
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(stamp.timestamp())),
+        "webhook-signature": " ".join(signatures),
+    }
+
+
+def glu_tenant_toml(name: str, timezone: str, sandbox_url: str, api_key: str = GLU_KEY) -> str:
+    """A ``[tenants.<name>]`` table with its Glu ``loyalty`` table on the sandbox (sources follow)."""
+    return textwrap.dedent(f"""
+        [tenants.{name}]
+        timezone = "{timezone}"
+        [tenants.{name}.loyalty]
+        platform = "glu"
+        base_url = "{sandbox_url}/glu"
+        api_key = "{api_key}"
+    """)
 
 
 def shopify_headers(
@@ -104,29 +139,30 @@ def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
     return sandbox_server
 
 
+def harbour_marina_toml(sandbox_url: str, harbour: str, marina: str, *, harbour_api_key: str = GLU_KEY) -> str:
+    """Tenants harbour (Europe/London) and marina (Asia/Tokyo) on the Glu sandbox, each followed by
+    its own tables (``harbour`` / ``marina``: TOML text, dedented here)."""
+    return (
+        glu_tenant_toml("harbour", "Europe/London", sandbox_url, harbour_api_key)
+        + textwrap.dedent(harbour)
+        + glu_tenant_toml("marina", "Asia/Tokyo", sandbox_url)
+        + textwrap.dedent(marina)
+    )
+
+
 def tenants_toml(sandbox_url: str) -> str:
     """The test tenants: harbour (Glu, Shopify with two secrets) and marina (isolation)."""
-    return textwrap.dedent(f"""
-        [tenants.harbour]
-        timezone = "Europe/London"
-        [tenants.harbour.loyalty]
-        platform = "glu"
-        base_url = "{sandbox_url}/glu"
-        api_key = "env:TEST_GLU_KEY"
+    harbour = f"""
         [tenants.harbour.sources.shopify]
         shop_domain = "harbour-hotels.myshopify.com"
         secrets = ["{SHOPIFY_OLD_SECRET}", "env:TEST_SHOPIFY_SECRET"]
-
-        [tenants.marina]
-        timezone = "Asia/Tokyo"
-        [tenants.marina.loyalty]
-        platform = "glu"
-        base_url = "{sandbox_url}/glu"
-        api_key = "{GLU_KEY}"
+    """
+    marina = f"""
         [tenants.marina.sources.shopify]
         shop_domain = "marina-tokyo.myshopify.com"
         secrets = ["{MARINA_SHOPIFY_SECRET}"]
-    """)
+    """
+    return harbour_marina_toml(sandbox_url, harbour, marina, harbour_api_key="env:TEST_GLU_KEY")
 
 
 @pytest.fixture

@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import textwrap
-import time
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from conftest import GLU_KEY, load_fixture
+from conftest import harbour_marina_toml, load_fixture, standard_webhook_headers
 from redis import Redis
-from standardwebhooks import Webhook
 
 from connector.queue import INGEST_QUEUE, get_queue
 from connector.sources.base import Envelope, TranslationContext
@@ -33,13 +31,7 @@ STANDARD_OLD_SECRET = "whsec_" + base64.b64encode(b"harbour-standard-old-secret-
 
 def pms_toml(sandbox_url: str, extra: str = "") -> str:
     """Tenants harbour (Europe/London, every PMS source) and marina (isolation)."""
-    return textwrap.dedent(f"""
-        [tenants.harbour]
-        timezone = "Europe/London"
-        [tenants.harbour.loyalty]
-        platform = "glu"
-        base_url = "{sandbox_url}/glu"
-        api_key = "{GLU_KEY}"
+    harbour = f"""
         [tenants.harbour.sources.mews]
         token = "{MEWS_TOKEN}"
         api_url = "{sandbox_url}/mews"
@@ -67,19 +59,15 @@ def pms_toml(sandbox_url: str, extra: str = "") -> str:
         account_id = 10452
         [tenants.harbour.sources.standard]
         secrets = ["{STANDARD_OLD_SECRET}", "{STANDARD_SECRET}"]
-
-        [tenants.marina]
-        timezone = "Asia/Tokyo"
-        [tenants.marina.loyalty]
-        platform = "glu"
-        base_url = "{sandbox_url}/glu"
-        api_key = "{GLU_KEY}"
+    """
+    marina = f"""
         [tenants.marina.sources.mews]
         token = "{MARINA_MEWS_TOKEN}"
         api_url = "{sandbox_url}/mews"
         client_token = "{MEWS_CLIENT_TOKEN}"
         access_token = "{MEWS_ACCESS_TOKEN}"
-    """) + textwrap.dedent(extra)
+    """
+    return harbour_marina_toml(sandbox_url, harbour, marina) + textwrap.dedent(extra)
 
 
 def fixture_json(vendor: str, name: str) -> Any:
@@ -113,11 +101,4 @@ def standard_headers(
     body: bytes, msg_id: str, *, secrets: tuple[str, ...] = (STANDARD_SECRET,), at: float | None = None
 ) -> dict[str, str]:
     """Standard Webhooks headers for ``body``, signed on the fly (one signature per secret)."""
-    stamp = datetime.fromtimestamp(int(at if at is not None else time.time()), tz=UTC)
-    signatures = [Webhook(s).sign(msg_id, stamp, body.decode()) for s in secrets]
-    return {
-        "Content-Type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(stamp.timestamp())),
-        "webhook-signature": " ".join(signatures),
-    }
+    return standard_webhook_headers(body, msg_id, secrets, at)

@@ -7,10 +7,9 @@ import hashlib
 import hmac
 import json
 import textwrap
-from datetime import UTC, datetime
 from typing import Any
 
-from standardwebhooks import Webhook
+from conftest import b64_hmac_sha256, glu_tenant_toml, standard_webhook_headers
 
 from connector.sandbox import DEFAULT_KEYS
 
@@ -28,7 +27,7 @@ def voucherify_headers(body: bytes, secret: str = VOUCHERIFY_SECRET, *, sign: by
 
 def loyaltylion_headers(body: bytes, secret: str = LOYALTYLION_SECRET, topic: str | None = None) -> dict[str, str]:
     """What LoyaltyLion sends: base64 HMAC-SHA256 of the raw body."""
-    signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    signature = b64_hmac_sha256(body, secret)
     if topic is None:
         topic = json.loads(body).get("topic", "")
     return {
@@ -42,14 +41,7 @@ def loyaltylion_headers(body: bytes, secret: str = LOYALTYLION_SECRET, topic: st
 
 def standard_headers(body: bytes, msg_id: str = "msg_2Kd9a1", secret: str = STANDARD_SECRET) -> dict[str, str]:
     """Standard Webhooks headers signed now."""
-    now = datetime.now(UTC)
-    signature = Webhook(secret).sign(msg_id, now, body.decode())
-    return {
-        "Content-Type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": signature,
-    }
+    return standard_webhook_headers(body, msg_id, (secret,))
 
 
 def esp_table(provider: str, sandbox_url: str, **extra: Any) -> str:
@@ -74,13 +66,7 @@ def esp_table(provider: str, sandbox_url: str, **extra: Any) -> str:
 
 def relay_toml(sandbox_url: str, provider: str = "klaviyo", tenant: str = "harbour", **esp_extra: Any) -> str:
     """One tenant with the three loyalty-event sources and one ESP."""
-    header = textwrap.dedent(f"""
-        [tenants.{tenant}]
-        timezone = "Europe/London"
-        [tenants.{tenant}.loyalty]
-        platform = "glu"
-        base_url = "{sandbox_url}/glu"
-        api_key = "sandbox-glu-key"
+    header = glu_tenant_toml(tenant, "Europe/London", sandbox_url) + textwrap.dedent(f"""
         [tenants.{tenant}.sources.voucherify]
         secrets = ["{VOUCHERIFY_OLD_SECRET}", "{VOUCHERIFY_SECRET}"]
         [tenants.{tenant}.sources.loyaltylion]

@@ -253,7 +253,7 @@ def test_stream_with_duplicates_faults_and_replays_lands_once(
     again = jobs.enqueue_deliveries(tenant, activities + activities[1:3])  # the senders' duplicates
     assert again == first + first[1:3]
     assert len(set(first)) == 7
-    work(wait_for_retries=5)
+    work(wait_for_retries=15)
     assert faults.take() is None, "every injected fault was hit"
 
     failed = FailedJobRegistry(queue=get_queue(redis, DELIVERY_QUEUE))
@@ -268,7 +268,7 @@ def test_stream_with_duplicates_faults_and_replays_lands_once(
     for _round in range(3):
         for job_id in failed.get_job_ids():
             failed.requeue(job_id)
-        work(wait_for_retries=5)
+        work(wait_for_retries=15)
         if not failed.get_job_ids():
             break
     queue = get_queue(redis, DELIVERY_QUEUE)
@@ -277,7 +277,7 @@ def test_stream_with_duplicates_faults_and_replays_lands_once(
         assert job.get_status() == "finished"
         queue.enqueue_job(job)
     jobs.enqueue_deliveries(tenant, activities)  # a redelivered webhook after the jobs finished
-    work(wait_for_retries=5)
+    work(wait_for_retries=15)
 
     assert not failed.get_job_ids()
     results = [fetch_job(redis, job_id).return_value() for job_id in first]
@@ -296,7 +296,7 @@ def test_loyaltylion_lost_answers_are_reconciled_not_reposted(
     lion = vendor(sandbox, "loyaltylion")
     lion.lose_responses = 2  # the order create and the Booking create succeed, their answers vanish
     ids = jobs.enqueue_deliveries(settings.tenants["contract"], stream())
-    work(wait_for_retries=3)
+    work(wait_for_retries=15)
 
     state = lion.state()
     assert state["order_posts"] == 1 and state["activity_posts"] == 5
@@ -318,14 +318,14 @@ def test_voucherify_resend_after_unknown_outcome_is_counted(
     vouch.faults.arm({"mode": "slow", "seconds": 0, "count": 1})  # the customer upsert passes
     vouch.faults.arm({"mode": "drop", "count": 1})  # the event call loses its connection
     jobs.enqueue_deliveries(settings.tenants["contract"], stream()[-1:])
-    work(wait_for_retries=3)
+    work(wait_for_retries=15)
     assert vouch.state()["event_posts"] == 1
     counters = read_counters(redis)
     assert counters["deliveries|destination=voucherify|outcome=resent_unknown_outcome"] == 1
 
     vouch.faults.arm({"mode": "status", "status": 429, "retry_after": 1, "count": 1})
     jobs.enqueue_deliveries(settings.tenants["contract"], stream()[2:3])  # customer cached: event only
-    work(wait_for_retries=3)
+    work(wait_for_retries=15)
     assert vouch.state()["event_posts"] == 2
     assert read_counters(redis)["deliveries|destination=voucherify|outcome=resent_unknown_outcome"] == 1
 

@@ -160,7 +160,7 @@ def test_api_errors_retry(apaleo_client, sandbox, work):
     seed(sandbox, "reservation_checkedout")
     sandbox.sandboxes.extra["apaleo"].faults.arm({"mode": "status", "status": 429, "retry_after": 0, "count": 1})
     post(apaleo_client, "reservation_checked_out")
-    work(wait_for_retries=5)
+    work(wait_for_retries=15)
     assert len(glu_activities(sandbox)) == 3
 
 

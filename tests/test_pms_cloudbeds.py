@@ -140,7 +140,7 @@ def test_api_failure_is_retried(cb_client, sandbox, work):
     seed(sandbox, "reservation_checked_out")
     sandbox.sandboxes.extra["cloudbeds"].faults.arm({"mode": "status", "status": 502, "count": 1})
     post(cb_client, "status_checked_out")
-    work(wait_for_retries=5)
+    work(wait_for_retries=15)
     assert len(glu_activities(sandbox)) == 3
 
 

@@ -236,7 +236,7 @@ def test_mews_api_failure_is_retried(mews_client, sandbox, work):
     set_state(sandbox, "processed")
     sandbox.sandboxes.extra["mews"].faults.arm({"mode": "status", "status": 503, "count": 1})
     post(mews_client)
-    work(wait_for_retries=5)
+    work(wait_for_retries=15)
     assert_three(sandbox)
 
 

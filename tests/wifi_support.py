@@ -6,12 +6,9 @@ import base64
 import hashlib
 import hmac
 import json
-import textwrap
-import time
 from typing import Any
 
-from conftest import GLU_KEY, load_fixture
-from standardwebhooks import Webhook
+from conftest import b64_hmac_sha256, harbour_marina_toml, load_fixture, standard_webhook_headers
 
 PURPLE_TOKEN = "purple-url-token-harbour-7f3a9c"
 MARINA_PURPLE_TOKEN = "purple-url-token-marina-1b2c3d"
@@ -26,13 +23,7 @@ STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-webhooks-secret-harbour
 
 def wifi_tenants_toml(sandbox_url: str, *, window: str = "day") -> str:
     """harbour (Europe/London, every Wi-Fi source) and marina (Asia/Tokyo, its own Purple token)."""
-    return textwrap.dedent(f"""
-        [tenants.harbour]
-        timezone = "Europe/London"
-        [tenants.harbour.loyalty]
-        platform = "glu"
-        base_url = "{sandbox_url}/glu"
-        api_key = "{GLU_KEY}"
+    harbour = f"""
         [tenants.harbour.sources.purple]
         token = "{PURPLE_TOKEN}"
         window = "{window}"
@@ -53,16 +44,12 @@ def wifi_tenants_toml(sandbox_url: str, *, window: str = "day") -> str:
         venue = "harbour-garden"
         [tenants.harbour.sources.standard]
         secrets = ["{STANDARD_SECRET}"]
-
-        [tenants.marina]
-        timezone = "Asia/Tokyo"
-        [tenants.marina.loyalty]
-        platform = "glu"
-        base_url = "{sandbox_url}/glu"
-        api_key = "{GLU_KEY}"
+    """
+    marina = f"""
         [tenants.marina.sources.purple]
         token = "{MARINA_PURPLE_TOKEN}"
-    """)
+    """
+    return harbour_marina_toml(sandbox_url, harbour, marina)
 
 
 def purple_login(
@@ -91,23 +78,14 @@ def mist_headers(body: bytes, secret: str = MIST_SECRET) -> dict[str, str]:
 
 def hotspot_signature(body: bytes, key: str = HOTSPOT_KEY) -> str:
     """HotspotSystem's base64 HMAC-SHA256 of the raw body."""
-    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
+    return b64_hmac_sha256(body, key)
 
 
 def standard_headers(
     body: bytes, *, msg_id: str = "msg_2mB8rZ0kQ", secret: str = STANDARD_SECRET, timestamp: int | None = None
 ) -> dict[str, str]:
     """Standard Webhooks headers signed for ``body``."""
-    from datetime import UTC, datetime
-
-    ts = timestamp if timestamp is not None else int(time.time())
-    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(ts, tz=UTC), body.decode())
-    return {
-        "Content-Type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(ts),
-        "webhook-signature": signature,
-    }
+    return standard_webhook_headers(body, msg_id, (secret,), timestamp)
 
 
 def ingest_count(redis: Any) -> int:

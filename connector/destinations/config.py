@@ -21,6 +21,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connector.activities import Activity, ActivityType
+from connector.sources.base import HttpBaseUrl
 
 ACTIVITY_TYPES: tuple[str, ...] = get_args(ActivityType)
 PURCHASE_TYPES: frozenset[str] = frozenset({"Shopify order", "Purchase"})
@@ -74,25 +75,14 @@ def _known_type(activity_type: str) -> None:
         raise ValueError(f"unknown activity type {activity_type!r} (known: {', '.join(ACTIVITY_TYPES)})")
 
 
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value.rstrip("/")
-
-
 class GluConfig(BaseModel):
     """``platform = "glu"``: base URL and ``x-api-key`` (the shape in PRODUCT.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     platform: Literal["glu"]
-    base_url: str
+    base_url: HttpBaseUrl
     api_key: SecretStr | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        return _http_url(value)
 
     def skip_reason(self, source: str) -> str | None:
         """Glu takes activities from every source."""
@@ -105,7 +95,7 @@ class LoyaltyLionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     platform: Literal["loyaltylion"]
-    base_url: str = "https://api.loyaltylion.com"
+    base_url: HttpBaseUrl = "https://api.loyaltylion.com"
     api_key: SecretStr = Field(description="Programme API key, sent as Authorization: Bearer")
     site_id: str | None = Field(default=None, description="Only for multi-site programmes")
     activity_names: dict[str, str] = Field(default_factory=dict)
@@ -114,11 +104,6 @@ class LoyaltyLionConfig(BaseModel):
     guest: Literal["never", "always", "without_consent"] = "never"
     customer_id: Literal["email", "email_hash"] = "email"
     requests_per_second: int = Field(default=20, ge=1, le=20)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        return _http_url(value)
 
     @field_validator("activity_names")
     @classmethod
@@ -156,7 +141,7 @@ class VoucherifyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     platform: Literal["voucherify"]
-    base_url: str = "https://api.voucherify.io"
+    base_url: HttpBaseUrl = "https://api.voucherify.io"
     app_id: str = Field(min_length=1)
     app_token: SecretStr
     event_names: dict[str, str] = Field(default_factory=dict)
@@ -164,11 +149,6 @@ class VoucherifyConfig(BaseModel):
     booking_status_event: str = "hotel_booking_status_changed"
     customer_source_id: Literal["email", "email_hash"] = "email"
     hourly_limit: int | None = Field(default=None, ge=1, description="The plan's API calls per hour")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        return _http_url(value)
 
     @field_validator("event_names")
     @classmethod

@@ -14,56 +14,32 @@ from __future__ import annotations
 
 import base64
 import secrets
-import threading
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault
+from connector.sandbox.base import ReservationSandbox, apply_fault
 
 
-class ApaleoSandbox:
+class ApaleoSandbox(ReservationSandbox):
     """In-memory Apaleo account."""
+
+    id_field = "id"
 
     def __init__(self, client_id: str, client_secret: str) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
-        self.lock = threading.Lock()
-        self.faults = FaultInjector()
-        self.reset()
+        super().__init__()
 
     def reset(self) -> None:
         """Forget reservations, tokens and calls."""
         with self.lock:
-            self.reservations: dict[str, dict[str, Any]] = {}
             self.tokens: set[str] = set()
-            self.calls: list[str] = []
-
-    def seed(self, *reservations: dict[str, Any]) -> None:
-        """Upsert reservations by ``id``."""
-        with self.lock:
-            for reservation in reservations:
-                self.reservations[str(reservation["id"])] = dict(reservation)
-
-    def state(self) -> dict[str, Any]:
-        """Reservations and the API call log."""
-        with self.lock:
-            return {"reservations": list(self.reservations.values()), "calls": list(self.calls)}
+        super().reset()
 
     def blueprint(self) -> Blueprint:
         """The Flask blueprint serving this sandbox."""
-        bp = Blueprint("apaleo_sandbox", __name__)
-        add_control_routes(bp, self.faults, self.state, self.reset)
-
-        @bp.post("/_sandbox/reservations")
-        def _seed() -> Any:
-            body = request.get_json(silent=True)
-            items = body if isinstance(body, list) else [body]
-            try:
-                self.seed(*items)
-            except (KeyError, TypeError) as exc:
-                return jsonify({"error": str(exc)}), 400
-            return jsonify({"seeded": len(items)}), 201
+        bp = self.base_blueprint("apaleo_sandbox")
 
         @bp.post("/connect/token")
         def token() -> Any:

@@ -150,3 +150,76 @@ def add_control_routes(
         reset()
         injector.clear()
         return jsonify({"reset": True})
+
+
+def seed_from_request(seed: Callable[[list[Any]], None]) -> tuple[Response, int]:
+    """Answer a ``POST /_sandbox/<collection>``: upsert the JSON body (one item or a list) with ``seed``.
+
+    **201** ``{"seeded": n}``, or **400** ``{"error": ...}`` when ``seed`` rejects an item.
+    """
+    body = request.get_json(silent=True)
+    items = body if isinstance(body, list) else [body]
+    try:
+        seed(items)
+    except (ValueError, KeyError, TypeError) as exc:
+        return jsonify({"error": str(exc)}), 400
+    return jsonify({"seeded": len(items)}), 201
+
+
+class VendorSandbox:
+    """Base of the vendor sandboxes: a lock, a :class:`FaultInjector` and state set by :meth:`reset`.
+
+    Subclasses keep their credentials, then call ``super().__init__()``; they implement
+    :meth:`reset`, :meth:`state` and ``blueprint()``.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.faults = FaultInjector()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything held."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        """What the vendor holds, for tests."""
+        raise NotImplementedError
+
+
+class ReservationSandbox(VendorSandbox):
+    """An in-memory PMS holding reservations keyed by ``id_field``, with a call log and faults.
+
+    Subclasses set ``id_field`` and add their API routes in :meth:`blueprint`, starting from
+    :meth:`base_blueprint` (control routes plus ``POST /_sandbox/reservations``).
+    """
+
+    id_field = "id"
+
+    def reset(self) -> None:
+        """Forget reservations and calls."""
+        with self.lock:
+            self.reservations: dict[str, dict[str, Any]] = {}
+            self.calls: list[str] = []
+
+    def seed(self, *reservations: dict[str, Any]) -> None:
+        """Upsert reservations by ``id_field``."""
+        with self.lock:
+            for reservation in reservations:
+                self.reservations[str(reservation[self.id_field])] = dict(reservation)
+
+    def state(self) -> dict[str, Any]:
+        """Reservations and the API call log."""
+        with self.lock:
+            return {"reservations": list(self.reservations.values()), "calls": list(self.calls)}
+
+    def base_blueprint(self, name: str) -> Blueprint:
+        """A blueprint with the ``/_sandbox`` routes, including ``POST /_sandbox/reservations``."""
+        bp = Blueprint(name, __name__)
+        add_control_routes(bp, self.faults, self.state, self.reset)
+
+        @bp.post("/_sandbox/reservations")
+        def _seed() -> tuple[Response, int]:
+            return seed_from_request(lambda items: self.seed(*items))
+
+        return bp

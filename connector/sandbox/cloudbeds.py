@@ -11,54 +11,25 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault
+from connector.sandbox.base import ReservationSandbox, apply_fault
 
 
-class CloudbedsSandbox:
+class CloudbedsSandbox(ReservationSandbox):
     """In-memory Cloudbeds property."""
+
+    id_field = "reservationID"
 
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
-        self.lock = threading.Lock()
-        self.faults = FaultInjector()
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget reservations and calls."""
-        with self.lock:
-            self.reservations: dict[str, dict[str, Any]] = {}
-            self.calls: list[str] = []
-
-    def seed(self, *reservations: dict[str, Any]) -> None:
-        """Upsert reservations by ``reservationID``."""
-        with self.lock:
-            for reservation in reservations:
-                self.reservations[str(reservation["reservationID"])] = dict(reservation)
-
-    def state(self) -> dict[str, Any]:
-        """Reservations and the API call log."""
-        with self.lock:
-            return {"reservations": list(self.reservations.values()), "calls": list(self.calls)}
+        super().__init__()
 
     def blueprint(self) -> Blueprint:
         """The Flask blueprint serving this sandbox."""
-        bp = Blueprint("cloudbeds_sandbox", __name__)
-        add_control_routes(bp, self.faults, self.state, self.reset)
-
-        @bp.post("/_sandbox/reservations")
-        def _seed() -> Any:
-            body = request.get_json(silent=True)
-            items = body if isinstance(body, list) else [body]
-            try:
-                self.seed(*items)
-            except (KeyError, TypeError) as exc:
-                return jsonify({"error": str(exc)}), 400
-            return jsonify({"seeded": len(items)}), 201
+        bp = self.base_blueprint("cloudbeds_sandbox")
 
         @bp.get("/getReservation")
         def get_reservation() -> Any:

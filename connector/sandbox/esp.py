@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import re
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.sandbox.base import Fault, FaultInjector, add_control_routes, apply_fault
+from connector.sandbox.base import Fault, VendorSandbox, add_control_routes, apply_fault
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -55,15 +54,10 @@ def _reset_epoch(fault: Fault) -> dict[str, str]:
     }
 
 
-class EspSandbox:
+class EspSandbox(VendorSandbox):
     """Shared state, control routes, auth and fault handling of one ESP sandbox."""
 
     vendor = "esp"
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.faults = FaultInjector()
-        self.reset()
 
     def reset(self) -> None:
         """Forget every event and profile."""

@@ -15,12 +15,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault
+from connector.sandbox.base import VendorSandbox, add_control_routes, apply_fault, seed_from_request
 
 COLLECTIONS = ("reservations", "customers", "resource_categories", "order_items")
 OPERATIONS = {
@@ -36,15 +35,13 @@ def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify({"Message": message, "Details": None}), status
 
 
-class MewsSandbox:
+class MewsSandbox(VendorSandbox):
     """In-memory Mews enterprise data."""
 
     def __init__(self, client_token: str, access_token: str) -> None:
         self.client_token = client_token
         self.access_token = access_token
-        self.lock = threading.Lock()
-        self.faults = FaultInjector()
-        self.reset()
+        super().__init__()
 
     def reset(self) -> None:
         """Forget all data and calls."""
@@ -72,13 +69,7 @@ class MewsSandbox:
 
         @bp.post("/_sandbox/<collection>")
         def _seed(collection: str) -> Any:
-            body = request.get_json(silent=True)
-            items = body if isinstance(body, list) else [body]
-            try:
-                self.seed(collection, *items)
-            except (ValueError, KeyError, TypeError) as exc:
-                return jsonify({"error": str(exc)}), 400
-            return jsonify({"seeded": len(items)}), 201
+            return seed_from_request(lambda items: self.seed(collection, *items))
 
         @bp.post("/api/connector/v1/<path:operation>")
         def operate(operation: str) -> Any:

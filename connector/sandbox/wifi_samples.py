@@ -6,16 +6,8 @@ the same local day at the same venue, interleaved like real traffic, so of the
 ``n_guests * (1 + reconnects)`` requests exactly ``n_guests`` are ``accepted`` (one job, one
 "Connected to wifi" each) and the rest are answered ``duplicate`` by the web tier.
 
-A matching tenant (``STORM_TOML``, format with ``glu_url``)::
-
-    [tenants.storm]
-    timezone = "Europe/London"
-    [tenants.storm.loyalty]
-    platform = "glu"
-    base_url = "<glu_url>"
-    api_key = "sandbox-glu-key"
-    [tenants.storm.sources.purple]
-    token = "storm-purple-token"
+A matching tenant is :data:`STORM_TOML` (tenant ``storm``, Europe/London, a ``purple`` source
+with token ``storm-purple-token``); format it with ``glu_url``.
 """
 
 from __future__ import annotations

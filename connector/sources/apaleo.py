@@ -17,19 +17,26 @@ Vendor docs: https://apaleo.dev/guides/start/webhooks (configuration, payload, b
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.money import to_minor_units
-from connector.sources.base import Envelope, ImmediateAnswer, InboundRequest, TranslationContext
+from connector.sources.base import (
+    Envelope,
+    HttpBaseUrl,
+    ImmediateAnswer,
+    InboundRequest,
+    TranslationContext,
+    json_object,
+    require_basic_auth,
+    require_token,
+)
 from connector.sources.stay import (
     PmsConfig,
     StaySnapshot,
@@ -61,46 +68,19 @@ class ApaleoConfig(PmsConfig):
     password: SecretStr | None = None
     client_id: str
     client_secret: SecretStr
-    api_url: str = "https://api.apaleo.com"
-    identity_url: str = "https://identity.apaleo.com"
+    api_url: HttpBaseUrl = "https://api.apaleo.com"
+    identity_url: HttpBaseUrl = "https://identity.apaleo.com"
     account_id: str | None = None
     property_ids: list[str] | None = None
 
-    @field_validator("api_url", "identity_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
-
-def _body(raw: bytes) -> dict[str, Any]:
+def _passes(check: Callable[[], None]) -> bool:
+    """Whether an authentication check passes (it raises ``SignatureError`` when not)."""
     try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise PayloadError("body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise PayloadError("body is not a JSON object")
-    return body
-
-
-def _basic_ok(header: str | None, username: str | None, password: SecretStr | None) -> bool:
-    if not username or password is None or not password.get_secret_value():
+        check()
+    except SignatureError:
         return False
-    scheme, _, value = (header or "").partition(" ")
-    if scheme.lower() != "basic" or not value:
-        return False
-    try:
-        given = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    want = f"{username}:{password.get_secret_value()}".encode()
-    return hmac.compare_digest(given, want)
-
-
-def _token_ok(given: str | None, expected: SecretStr | None) -> bool:
-    want = expected.get_secret_value() if expected is not None else ""
-    return bool(want) and bool(given) and hmac.compare_digest((given or "").encode(), want.encode())
+    return True
 
 
 class ApaleoSource:
@@ -112,8 +92,10 @@ class ApaleoSource:
 
     def verify(self, request: InboundRequest, config: ApaleoConfig) -> None:
         """URL token or basic auth (whichever is configured and matches); then account/property."""
-        token_ok = _token_ok(request.path_token, config.token)
-        basic_ok = _basic_ok(request.header("authorization"), config.username, config.password)
+        token_ok = _passes(lambda: require_token(request.path_token, config.token))
+        basic_ok = _passes(
+            lambda: require_basic_auth(request.header("authorization"), config.username, config.password)
+        )
         if not (token_ok or basic_ok):
             if config.token is None and config.password is None:
                 raise SignatureError("no token or basic auth configured for this source")
@@ -133,7 +115,7 @@ class ApaleoSource:
     def answer_ping(self, request: InboundRequest, config: ApaleoConfig) -> ImmediateAnswer | None:
         """The subscription health check gets a 200 (and no job)."""
         try:
-            body = _body(request.raw)
+            body = json_object(request.raw)
         except PayloadError:
             return None  # identify answers 400
         if str(body.get("topic", "")).lower() == "system" and body.get("type") == "healthcheck":
@@ -142,7 +124,7 @@ class ApaleoSource:
 
     def identify(self, request: InboundRequest, config: ApaleoConfig, tenant: str) -> Envelope:
         """``reservation/<type>`` and the envelope ``id``; other topics and types are ignored."""
-        body = _body(request.raw)
+        body = json_object(request.raw)
         topic, kind, ident = str(body.get("topic", "")).lower(), body.get("type"), body.get("id")
         if not isinstance(ident, str) or not ident:
             raise PayloadError('body has no "id"')

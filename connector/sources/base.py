@@ -17,16 +17,37 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
 
-from connector.activities import Activity
-from connector.errors import SignatureError
+from connector.activities import Activity, LoyaltyEvent
+from connector.errors import PayloadError, SignatureError, UnsupportedEvent
+
+
+def http_base_url(value: str) -> str:
+    """A base URL must be http(s); the trailing slash is dropped."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+HttpBaseUrl = Annotated[str, AfterValidator(http_base_url)]
+"""A config field holding an http(s) base URL (validated by :func:`http_base_url`)."""
+
+
+def known_topics(value: list[str], known: frozenset[str]) -> list[str]:
+    """A ``topics`` setting must name only ``known`` topics."""
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ValueError(f"unsupported topics {unknown}; choose from {sorted(known)}")
+    return value
 
 
 class SourceConfig(BaseModel):
@@ -121,6 +142,44 @@ class Source(Protocol):
     ) -> list[Activity]: ...
 
 
+class RelayOnlySource:
+    """Base of the sources whose every accepted event is relayed to the ESP, never turned into activities.
+
+    A subclass sets ``name`` and turns one stored webhook body into its event in :meth:`loyalty_event`.
+    """
+
+    name: str
+
+    def is_loyalty_event(self, event_type: str) -> bool:
+        """Every accepted event of this source is relayed to the ESP."""
+        return True
+
+    def to_activities(self, envelope: Envelope, payload: Any, context: TranslationContext, config: Any) -> list[Any]:
+        """Relayed events are never turned into activities."""
+        raise UnsupportedEvent(f"{self.name} events are relayed to the ESP", counter="relay_only")
+
+    def to_loyalty_events(
+        self, envelope: Envelope, payload: Any, context: TranslationContext, config: Any
+    ) -> list[LoyaltyEvent]:
+        """The one canonical event of a stored webhook body (pure)."""
+        if not isinstance(payload, dict):
+            raise PayloadError("stored payload is not a JSON object")
+        return [self.loyalty_event(payload, envelope, context)]
+
+    def loyalty_event(self, body: dict[str, Any], envelope: Envelope, context: TranslationContext) -> LoyaltyEvent:
+        """The canonical event of one webhook body (pure); subclasses provide it."""
+        raise NotImplementedError
+
+
+@contextmanager
+def valid_event() -> Iterator[None]:
+    """Around building an event from a webhook: a pydantic ``ValidationError`` is a ``PayloadError``."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise PayloadError(f"webhook does not make a valid event: {exc.errors()[0]['msg']}") from exc
+
+
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
     """Raw HMAC-SHA256 digest."""
     return hmac.new(key, message, hashlib.sha256).digest()
@@ -173,3 +232,46 @@ def require_token(given: str | None, expected: SecretStr | None) -> None:
         raise SignatureError("no token configured for this source")
     if not given or not hmac.compare_digest(given.encode(), want.encode()):
         raise SignatureError("token does not match")
+
+
+def require_basic_auth(header: str | None, username: str | None, password: SecretStr | None) -> None:
+    """HTTP basic auth must be exactly ``username:password`` (constant time); none configured never matches."""
+    want = password.get_secret_value() if password is not None else ""
+    if not username or not want:
+        raise SignatureError("no basic auth configured for this source")
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        raise SignatureError("missing basic auth")
+    try:
+        given = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("malformed basic auth") from exc
+    if not hmac.compare_digest(given, f"{username}:{want}".encode()):
+        raise SignatureError("basic auth does not match")
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """The raw body as a JSON object; anything else is a :class:`~connector.errors.PayloadError`."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise PayloadError("body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise PayloadError("body is not a JSON object")
+    return body
+
+
+def require_body_value(raw: bytes, expected: str | None, read: Callable[[dict[str, Any]], Any], error: str) -> None:
+    """When ``expected`` is configured, ``read(body)`` of the JSON object body must equal it.
+
+    A body that is not JSON is left to ``identify`` (answered 400); any other JSON that does not
+    carry the expected value is a :class:`~connector.errors.SignatureError` with ``error``.
+    """
+    if not expected:
+        return
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return  # answered 400 by the web tier
+    if not isinstance(body, dict) or read(body) != expected:
+        raise SignatureError(error)

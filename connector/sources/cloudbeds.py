@@ -21,17 +21,24 @@ object/action; API v1.2 ``getReservation``).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from connector.activities import Activity, BookingStatus
-from connector.errors import PayloadError, SignatureError, UnsupportedEvent
+from connector.errors import PayloadError, UnsupportedEvent
 from connector.money import to_minor_units
-from connector.sources.base import Envelope, InboundRequest, TranslationContext, require_token
+from connector.sources.base import (
+    Envelope,
+    HttpBaseUrl,
+    InboundRequest,
+    TranslationContext,
+    json_object,
+    require_body_value,
+    require_token,
+)
 from connector.sources.stay import (
     PmsConfig,
     StaySnapshot,
@@ -57,17 +64,10 @@ class CloudbedsConfig(PmsConfig):
     """``[tenants.<t>.sources.cloudbeds]``."""
 
     token: SecretStr
-    api_url: str = "https://api.cloudbeds.com/api/v1.2"
+    api_url: HttpBaseUrl = "https://api.cloudbeds.com/api/v1.2"
     api_key: SecretStr
     property_id: str | None = None
     currency: str | None = None
-
-    @field_validator("api_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 def _body(raw: Any) -> dict[str, Any]:
@@ -86,21 +86,16 @@ class CloudbedsSource:
     def verify(self, request: InboundRequest, config: CloudbedsConfig) -> None:
         """The URL token must be this tenant's (and the property, when configured)."""
         require_token(request.path_token, config.token)
-        if config.property_id:
-            try:
-                body = json.loads(request.raw)
-            except ValueError:
-                return  # answered 400 by the web tier
-            given = str(body.get("propertyID_str") or body.get("propertyID") or "") if isinstance(body, dict) else ""
-            if given != config.property_id:
-                raise SignatureError("message belongs to another property")
+        require_body_value(
+            request.raw,
+            config.property_id,
+            lambda body: str(body.get("propertyID_str") or body.get("propertyID") or ""),
+            "message belongs to another property",
+        )
 
     def identify(self, request: InboundRequest, config: CloudbedsConfig, tenant: str) -> Envelope:
         """``event`` from the body; the body digest is the delivery id."""
-        try:
-            body = _body(json.loads(request.raw))
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
+        body = json_object(request.raw)
         event = body.get("event")
         if event not in EVENTS:
             raise UnsupportedEvent(f"event {event} does not change a stay", counter="unsupported_type")

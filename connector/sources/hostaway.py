@@ -23,10 +23,7 @@ with ``url``, ``login``, ``password``; Reservation object).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 from datetime import UTC, datetime, time
 from typing import Any
@@ -35,9 +32,9 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr
 
 from connector.activities import Activity, BookingStatus
-from connector.errors import PayloadError, SignatureError, UnsupportedEvent
+from connector.errors import PayloadError, UnsupportedEvent
 from connector.money import to_minor_units
-from connector.sources.base import Envelope, InboundRequest, TranslationContext
+from connector.sources.base import Envelope, InboundRequest, TranslationContext, require_basic_auth
 from connector.sources.stay import PmsConfig, StaySnapshot, guest, implied_activities, local_date, local_naive
 
 ACTIVE = frozenset({"new", "modified", "confirmed"})
@@ -88,18 +85,7 @@ class HostawaySource:
 
     def verify(self, request: InboundRequest, config: HostawayConfig) -> None:
         """HTTP basic auth with the webhook's login and password (constant time)."""
-        want = config.password.get_secret_value()
-        if not config.username or not want:
-            raise SignatureError("no basic auth configured for this source")
-        scheme, _, value = (request.header("authorization") or "").partition(" ")
-        if scheme.lower() != "basic" or not value:
-            raise SignatureError("missing basic auth")
-        try:
-            given = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise SignatureError("malformed basic auth") from exc
-        if not hmac.compare_digest(given, f"{config.username}:{want}".encode()):
-            raise SignatureError("basic auth does not match")
+        require_basic_auth(request.header("authorization"), config.username, config.password)
 
     def identify(self, request: InboundRequest, config: HostawayConfig, tenant: str) -> Envelope:
         """Reservation events only; the body digest is the delivery id."""

@@ -25,32 +25,22 @@ https://beamonboard.com/knowledge-base/manuals-guides/beam-hotspot/webhook-integ
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, SecretStr
 
-from connector.activities import Activity
 from connector.errors import PayloadError
 from connector.sources.base import (
-    Envelope,
     InboundRequest,
-    TranslationContext,
     decode_base64,
     require_any_hmac,
 )
 from connector.sources.wifi import (
+    LoginSource,
     WifiConfig,
     WifiLogin,
-    consent,
-    dig,
-    guest_email,
-    login_activity,
-    login_delivery_id,
-    login_time,
+    login_from_fields,
     resolve_venue,
-    text,
 )
 
 # Header spellings, lower-cased as the web tier presents them (werkzeug turns "_" into "-").
@@ -89,20 +79,10 @@ def parse_login(payload: Any, received_at: str, config: WifiConfig) -> WifiLogin
     """
     if not isinstance(payload, dict):
         raise PayloadError("HotspotSystem payload is not a JSON object")
-    return resolve_venue(
-        WifiLogin(
-            portal="hotspotsystem",
-            venue_id=text(dig(payload, *FIELDS["venue_id"])) or "",
-            venue_name=text(dig(payload, *FIELDS["venue_name"])),
-            email=guest_email(dig(payload, *FIELDS["email"])),
-            login_at=login_time(dig(payload, *FIELDS["login_at"]), received_at),
-            marketing_consent=consent(dig(payload, *FIELDS["consent"])),
-        ),
-        config,
-    )
+    return resolve_venue(login_from_fields("hotspotsystem", payload, FIELDS, received_at), config)
 
 
-class HotspotSystemSource:
+class HotspotSystemSource(LoginSource):
     """The ``hotspotsystem`` source adapter."""
 
     name = "hotspotsystem"
@@ -113,23 +93,9 @@ class HotspotSystemSource:
         """Base64 HMAC-SHA256 of the raw body under any configured API key."""
         require_any_hmac(request.raw, decode_base64(signature_header(request)), config.secrets)
 
-    def identify(self, request: InboundRequest, config: HotspotSystemConfig, tenant: str) -> Envelope:
-        """Event ``login``; its business key is the delivery id."""
-        received_at = datetime.now(UTC).isoformat()
-        login = parse_login(json.loads(request.raw), received_at, config)
-        return Envelope(
-            source=self.name,
-            tenant=tenant,
-            event_type="login",
-            delivery_id=login_delivery_id(login, config),
-            received_at=received_at,
-        )
-
-    def to_activities(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: HotspotSystemConfig
-    ) -> list[Activity]:
-        """One body → one "Connected to wifi" (pure)."""
-        return [login_activity(parse_login(payload, envelope.received_at, config), config, tenant=context.tenant)]
+    def logins(self, payload: Any, received_at: str, config: HotspotSystemConfig) -> tuple[str, list[WifiLogin]]:
+        """Every body is one ``login`` (venue resolved; pure)."""
+        return "login", [parse_login(payload, received_at, config)]
 
 
 SOURCE = HotspotSystemSource()

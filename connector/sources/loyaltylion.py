@@ -25,21 +25,23 @@ not relayed (a 2xx to it would tell LoyaltyLion a custom reward was fulfilled).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr
 
 from connector.activities import LoyaltyEvent, normalise_email
 from connector.errors import PayloadError, UnsupportedEvent
 from connector.sources.base import (
     Envelope,
     InboundRequest,
+    RelayOnlySource,
     SourceConfig,
     TranslationContext,
     decode_base64,
+    json_object,
     require_any_hmac,
+    valid_event,
 )
 
 SIGNATURE_HEADER = "x-loyaltylion-hmac-sha256"
@@ -144,7 +146,7 @@ def translate(body: dict[str, Any], event_type: str, tenant: str) -> LoyaltyEven
         if value is not None:
             properties[key] = value  # decimals stay strings: no currency is given to convert them
     properties = {k: v for k, v in properties.items() if v != ""}
-    try:
+    with valid_event():
         return LoyaltyEvent(
             type=event_type,
             event_id=event_id,
@@ -164,11 +166,9 @@ def translate(body: dict[str, Any], event_type: str, tenant: str) -> LoyaltyEven
             reward_type=_str(props.get("reward_type")),
             properties=properties,
         )
-    except ValidationError as exc:
-        raise PayloadError(f"webhook does not make a valid event: {exc.errors()[0]['msg']}") from exc
 
 
-class LoyaltyLionSource:
+class LoyaltyLionSource(RelayOnlySource):
     """The ``loyaltylion`` source adapter (produces loyalty events, not activities)."""
 
     name = "loyaltylion"
@@ -179,18 +179,9 @@ class LoyaltyLionSource:
         """Base64 HMAC-SHA256 of the raw body with any configured secret."""
         require_any_hmac(request.raw, decode_base64(request.header(SIGNATURE_HEADER)), config.secrets)
 
-    def is_loyalty_event(self, event_type: str) -> bool:
-        """Every accepted LoyaltyLion topic is relayed to the ESP."""
-        return True
-
     def identify(self, request: InboundRequest, config: LoyaltyLionConfig, tenant: str) -> Envelope:
         """The canonical type of the body's ``topic`` (header as fallback); the body ``id``."""
-        try:
-            body = json.loads(request.raw)
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
-        if not isinstance(body, dict):
-            raise PayloadError("body is not a JSON object")
+        body = json_object(request.raw)
         topic = body.get("topic") or request.header(TOPIC_HEADER)
         if not isinstance(topic, str) or not topic:
             raise PayloadError('body has no "topic"')
@@ -209,19 +200,9 @@ class LoyaltyLionSource:
             received_at=datetime.now(UTC).isoformat(),
         )
 
-    def to_activities(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: LoyaltyLionConfig
-    ) -> list[Any]:
-        """LoyaltyLion events are relayed, never turned into activities."""
-        raise UnsupportedEvent("loyaltylion events are relayed to the ESP", counter="relay_only")
-
-    def to_loyalty_events(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: LoyaltyLionConfig
-    ) -> list[LoyaltyEvent]:
+    def loyalty_event(self, body: dict[str, Any], envelope: Envelope, context: TranslationContext) -> LoyaltyEvent:
         """The one canonical event of a stored webhook body (pure)."""
-        if not isinstance(payload, dict):
-            raise PayloadError("stored payload is not a JSON object")
-        return [translate(payload, envelope.event_type, context.tenant)]
+        return translate(body, envelope.event_type, context.tenant)
 
 
 SOURCE = LoyaltyLionSource()

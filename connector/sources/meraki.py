@@ -21,30 +21,25 @@ Vendor docs: https://developer.cisco.com/meraki/scanning-api/ (overview; "3.0" p
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
 
-from connector.activities import Activity, normalise_email
+from connector.activities import normalise_email
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources.base import (
-    Envelope,
     ImmediateAnswer,
     InboundRequest,
-    TranslationContext,
     require_token,
 )
 from connector.sources.wifi import (
+    LoginSource,
     WifiConfig,
     WifiLogin,
     dig,
     is_mac,
-    login_activity,
     login_time,
-    logins_delivery_id,
     text,
-    unique_activities,
 )
 
 
@@ -111,7 +106,7 @@ def parse_logins(payload: Any, received_at: str) -> list[WifiLogin]:
     return logins
 
 
-class MerakiSource:
+class MerakiSource(LoginSource):
     """The ``meraki`` source adapter."""
 
     name = "meraki"
@@ -133,24 +128,9 @@ class MerakiSource:
             raise SignatureError("body carries no secret")
         require_token(given, config.secret)
 
-    def identify(self, request: InboundRequest, config: MerakiConfig, tenant: str) -> Envelope:
-        """Event ``observations``; delivery id from the known guests' business keys."""
-        received_at = datetime.now(UTC).isoformat()
-        logins = parse_logins(json.loads(request.raw), received_at)
-        return Envelope(
-            source=self.name,
-            tenant=tenant,
-            event_type="observations",
-            delivery_id=logins_delivery_id(logins, config),
-            received_at=received_at,
-        )
-
-    def to_activities(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: MerakiConfig
-    ) -> list[Activity]:
-        """One activity per known guest (and window) in the post (pure)."""
-        logins = parse_logins(payload, envelope.received_at)
-        return unique_activities(login_activity(login, config, tenant=context.tenant) for login in logins)
+    def logins(self, payload: Any, received_at: str, config: MerakiConfig) -> tuple[str, list[WifiLogin]]:
+        """Event ``observations``: the known guests of the post (pure)."""
+        return "observations", parse_logins(payload, received_at)
 
 
 SOURCE = MerakiSource()

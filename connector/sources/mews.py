@@ -27,12 +27,19 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from connector.activities import Activity, BookingStatus
-from connector.errors import PayloadError, SignatureError, UnsupportedEvent
+from connector.errors import PayloadError, UnsupportedEvent
 from connector.money import to_minor_units
-from connector.sources.base import Envelope, InboundRequest, TranslationContext, require_token
+from connector.sources.base import (
+    Envelope,
+    HttpBaseUrl,
+    InboundRequest,
+    TranslationContext,
+    require_body_value,
+    require_token,
+)
 from connector.sources.stay import (
     PmsConfig,
     StaySnapshot,
@@ -60,19 +67,12 @@ class MewsConfig(PmsConfig):
     """``[tenants.<t>.sources.mews]``."""
 
     token: SecretStr
-    api_url: str = "https://api.mews.com"
+    api_url: HttpBaseUrl = "https://api.mews.com"
     client_token: SecretStr
     access_token: SecretStr
     client: str = "loyalty-connector 1.0"
     enterprise_id: str | None = None
     language: str = "en-US"
-
-    @field_validator("api_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 def _message(raw: Any) -> dict[str, Any]:
@@ -104,13 +104,12 @@ class MewsSource:
     def verify(self, request: InboundRequest, config: MewsConfig) -> None:
         """The URL token must be this tenant's (and the enterprise, when one is configured)."""
         require_token(request.path_token, config.token)
-        if config.enterprise_id:
-            try:
-                body = json.loads(request.raw)
-            except ValueError:
-                return  # answered 400 by the web tier
-            if not isinstance(body, dict) or body.get("EnterpriseId") != config.enterprise_id:
-                raise SignatureError("message belongs to another enterprise")
+        require_body_value(
+            request.raw,
+            config.enterprise_id,
+            lambda body: body.get("EnterpriseId"),
+            "message belongs to another enterprise",
+        )
 
     def identify(self, request: InboundRequest, config: MewsConfig, tenant: str) -> Envelope:
         """One envelope per message; messages without reservation events are ignored."""

@@ -19,32 +19,26 @@ Vendor docs: https://www.juniper.net/documentation/us/en/software/mist/automatio
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from connector.activities import Activity
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources.base import (
-    Envelope,
     InboundRequest,
-    TranslationContext,
     decode_hex,
+    known_topics,
     require_any_hmac,
 )
 from connector.sources.wifi import (
+    LoginSource,
     WifiConfig,
     WifiLogin,
     dig,
     guest_email,
-    login_activity,
     login_time,
-    logins_delivery_id,
     resolve_venue,
     text,
-    unique_activities,
 )
 
 TOPICS = frozenset({"guest-authorizations", "client-join"})
@@ -59,10 +53,7 @@ class MistConfig(WifiConfig):
     @field_validator("topics")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - TOPICS)
-        if unknown:
-            raise ValueError(f"unsupported topics {unknown}; choose from {sorted(TOPICS)}")
-        return value
+        return known_topics(value, TOPICS)
 
 
 def parse_logins(payload: Any, received_at: str, config: MistConfig) -> tuple[str, list[WifiLogin]]:
@@ -110,7 +101,7 @@ def parse_logins(payload: Any, received_at: str, config: MistConfig) -> tuple[st
     return topic, logins
 
 
-class MistSource:
+class MistSource(LoginSource):
     """The ``mist`` source adapter."""
 
     name = "mist"
@@ -124,24 +115,9 @@ class MistSource:
             raise SignatureError("only X-Mist-Signature-v2 (HMAC-SHA256) is accepted, not the SHA1 X-Mist-Signature")
         require_any_hmac(request.raw, decode_hex(signature), config.secrets)
 
-    def identify(self, request: InboundRequest, config: MistConfig, tenant: str) -> Envelope:
-        """Event type = topic; delivery id from the batch's login business keys."""
-        received_at = datetime.now(UTC).isoformat()
-        topic, logins = parse_logins(json.loads(request.raw), received_at, config)
-        return Envelope(
-            source=self.name,
-            tenant=tenant,
-            event_type=topic,
-            delivery_id=logins_delivery_id(logins, config),
-            received_at=received_at,
-        )
-
-    def to_activities(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: MistConfig
-    ) -> list[Activity]:
-        """One "Connected to wifi" per guest (and window) in the batch (pure)."""
-        _, logins = parse_logins(payload, envelope.received_at, config)
-        return unique_activities(login_activity(login, config, tenant=context.tenant) for login in logins)
+    def logins(self, payload: Any, received_at: str, config: MistConfig) -> tuple[str, list[WifiLogin]]:
+        """Event type = topic; the logins with an email in the batch (pure)."""
+        return parse_logins(payload, received_at, config)
 
 
 SOURCE = MistSource()

@@ -22,29 +22,22 @@ every login).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
 
-from connector.activities import Activity
 from connector.errors import PayloadError
 from connector.sources.base import (
-    Envelope,
     ImmediateAnswer,
     InboundRequest,
-    TranslationContext,
     require_token,
 )
 from connector.sources.wifi import (
+    LoginSource,
     WifiConfig,
     WifiLogin,
-    consent,
     dig,
-    guest_email,
-    login_activity,
-    login_delivery_id,
-    login_time,
+    login_from_fields,
     resolve_venue,
     text,
 )
@@ -92,22 +85,16 @@ def parse_login(payload: Any, received_at: str) -> WifiLogin:
     """
     if not isinstance(payload, dict):
         raise PayloadError("Purple payload is not a JSON object")
-    email = guest_email(dig(payload, *FIELDS["email"]))
-    return WifiLogin(
-        portal="purple",
-        venue_id=text(dig(payload, *FIELDS["venue_id"])) or "",
-        venue_name=text(dig(payload, *FIELDS["venue_name"])),
-        email=email,
-        login_at=login_time(dig(payload, *FIELDS["login_at"]), received_at),
-        first_name=text(dig(payload, *FIELDS["first_name"])),
-        last_name=text(dig(payload, *FIELDS["last_name"])),
-        phone=text(dig(payload, *FIELDS["phone"])),
-        marketing_consent=consent(dig(payload, *FIELDS["consent"])),
+    return login_from_fields(
+        "purple",
+        payload,
+        FIELDS,
+        received_at,
         attributes={"signup_method": text(dig(payload, *FIELDS["signup_method"]))},
     )
 
 
-class PurpleSource:
+class PurpleSource(LoginSource):
     """The ``purple`` source adapter."""
 
     name = "purple"
@@ -132,24 +119,13 @@ class PurpleSource:
             return ImmediateAnswer(200, {"status": "ok"})
         return None
 
-    def identify(self, request: InboundRequest, config: PurpleConfig, tenant: str) -> Envelope:
-        """Every login is event ``login``; its business key is the delivery id."""
-        received_at = datetime.now(UTC).isoformat()
-        login = resolve_venue(parse_login(_body(request.raw), received_at), config)
-        return Envelope(
-            source=self.name,
-            tenant=tenant,
-            event_type="login",
-            delivery_id=login_delivery_id(login, config),
-            received_at=received_at,
-        )
+    def payload(self, raw: bytes) -> Any:
+        """An empty or unparseable body is ``None`` (not a login)."""
+        return _body(raw)
 
-    def to_activities(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: PurpleConfig
-    ) -> list[Activity]:
-        """One login → one "Connected to wifi" (pure)."""
-        login = resolve_venue(parse_login(payload, envelope.received_at), config)
-        return [login_activity(login, config, tenant=context.tenant)]
+    def logins(self, payload: Any, received_at: str, config: PurpleConfig) -> tuple[str, list[WifiLogin]]:
+        """Every body is one ``login`` (venue resolved; pure)."""
+        return "login", [resolve_venue(parse_login(payload, received_at), config)]
 
 
 SOURCE = PurpleSource()

@@ -31,6 +31,7 @@ from connector.sources.base import (
     SourceConfig,
     TranslationContext,
     decode_base64,
+    known_topics,
     require_any_hmac,
 )
 
@@ -52,10 +53,7 @@ class ShopifyConfig(SourceConfig):
     @field_validator("topics")
     @classmethod
     def _order_topics(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - ORDER_TOPICS)
-        if unknown:
-            raise ValueError(f"unsupported topics {unknown}; choose from {sorted(ORDER_TOPICS)}")
-        return value
+        return known_topics(value, ORDER_TOPICS)
 
 
 def _header(request: InboundRequest, name: str) -> str | None:

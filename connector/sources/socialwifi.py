@@ -35,12 +35,11 @@ from connector.sources.wifi import (
     WifiConfig,
     WifiLogin,
     body_delivery_id,
-    consent,
     dig,
     guest_email,
     login_activity,
     login_delivery_id,
-    login_time,
+    login_from_fields,
     resolve_venue,
     text,
 )
@@ -92,20 +91,7 @@ def event_type(payload: Any) -> str:
 
 def parse_login(payload: Any, received_at: str, config: WifiConfig) -> WifiLogin:
     """The login an ``Upsert`` stands for (venue resolved against the config)."""
-    return resolve_venue(
-        WifiLogin(
-            portal="socialwifi",
-            venue_id=text(dig(payload, *FIELDS["venue_id"])) or "",
-            venue_name=text(dig(payload, *FIELDS["venue_name"])),
-            email=guest_email(dig(payload, *FIELDS["email"])),
-            login_at=login_time(dig(payload, *FIELDS["login_at"]), received_at),
-            first_name=text(dig(payload, *FIELDS["first_name"])),
-            last_name=text(dig(payload, *FIELDS["last_name"])),
-            phone=text(dig(payload, *FIELDS["phone"])),
-            marketing_consent=consent(dig(payload, *FIELDS["consent"])),
-        ),
-        config,
-    )
+    return resolve_venue(login_from_fields("socialwifi", payload, FIELDS, received_at), config)
 
 
 def erasure(payload: Any) -> ErasureRequested:

@@ -14,9 +14,9 @@ answered ``ignored``. The schemas are published under ``schemas/`` and in the RE
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -35,6 +35,16 @@ EVENT_HANDLERS["wifi.login"] = handle_wifi_login
 EVENT_HANDLERS.update(stay_events.STAY_HANDLERS)  # stay.* (hotel PMS)
 # customer.* loyalty events (relayed to the ESP, not delivered as activities) are handled by
 # LOYALTY_EVENT_HANDLERS from glu_events.py.
+
+Handler = TypeVar("Handler")
+
+
+def _handler(handlers: Mapping[str, Handler], event_type: str) -> Handler:
+    """The handler registered for ``event_type``; none is an unsupported event."""
+    handler = handlers.get(event_type)
+    if handler is None:
+        raise UnsupportedEvent(f"event type {event_type} is not supported", counter="unsupported_type")
+    return handler
 
 
 class StandardConfig(SourceConfig):
@@ -105,10 +115,7 @@ class StandardSource:
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: StandardConfig
     ) -> list[Activity]:
         """Dispatch to the handler of the event type (pure)."""
-        handler = EVENT_HANDLERS.get(envelope.event_type)
-        if handler is None:
-            raise UnsupportedEvent(f"event type {envelope.event_type} is not supported", counter="unsupported_type")
-        return handler(payload["data"], envelope, context)
+        return _handler(EVENT_HANDLERS, envelope.event_type)(payload["data"], envelope, context)
 
     def is_loyalty_event(self, event_type: str) -> bool:
         """Loyalty event types are relayed to the ESP instead of delivered as activities."""
@@ -118,10 +125,7 @@ class StandardSource:
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: StandardConfig
     ) -> list[LoyaltyEvent]:
         """Dispatch a loyalty event type to its handler (pure)."""
-        handler = LOYALTY_EVENT_HANDLERS.get(envelope.event_type)
-        if handler is None:
-            raise UnsupportedEvent(f"event type {envelope.event_type} is not supported", counter="unsupported_type")
-        return handler(payload["data"], envelope, context)
+        return _handler(LOYALTY_EVENT_HANDLERS, envelope.event_type)(payload["data"], envelope, context)
 
 
 SOURCE = StandardSource()

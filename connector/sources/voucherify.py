@@ -25,17 +25,20 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr
 
 from connector.activities import LOYALTY_EVENT_NAMES, LoyaltyEvent, normalise_email
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources.base import (
     Envelope,
     InboundRequest,
+    RelayOnlySource,
     SourceConfig,
     TranslationContext,
     decode_hex,
+    json_object,
     require_any_hmac,
+    valid_event,
 )
 
 SIGNATURE_HEADER = "x-voucherify-signature"
@@ -153,7 +156,7 @@ def translate(body: dict[str, Any], tenant: str) -> LoyaltyEvent:
     ):
         if isinstance(value, str) and value:
             properties[key] = value
-    try:
+    with valid_event():
         return LoyaltyEvent(
             type=event_type,
             event_id=event_id(body),
@@ -174,11 +177,9 @@ def translate(body: dict[str, Any], tenant: str) -> LoyaltyEvent:
             reward_type=reward.get("type") if isinstance(reward.get("type"), str) else None,
             properties=properties,
         )
-    except ValidationError as exc:
-        raise PayloadError(f"webhook does not make a valid event: {exc.errors()[0]['msg']}") from exc
 
 
-class VoucherifySource:
+class VoucherifySource(RelayOnlySource):
     """The ``voucherify`` source adapter (produces loyalty events, not activities)."""
 
     name = "voucherify"
@@ -200,18 +201,9 @@ class VoucherifySource:
                 raise
             require_any_hmac(compact, given, config.secrets)
 
-    def is_loyalty_event(self, event_type: str) -> bool:
-        """Every accepted Voucherify event is relayed to the ESP."""
-        return True
-
     def identify(self, request: InboundRequest, config: VoucherifyConfig, tenant: str) -> Envelope:
         """``type`` from the body; the event id (not the sendout id) as the delivery id."""
-        try:
-            body = json.loads(request.raw)
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
-        if not isinstance(body, dict):
-            raise PayloadError("body is not a JSON object")
+        body = json_object(request.raw)
         event_type = body.get("type")
         if not isinstance(event_type, str) or not event_type:
             raise PayloadError('body has no "type"')
@@ -226,19 +218,9 @@ class VoucherifySource:
             received_at=datetime.now(UTC).isoformat(),
         )
 
-    def to_activities(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: VoucherifyConfig
-    ) -> list[Any]:
-        """Voucherify events are relayed, never turned into activities."""
-        raise UnsupportedEvent("voucherify events are relayed to the ESP", counter="relay_only")
-
-    def to_loyalty_events(
-        self, envelope: Envelope, payload: Any, context: TranslationContext, config: VoucherifyConfig
-    ) -> list[LoyaltyEvent]:
+    def loyalty_event(self, body: dict[str, Any], envelope: Envelope, context: TranslationContext) -> LoyaltyEvent:
         """The one canonical event of a stored webhook body (pure)."""
-        if not isinstance(payload, dict):
-            raise PayloadError("stored payload is not a JSON object")
-        return [translate(payload, context.tenant)]
+        return translate(body, context.tenant)
 
 
 SOURCE = VoucherifySource()

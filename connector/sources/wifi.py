@@ -21,6 +21,7 @@ web tier before any job is created.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, mod
 
 from connector.activities import Activity, Person, hash_identifier, normalise_email
 from connector.errors import PayloadError, UnsupportedEvent
-from connector.sources.base import SourceConfig
+from connector.sources.base import Envelope, InboundRequest, SourceConfig, TranslationContext
 
 Window = Literal["day", "week", "month"]
 ACTIVITY_TYPE: Final = "Connected to wifi"
@@ -150,6 +151,41 @@ def dig(data: Any, *paths: str) -> Any:
         if node is not None and node != "":
             return node
     return None
+
+
+def login_from_fields(
+    portal: str,
+    payload: Any,
+    fields: Mapping[str, tuple[str, ...]],
+    received_at: str,
+    attributes: dict[str, Any] | None = None,
+) -> WifiLogin:
+    """The login read from candidate JSON paths per field (an adapter's ``FIELDS``).
+
+    Keys: ``email``, ``venue_id``, ``venue_name``, ``login_at``, ``first_name``, ``last_name``,
+    ``phone``, ``consent``; a key the portal has no paths for stays empty. The venue id may be
+    ``""`` (resolved against the config with :func:`resolve_venue`).
+
+    Raises:
+        UnsupportedEvent: no email (MAC-only or anonymous login).
+        PayloadError: an unparseable timestamp.
+    """
+
+    def pick(name: str) -> Any:
+        return dig(payload, *fields.get(name, ()))
+
+    return WifiLogin(
+        portal=portal,
+        venue_id=text(pick("venue_id")) or "",
+        venue_name=text(pick("venue_name")),
+        email=guest_email(pick("email")),
+        login_at=login_time(pick("login_at"), received_at),
+        first_name=text(pick("first_name")),
+        last_name=text(pick("last_name")),
+        phone=text(pick("phone")),
+        marketing_consent=consent(pick("consent")),
+        attributes=attributes or {},
+    )
 
 
 def text(value: Any) -> str | None:
@@ -311,3 +347,41 @@ def unique_activities(activities: Iterable[Activity]) -> list[Activity]:
             seen.add(activity.business_key)
             result.append(activity)
     return result
+
+
+class LoginSource:
+    """Base of the portal adapters: a body is a batch of logins (often exactly one).
+
+    The delivery id comes from the logins' business keys (:func:`logins_delivery_id`: a single
+    login's business key itself), and each guest gets one "Connected to wifi" per window. A
+    subclass sets ``name`` and reads ``(event type, logins)`` from a body in :meth:`logins`.
+    """
+
+    name: str
+
+    def logins(self, payload: Any, received_at: str, config: Any) -> tuple[str, list[WifiLogin]]:
+        """The event type and the logins (venues resolved) of a body (pure)."""
+        raise NotImplementedError
+
+    def payload(self, raw: bytes) -> Any:
+        """The body as parsed for :meth:`logins` (JSON)."""
+        return json.loads(raw)
+
+    def identify(self, request: InboundRequest, config: Any, tenant: str) -> Envelope:
+        """The event type of the body; its logins' business keys make the delivery id."""
+        received_at = datetime.now(UTC).isoformat()
+        event_type, logins = self.logins(self.payload(request.raw), received_at, config)
+        return Envelope(
+            source=self.name,
+            tenant=tenant,
+            event_type=event_type,
+            delivery_id=logins_delivery_id(logins, config),
+            received_at=received_at,
+        )
+
+    def to_activities(
+        self, envelope: Envelope, payload: Any, context: TranslationContext, config: Any
+    ) -> list[Activity]:
+        """One "Connected to wifi" per guest (and window) in the body (pure)."""
+        _, logins = self.logins(payload, envelope.received_at, config)
+        return unique_activities(login_activity(login, config, tenant=context.tenant) for login in logins)

@@ -54,84 +54,57 @@ def rate_limiter(config: EspBase, redis: Any, provider: str) -> RateLimiter:
     return RateLimiter(redis, f"{provider}:{hash_identifier(config.account_secret())}", limit, period)
 
 
-def build_esp_client(config: EspBase, redis: Any, *, timeout: float = 10.0) -> EspClient:
-    """The client for a tenant's ``[esp]`` table (``redis`` backs the rate budget)."""
-    provider = str(getattr(config, "provider", ""))
-    if provider not in CLIENTS:
-        raise FatalDestinationError(f"ESP provider {provider!r} is not supported", destination=provider)
-    limiter = rate_limiter(config, redis, provider)
+def client_arguments(config: EspBase, provider: str) -> tuple[str, str, dict[str, Any]]:
+    """``(base URL, account credential, provider-specific keyword arguments)`` of an ``[esp]`` table's client."""
     if isinstance(config, KlaviyoConfig):
         key = config.api_key.get_secret_value()
-        return KlaviyoClient(
-            config.base_url,
-            limiter=limiter,
-            timeout=timeout,
-            secrets=(key,),
-            headers={
-                "Authorization": f"Klaviyo-API-Key {key}",
-                "revision": config.revision,
-                "Content-Type": "application/json",
-            },
-        )
+        headers = {
+            "Authorization": f"Klaviyo-API-Key {key}",
+            "revision": config.revision,
+            "Content-Type": "application/json",
+        }
+        return config.base_url, key, {"headers": headers}
     if isinstance(config, MailchimpConfig):
         key = config.api_key.get_secret_value()
         try:
             base = config.api_base
         except ValueError as exc:
             raise FatalDestinationError(str(exc), destination=provider) from None
-        return MailchimpClient(
-            base,
-            limiter=limiter,
-            timeout=timeout,
-            secrets=(key,),
-            auth=("connector", key),
-            list_id=config.list_id,
-            upsert_member=config.upsert_member,
-            status_if_new=config.status_if_new,
-        )
+        options = {
+            "auth": ("connector", key),
+            "list_id": config.list_id,
+            "upsert_member": config.upsert_member,
+            "status_if_new": config.status_if_new,
+        }
+        return base, key, options
     if isinstance(config, BrazeConfig):
         key = config.api_key.get_secret_value()
-        return BrazeClient(
-            config.base_url,
-            limiter=limiter,
-            timeout=timeout,
-            secrets=(key,),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        )
+        return config.base_url, key, {"headers": {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}}
     if isinstance(config, CustomerIoConfig):
         key = config.api_key.get_secret_value()
-        return CustomerIoClient(
-            config.base_url,
-            limiter=limiter,
-            timeout=timeout,
-            secrets=(key,),
-            auth=(config.site_id, key),
-            identify=config.identify,
-        )
+        return config.base_url, key, {"auth": (config.site_id, key), "identify": config.identify}
     if isinstance(config, ActiveCampaignConfig):
         key = config.event_key.get_secret_value()
-        return ActiveCampaignClient(
-            config.base_url,
-            limiter=limiter,
-            timeout=timeout,
-            secrets=(key,),
-            account_id=config.account_id,
-            event_key=key,
-        )
+        return config.base_url, key, {"account_id": config.account_id, "event_key": key}
     if isinstance(config, IntercomConfig):
         token = config.access_token.get_secret_value()
-        return IntercomClient(
-            config.base_url,
-            limiter=limiter,
-            timeout=timeout,
-            secrets=(token,),
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Intercom-Version": config.version,
-                "Content-Type": "application/json",
-            },
-        )
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Intercom-Version": config.version,
+            "Content-Type": "application/json",
+        }
+        return config.base_url, token, {"headers": headers}
     raise FatalDestinationError(f"ESP provider {provider!r} is not supported", destination=provider)
+
+
+def build_esp_client(config: EspBase, redis: Any, *, timeout: float = 10.0) -> EspClient:
+    """The client for a tenant's ``[esp]`` table (``redis`` backs the rate budget)."""
+    provider = str(getattr(config, "provider", ""))
+    if provider not in CLIENTS:
+        raise FatalDestinationError(f"ESP provider {provider!r} is not supported", destination=provider)
+    limiter = rate_limiter(config, redis, provider)
+    base_url, secret, options = client_arguments(config, provider)
+    return CLIENTS[provider](base_url, limiter=limiter, timeout=timeout, secrets=(secret,), **options)
 
 
 __all__ = ["CLIENTS", "EspClient", "EspReceipt", "build_esp_client", "relay_skip_reason"]

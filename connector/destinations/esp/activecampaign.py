@@ -18,8 +18,6 @@ from typing import Any, ClassVar
 
 from connector.activities import LoyaltyEvent
 from connector.destinations.esp.base import EspClient, EspReceipt
-from connector.destinations.http import redact
-from connector.errors import FatalDestinationError
 
 
 def event_data(event: LoyaltyEvent) -> str:
@@ -58,11 +56,5 @@ class ActiveCampaignClient(EspClient):
         response = self.call("POST", "/event", data=form(event, name, self.account_id, self.event_key))
         answer = self.json(response)
         if not isinstance(answer, dict) or str(answer.get("success")) != "1":
-            body = redact(response.text[:2000], self.secrets)
-            raise FatalDestinationError(
-                f"activecampaign did not track the event: {body}",
-                destination=self.provider,
-                status=response.status_code,
-                body=body,
-            )
+            raise self.not_accepted(response, "did not track the event", response.text)
         return EspReceipt(provider=self.provider, status=response.status_code, name=name)

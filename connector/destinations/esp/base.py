@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import requests
 
 from connector.activities import LoyaltyEvent
-from connector.destinations.http import HttpClient
-from connector.errors import RetriableDestinationError
+from connector.destinations.http import HttpClient, parse_reset_epoch, parse_retry_after, redact
+from connector.errors import FatalDestinationError, RetriableDestinationError
 from connector.ratelimit import RateLimiter
 
 
@@ -101,6 +101,22 @@ class EspClient(HttpClient):
     def send(self, event: LoyaltyEvent, name: str) -> EspReceipt:
         """Relay one event under the ESP event ``name``."""
         raise NotImplementedError
+
+    def not_accepted(self, response: requests.Response, reason: str, detail: str) -> FatalDestinationError:
+        """The fatal error for an answer that did not take the event (``detail`` clipped and redacted)."""
+        body = redact(detail[:2000], self.secrets)
+        return FatalDestinationError(
+            f"{self.provider} {reason}: {body}",
+            destination=self.provider,
+            status=response.status_code,
+            body=body,
+        )
+
+
+def reset_epoch_or_retry_after(response: requests.Response) -> float | None:
+    """Seconds to wait: until ``X-RateLimit-Reset`` (epoch seconds), else ``Retry-After`` if sent."""
+    reset = parse_reset_epoch(response.headers.get("X-RateLimit-Reset"))
+    return reset if reset is not None else parse_retry_after(response.headers.get("Retry-After"))
 
 
 def clip(value: Any, limit: int) -> Any:

@@ -18,9 +18,15 @@ from typing import Any, ClassVar
 import requests
 
 from connector.activities import LoyaltyEvent
-from connector.destinations.esp.base import EspClient, EspReceipt, clip, event_properties, profile_properties
-from connector.destinations.http import isoformat, parse_reset_epoch, parse_retry_after, redact
-from connector.errors import FatalDestinationError
+from connector.destinations.esp.base import (
+    EspClient,
+    EspReceipt,
+    clip,
+    event_properties,
+    profile_properties,
+    reset_epoch_or_retry_after,
+)
+from connector.destinations.http import isoformat
 
 MAX_STRING = 255
 
@@ -50,8 +56,7 @@ class BrazeClient(EspClient):
 
     def retry_after_hint(self, response: requests.Response) -> float | None:
         """Braze: wait until ``X-RateLimit-Reset`` (epoch seconds); ``Retry-After`` if sent."""
-        reset = parse_reset_epoch(response.headers.get("X-RateLimit-Reset"))
-        return reset if reset is not None else parse_retry_after(response.headers.get("Retry-After"))
+        return reset_epoch_or_retry_after(response)
 
     def send(self, event: LoyaltyEvent, name: str) -> EspReceipt:
         """Track attributes and event; a non-processed event is fatal."""
@@ -60,11 +65,5 @@ class BrazeClient(EspClient):
         errors = answer.get("errors") if isinstance(answer, dict) else None
         processed = answer.get("events_processed") if isinstance(answer, dict) else None
         if errors and not processed and response.status_code != 202:
-            body = redact(str(errors)[:2000], self.secrets)
-            raise FatalDestinationError(
-                f"braze did not process the event: {body}",
-                destination=self.provider,
-                status=response.status_code,
-                body=body,
-            )
+            raise self.not_accepted(response, "did not process the event", str(errors))
         return EspReceipt(provider=self.provider, status=response.status_code, name=name)

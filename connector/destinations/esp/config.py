@@ -16,14 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 
 from connector.activities import LOYALTY_EVENT_NAMES
+from connector.sources.base import http_base_url
 
 MAILCHIMP_NAME = re.compile(r"^[A-Za-z0-9_-]{2,30}$")
-
-
-def _http(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value.rstrip("/")
 
 
 class EspBase(BaseModel):
@@ -38,7 +33,7 @@ class EspBase(BaseModel):
     @field_validator("base_url", check_fields=False)
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        return _http(value) if value is not None else None
+        return http_base_url(value) if value is not None else None
 
     @field_validator("events")
     @classmethod

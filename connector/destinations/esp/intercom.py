@@ -17,8 +17,7 @@ from typing import Any, ClassVar
 import requests
 
 from connector.activities import LoyaltyEvent
-from connector.destinations.esp.base import EspClient, EspReceipt, event_properties
-from connector.destinations.http import parse_reset_epoch, parse_retry_after
+from connector.destinations.esp.base import EspClient, EspReceipt, event_properties, reset_epoch_or_retry_after
 
 MAX_METADATA = 10
 PRIORITY = ("source_event", "tier", "previous_tier", "points", "points_balance", "reward", "reward_type", "event_id")
@@ -50,8 +49,7 @@ class IntercomClient(EspClient):
 
     def retry_after_hint(self, response: requests.Response) -> float | None:
         """Intercom: wait until ``X-RateLimit-Reset`` (epoch seconds); ``Retry-After`` if sent."""
-        reset = parse_reset_epoch(response.headers.get("X-RateLimit-Reset"))
-        return reset if reset is not None else parse_retry_after(response.headers.get("Retry-After"))
+        return reset_epoch_or_retry_after(response)
 
     def send(self, event: LoyaltyEvent, name: str) -> EspReceipt:
         """Submit the data event (202)."""
