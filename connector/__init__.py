@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
 
 from connector.queue import QUEUE_NAMES, connect, get_queue
 from connector.settings import Settings, load_settings
+
+
+class _NoSessions(SessionInterface):
+    """A session interface that never opens a session (Flask then gives views a null session)."""
+
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -18,6 +29,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or load_settings(**overrides)
     app = Flask(__name__)
     app.config["SECRET_KEY"] = settings.secret_key.get_secret_value()
+    # Nothing here uses cookie sessions (admin is HTTP Basic): skip loading and saving one per webhook.
+    app.session_interface = _NoSessions()
     # The webhook view enforces settings.max_body_bytes itself (also for chunked bodies).
     redis = connect(settings.redis_url, for_web=True)
     app.extensions["connector.settings"] = settings

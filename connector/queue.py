@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import math
 import random
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from redis import Redis
@@ -26,6 +29,7 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, get_current_job
 from rq.serializers import JSONSerializer
+from rq.utils import utcformat
 
 from connector import metrics
 from connector.errors import FatalDestinationError, PayloadError, RetriableDestinationError
@@ -86,12 +90,18 @@ def dedup_key(tenant: str, source: str, event_type: str, delivery_id: str) -> st
 # written together or not at all (Lua scripts run atomically and are persisted as a unit).
 ACCEPT_SCRIPT = """
 -- KEYS: 1 marker, 2 job hash, 3 queue list, 4 set of queues, 5 counters hash
--- ARGV: 1 job id, 2 dedup ttl, 3 accepted counter field, 4 duplicate counter field, 5.. job hash fields
+-- ARGV: 1 job id, 2 dedup ttl, 3 accepted counter field, 4 duplicate counter field,
+--       5 the job hash's text fields as a JSON object, 6 the job's (binary) "data" field
 if not redis.call("SET", KEYS[1], ARGV[1], "NX", "EX", ARGV[2]) then
     redis.call("HINCRBY", KEYS[5], ARGV[4], 1)
     return redis.call("GET", KEYS[1])
 end
-redis.call("HSET", KEYS[2], unpack(ARGV, 5))
+local fields = {"data", ARGV[6]}
+for name, value in pairs(cjson.decode(ARGV[5])) do
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+end
+redis.call("HSET", KEYS[2], unpack(fields))
 redis.call("RPUSH", KEYS[3], ARGV[1])
 redis.call("SADD", KEYS[4], KEYS[3])
 redis.call("HINCRBY", KEYS[5], ARGV[3], 1)
@@ -99,13 +109,47 @@ return false
 """
 
 
-def _job_fields(job: Job) -> list[Any]:
-    """The job hash as HSET arguments, exactly as RQ saves it."""
-    fields: list[Any] = []
-    for key, value in job.to_dict().items():
-        if value is not None:
-            fields += [key, value if isinstance(value, bytes | str) else str(value)]
-    return fields
+INGEST_FUNC = "connector.jobs.ingest"
+PER_JOB_FIELDS = frozenset({"created_at", "enqueued_at", "description", "data"})
+
+
+class IngestJobHashes:
+    """Builds the Redis hash of an ingest job as RQ itself would save it, minus the per-request cost.
+
+    Creating an RQ ``Job`` and calling ``to_dict()`` per webhook costs more than the rest of the
+    intake. Every ingest job of a queue has the same fields but four (timestamps, description
+    and the serialized arguments), so the rest is taken once from a prototype made by RQ itself,
+    and the arguments are serialized the way RQ's JSON serializer does
+    (``[func, instance, args, kwargs]``, zlib-compressed). ``tests/test_queue.py`` checks the
+    result against RQ's own ``Job.to_dict()``, so an RQ upgrade that changes the format fails there.
+    """
+
+    def __init__(self, queue: Queue, schedule: Sequence[int]) -> None:
+        prototype = queue.create_job(
+            INGEST_FUNC,
+            args=(),
+            job_id="ingest-prototype",
+            retry=retry_for(schedule),
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+        )
+        queue._prepare_for_queue(prototype)  # origin, timeout, status: what RQ's enqueue sets
+        self.static = {
+            key: value if isinstance(value, str) else str(value)
+            for key, value in prototype.to_dict().items()
+            if value is not None and key not in PER_JOB_FIELDS
+        }
+        self.key_prefix = prototype.key.removesuffix(prototype.id)
+
+    def build(self, job_id: str, args: tuple[Any, ...], description: str) -> tuple[str, str, bytes]:
+        """The job's key, its text fields as a JSON object, and its binary ``data`` field."""
+        now = utcformat(datetime.now(UTC))
+        text = {**self.static, "created_at": now, "enqueued_at": now, "description": description}
+        data = zlib.compress(json.dumps([INGEST_FUNC, None, list(args), {}]).encode(), 1)
+        return self.key_prefix + job_id, json.dumps(text), data
+
+
+_hash_builders: dict[tuple[str, tuple[int, ...]], IngestJobHashes] = {}
 
 
 def accept_webhook(
@@ -127,27 +171,22 @@ def accept_webhook(
     """
     key = dedup_key(tenant, source, event_type, delivery_id)
     job_id = make_job_id("ingest", tenant, source, event_type, delivery_id)
-    job = queue.create_job(
-        "connector.jobs.ingest",
-        args=job_args,
-        job_id=job_id,
-        retry=retry_for(schedule),
-        result_ttl=RESULT_TTL,
-        failure_ttl=FAILURE_TTL,
-        description=f"ingest {source} {event_type} for {tenant}",
-    )
-    queue._prepare_for_queue(job)  # origin, enqueued_at, timeout, status: what RQ's enqueue sets
+    builder = _hash_builders.get((queue.name, tuple(schedule)))
+    if builder is None:
+        builder = _hash_builders[(queue.name, tuple(schedule))] = IngestJobHashes(queue, schedule)
+    job_key, job_text, job_data = builder.build(job_id, job_args, f"ingest {source} {event_type} for {tenant}")
     script = _accept_scripts.get(id(redis))
     if script is None:
         script = _accept_scripts[id(redis)] = redis.register_script(ACCEPT_SCRIPT)
     existing = script(
-        keys=[key, job.key, queue.key, queue.redis_queues_keys, metrics.COUNTERS_KEY],
+        keys=[key, job_key, queue.key, queue.redis_queues_keys, metrics.COUNTERS_KEY],
         args=[
             job_id,
             dedup_ttl,
             metrics.field_name("webhooks", tenant=tenant, source=source, outcome="accepted"),
             metrics.field_name("webhooks", tenant=tenant, source=source, outcome="duplicate"),
-            *_job_fields(job),
+            job_text,
+            job_data,
         ],
     )
     if existing is not None:

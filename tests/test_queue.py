@@ -1,0 +1,81 @@
+"""The intake's job hash equals what RQ itself saves, and accepted jobs run on a real worker."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+from connector.queue import (
+    FAILURE_TTL,
+    INGEST_QUEUE,
+    RESULT_TTL,
+    IngestJobHashes,
+    accept_webhook,
+    fetch_job,
+    get_queue,
+    retry_for,
+)
+
+ARGS = (
+    {"source": "shopify", "tenant": "t", "event_type": "orders/paid", "delivery_id": "d", "received_at": "r"},
+    '{"id": 1, "note": "caf\\u00e9 \\"quoted\\""}',
+)
+
+
+def test_built_hash_matches_rqs_own_job_hash(redis):
+    queue = get_queue(redis, INGEST_QUEUE)
+    schedule = (10, 60, 300)
+    reference = queue.create_job(
+        "connector.jobs.ingest",
+        args=ARGS,
+        job_id="ingest-abc",
+        retry=retry_for(schedule),
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        description="desc",
+    )
+    queue._prepare_for_queue(reference)
+    expected = {k: v for k, v in reference.to_dict().items() if v is not None}
+    key, text, data = IngestJobHashes(queue, schedule).build("ingest-abc", ARGS, "desc")
+    built = json.loads(text)
+    assert key == reference.key
+    assert zlib.decompress(data) == zlib.decompress(expected.pop("data"))
+    for stamp in ("created_at", "enqueued_at"):
+        assert len(built.pop(stamp)) == len(expected.pop(stamp))
+    assert built == {k: v if isinstance(v, str) else str(v) for k, v in expected.items()}
+
+
+def test_accepted_job_reads_back_as_an_rq_job(redis):
+    queue = get_queue(redis, INGEST_QUEUE)
+    accepted = accept_webhook(
+        redis,
+        queue,
+        tenant="t",
+        source="shopify",
+        event_type="orders/paid",
+        delivery_id="d-1",
+        job_args=ARGS,
+        dedup_ttl=60,
+        schedule=(10, 60),
+    )
+    assert accepted.status == "accepted"
+    job = fetch_job(redis, accepted.job_id)
+    assert job.func_name == "connector.jobs.ingest"
+    assert job.args == list(ARGS)
+    assert job.get_status() == "queued"
+    assert job.retries_left == 2 and job.retry_intervals == [10, 60]
+    assert job.result_ttl == RESULT_TTL and job.failure_ttl == FAILURE_TTL
+    assert queue.job_ids == [accepted.job_id]
+    again = accept_webhook(
+        redis,
+        queue,
+        tenant="t",
+        source="shopify",
+        event_type="orders/paid",
+        delivery_id="d-1",
+        job_args=ARGS,
+        dedup_ttl=60,
+        schedule=(10, 60),
+    )
+    assert (again.status, again.job_id) == ("duplicate", accepted.job_id)
+    assert queue.count == 1
