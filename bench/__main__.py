@@ -83,13 +83,14 @@ def signed_order(order_id: int, customer: int, host: str, port: int, tenant: str
 @contextmanager
 def process(argv: list[str], env: dict[str, str], ready: Callable[[], bool], name: str) -> Iterator[None]:
     """Run a server process until the block ends; wait until ``ready()``."""
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Output goes to a file: an unread pipe fills up and blocks a chatty server mid-benchmark.
+    log = tempfile.NamedTemporaryFile(prefix=f"bench-{name.replace(' ', '-')}-", suffix=".log", delete=False)
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while not ready():
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-                raise SystemExit(f"{name} did not start: {err}")
+                raise SystemExit(f"{name} did not start: {Path(log.name).read_text()[-2000:]}")
             time.sleep(0.1)
         yield
     finally:
@@ -98,6 +99,8 @@ def process(argv: list[str], env: dict[str, str], ready: Callable[[], bool], nam
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
 
 
 def answers(url: str, method: str = "GET") -> Callable[[], bool]:
@@ -152,39 +155,32 @@ def bench_intake(args: argparse.Namespace, env: dict[str, str], ours: int, bare:
 
 
 def bench_delivery(args: argparse.Namespace, env: dict[str, str], ours: int, redis_url: str, sandbox: int) -> None:
-    """Scenario 2: accepted webhooks → worker processes → Glu sandbox."""
+    """Scenario 2: accepted webhooks → worker processes → Glu sandbox, for both worker classes."""
     from redis import Redis
 
-    Redis.from_url(redis_url).flushdb()
-    requests.post(f"http://127.0.0.1:{sandbox}/glu/_sandbox/reset", timeout=5)
-    payloads = [signed_order(50_000_000 + i, i % 50, "127.0.0.1", ours) for i in range(args.deliveries)]
-    result = run_load("127.0.0.1", ours, payloads, args.concurrency)
-    if set(result.statuses) != {202}:
-        raise SystemExit(f"intake answered {result.statuses}")
-    say(f"\n[delivery] {args.deliveries} accepted webhooks, {args.workers} `connector worker --burst` processes, "
-        "Glu sandbox over HTTP")
-    started = time.perf_counter()
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker", "--burst"], env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(args.workers)
-    ]
-    for worker in workers:
-        worker.wait()
-    seconds = time.perf_counter() - started
-    state = requests.get(f"http://127.0.0.1:{sandbox}/glu/_sandbox/state", timeout=30).json()
-    delivered = len(state["activities"])
-    say(f"  {delivered} activities in {seconds:.1f} s = {delivered / seconds:.0f} webhooks/s end to end "
-        f"({2 * delivered / seconds:.0f} jobs/s: ingest + delivery; {len(state['contacts'])} contacts)")
-    if delivered != args.deliveries:
-        raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {delivered}")
+    say(f"\n[delivery] {args.deliveries} accepted Shopify webhooks, {args.workers} `connector worker --burst` "
+        "processes, Glu sandbox over HTTP (contact lookup/creation, activity post, ledger)")
+    for worker_class in ("fork", "simple"):
+        Redis.from_url(redis_url).flushdb()
+        requests.post(f"http://127.0.0.1:{sandbox}/glu/_sandbox/reset", timeout=5)
+        payloads = [signed_order(50_000_000 + i, i % 50, "127.0.0.1", ours) for i in range(args.deliveries)]
+        result = run_load("127.0.0.1", ours, payloads, args.concurrency)
+        if set(result.statuses) != {202}:
+            raise SystemExit(f"intake answered {result.statuses}")
+        seconds = run_workers(env, args.workers, worker_class)
+        delivered = glu_activities(sandbox)
+        say(f"  --worker-class {worker_class:<6} {delivered} activities in {seconds:5.1f} s = "
+            f"{delivered / seconds:4.0f} webhooks/s end to end ({2 * delivered / seconds:.0f} jobs/s)")
+        if delivered != args.deliveries:
+            raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {delivered}")
 
 
-def run_workers(env: dict[str, str], count: int) -> float:
+def run_workers(env: dict[str, str], count: int, worker_class: str = "fork") -> float:
     """Run ``count`` burst workers in parallel until the queues are empty; returns seconds."""
     started = time.perf_counter()
     workers = [
-        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker", "--burst"], env=env, cwd=ROOT,
+        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker", "--burst", "--worker-class", worker_class],
+                         env=env, cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(count)
     ]
@@ -204,11 +200,22 @@ def raw(path: str, headers: dict[str, str], body: bytes, port: int) -> bytes:
     return raw_request("127.0.0.1", port, path, headers, body)
 
 
-def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> None:
+def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int, redis_url: str) -> None:
     """Scenario 3: Mews batches of 50 reservations."""
+    from redis import Redis
+
     messages = args.pms_messages
-    say(f"\n[pms] {messages} Mews General Webhook messages of 50 reservations (each fetched from the Mews "
-        f"sandbox; every stay departed, so 3 activities each), {args.workers} workers")
+    say("\n[pms] Mews General Webhook messages with 50 reservations each (ServiceOrderUpdated + CustomerAdded)")
+    intake_payloads = []
+    for index in range(args.pms_intake):
+        body, path = mews_batch(50, tenant="bench", token=MEWS_TOKEN, salt=f"intake-{uuid.uuid4().hex[:6]}-{index}")
+        intake_payloads.append(raw(path, {"Content-Type": "application/json"}, body, ours))
+    intake = run_load("127.0.0.1", ours, intake_payloads, args.concurrency)
+    say(describe(f"{args.pms_intake} messages at the intake", intake))
+    say(f"  = {intake.rate * 50:.0f} reservation events/s accepted ({len(intake_payloads[0]) // 1024} KiB per message)")
+    Redis.from_url(redis_url).flushdb()  # the intake-only messages name reservations the sandbox does not hold
+    say(f"  then {messages} messages whose reservations the Mews sandbox holds (every stay departed: Booking, "
+        f"Checked in, Checked out each), {args.workers} workers")
     payloads = []
     for index in range(messages):
         salt = f"bench-{uuid.uuid4().hex[:6]}-{index}"
@@ -217,8 +224,7 @@ def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox:
         body, path = mews_batch(50, tenant="bench", token=MEWS_TOKEN, salt=salt)
         payloads.append(raw(path, {"Content-Type": "application/json"}, body, ours))
     before = glu_activities(sandbox)
-    intake = run_load("127.0.0.1", ours, payloads, min(args.concurrency, messages))
-    say(describe("Mews intake (messages)", intake))
+    run_load("127.0.0.1", ours, payloads, min(args.concurrency, messages))
     seconds = run_workers(env, args.workers)
     made = glu_activities(sandbox) - before
     say(f"  {made} activities from {messages} messages in {seconds:.1f} s = {messages / seconds:.2f} messages/s, "
@@ -278,10 +284,44 @@ def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbo
                        if eid in received)
     span = max(received.values()) - min(result.sent_at)
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
-    say(f"  {len(received)} events at Klaviyo in {span:.1f} s = {len(received) / span:.0f} events/s end to end; "
-        f"webhook to ESP p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+    say(f"  burst: {len(received)} events at Klaviyo in {span:.1f} s = {len(received) / span:.0f} events/s end to end; "
+        f"webhook to ESP p50 {p50:.0f} ms, p99 {p99:.0f} ms (queueing behind the burst)")
     if len(received) != count:
         raise SystemExit(f"expected {count} events at Klaviyo, got {len(received)}")
+    paced = paced_latencies(args, env, ours, sandbox)
+    say(f"  paced (one event every {1000 // args.relay_rate} ms, {len(paced)} events): webhook to ESP "
+        f"p50 {percentile(paced, 0.5) * 1000:.0f} ms, p99 {percentile(paced, 0.99) * 1000:.0f} ms")
+
+
+def paced_latencies(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> list[float]:
+    """Webhook-to-ESP latency at a steady low rate, with workers idle between events."""
+    requests.post(f"http://127.0.0.1:{sandbox}/klaviyo/_sandbox/reset", timeout=10)
+    events = list(voucherify_events(args.relay_paced, VOUCHERIFY_SECRET))
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker"], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(args.workers)
+    ]
+    sent: dict[str, float] = {}
+    try:
+        time.sleep(2.0)
+        session = requests.Session()
+        for headers, body in events:
+            sent[json.loads(body)["event"]["id"]] = time.time()
+            session.post(f"http://127.0.0.1:{ours}/webhooks/bench/voucherify", data=body, headers=headers, timeout=10)
+            time.sleep(1 / args.relay_rate)
+        deadline = time.monotonic() + 60
+        received: dict[str, float] = {}
+        while len(received) < len(events) and time.monotonic() < deadline:
+            state = requests.get(f"http://127.0.0.1:{sandbox}/klaviyo/_sandbox/state", timeout=30).json()
+            received = {e["unique_id"]: e["received_at"] for e in state["events"]}
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+    return sorted(received[k] - sent[k] for k in sent if k in received)
 
 
 def tenants_toml(sandbox: int) -> str:
@@ -322,9 +362,12 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=600)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pms-messages", type=int, default=4)
+    parser.add_argument("--pms-intake", type=int, default=400)
     parser.add_argument("--wifi-guests", type=int, default=300)
     parser.add_argument("--wifi-reconnects", type=int, default=5)
     parser.add_argument("--relay-events", type=int, default=300)
+    parser.add_argument("--relay-paced", type=int, default=40)
+    parser.add_argument("--relay-rate", type=int, default=5, help="events per second in the paced run")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -358,7 +401,7 @@ def main() -> None:
                 if "delivery" in chosen:
                     bench_delivery(args, env, ours, redis.url, sandbox_port)
                 if "pms" in chosen:
-                    bench_pms(args, env, ours, sandbox_port)
+                    bench_pms(args, env, ours, sandbox_port, redis.url)
                 if "wifi" in chosen:
                     bench_wifi(args, env, ours, sandbox_port)
                 if "relay" in chosen:

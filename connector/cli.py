@@ -39,7 +39,14 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from connector.worker import run_worker
 
     settings = _load_settings()
-    run_worker(connect(settings.redis_url), burst=args.burst, wait_for_retries=args.wait_retries)
+    from connector.worker import WORKER_CLASSES
+
+    run_worker(
+        connect(settings.redis_url),
+        burst=args.burst,
+        wait_for_retries=args.wait_retries,
+        worker_class=WORKER_CLASSES[args.worker_class],
+    )
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:
@@ -208,6 +215,13 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         metavar="SECONDS",
         help="with --burst: also wait for retries due within this many seconds",
+    )
+    worker.add_argument(
+        "--worker-class",
+        choices=("fork", "simple"),
+        default=os.environ.get("CONNECTOR_WORKER_CLASS", "fork"),
+        help="fork: a work horse per job (RQ's default, crash isolation); simple: jobs in-process "
+        "(faster for short jobs). Default: $CONNECTOR_WORKER_CLASS or fork",
     )
     worker.set_defaults(func=cmd_worker)
 

@@ -227,3 +227,17 @@ def test_each_tenant_gets_its_own_activities_and_currency(client, sandbox, work)
     [activity] = activities(sandbox)
     assert (activity["spend"], activity["currencyCode"]) == (12800, "JPY")
     assert activity["externalReference"] == "shopify:marina-tokyo.myshopify.com:order:5120001112223"
+
+
+def test_the_simple_worker_class_delivers_exactly_once_too(client, sandbox, redis):
+    from connector import jobs
+    from connector.worker import WORKER_CLASSES, run_worker
+
+    body = load_fixture("shopify", "orders_paid")
+    post_order(client, body)
+    post_order(client, body, webhook_id="redelivered")
+    jobs.settings.cache_clear()
+    jobs.redis.cache_clear()
+    run_worker(redis, burst=True, worker_class=WORKER_CLASSES["simple"], logging_level="WARNING")
+    assert len(activities(sandbox)) == 1
+    assert posts(sandbox) == 1
