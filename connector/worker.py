@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
-from rq.worker import BaseWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.worker import BaseWorker
 
 from connector.queue import QUEUE_NAMES, get_queue
 
