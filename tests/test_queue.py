@@ -79,3 +79,28 @@ def test_accepted_job_reads_back_as_an_rq_job(redis):
     )
     assert (again.status, again.job_id) == ("duplicate", accepted.job_id)
     assert queue.count == 1
+
+
+def test_intake_survives_a_dropped_redis_connection(redis):
+    queue = get_queue(redis, INGEST_QUEUE)
+
+    def accept(delivery_id: str):
+        return accept_webhook(
+            redis,
+            queue,
+            tenant="t",
+            source="shopify",
+            event_type="orders/paid",
+            delivery_id=delivery_id,
+            job_args=ARGS,
+            dedup_ttl=60,
+            schedule=(10, 60),
+        )
+
+    assert accept("before").status == "accepted"
+    redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # the server drops our connections
+    assert accept("after").status == "accepted"
+    redis.script_flush()  # e.g. a Redis restart forgot the script
+    assert accept("reloaded").status == "accepted"
+    assert accept("reloaded").status == "duplicate"
+    assert queue.count == 3
