@@ -260,25 +260,13 @@ def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbo
     events = list(voucherify_events(count, VOUCHERIFY_SECRET))
     payloads = [raw("/webhooks/bench/voucherify", headers, body, ours) for headers, body in events]
     event_ids = [json.loads(body)["event"]["id"] for _, body in events]
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker"], env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(args.workers)
-    ]
+    workers = start_workers(env, args.workers)
     try:
         time.sleep(2.0)  # let the workers start before the clock does
         result = run_load("127.0.0.1", ours, payloads, args.concurrency)
-        deadline = time.monotonic() + 300
-        received: dict[str, float] = {}
-        while len(received) < count and time.monotonic() < deadline:
-            state = requests.get(f"http://127.0.0.1:{sandbox}/klaviyo/_sandbox/state", timeout=30).json()
-            received = {e["unique_id"]: e["received_at"] for e in state["events"]}
-            time.sleep(0.2)
+        received = klaviyo_arrivals(sandbox, count, timeout=300)
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=30)
+        stop_workers(workers)
     say(describe("Voucherify intake", result))
     latencies = sorted(received[eid] - sent for eid, sent in zip(event_ids, result.sent_at, strict=True)
                        if eid in received)
@@ -293,15 +281,39 @@ def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbo
         f"p50 {percentile(paced, 0.5) * 1000:.0f} ms, p99 {percentile(paced, 0.99) * 1000:.0f} ms")
 
 
+def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
+    """Long-running ``connector worker`` processes (stop them with :func:`stop_workers`)."""
+    return [
+        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker"], env=env, cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """Stop workers gracefully and wait for them."""
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(timeout=30)
+
+
+def klaviyo_arrivals(sandbox: int, expected: int, timeout: float) -> dict[str, float]:
+    """Event id → arrival time at the Klaviyo sandbox, polled until ``expected`` arrived."""
+    deadline = time.monotonic() + timeout
+    received: dict[str, float] = {}
+    while len(received) < expected and time.monotonic() < deadline:
+        state = requests.get(f"http://127.0.0.1:{sandbox}/klaviyo/_sandbox/state", timeout=30).json()
+        received = {e["unique_id"]: e["received_at"] for e in state["events"]}
+        time.sleep(0.2)
+    return received
+
+
 def paced_latencies(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> list[float]:
     """Webhook-to-ESP latency at a steady low rate, with workers idle between events."""
     requests.post(f"http://127.0.0.1:{sandbox}/klaviyo/_sandbox/reset", timeout=10)
     events = list(voucherify_events(args.relay_paced, VOUCHERIFY_SECRET))
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker"], env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(args.workers)
-    ]
+    workers = start_workers(env, args.workers)
     sent: dict[str, float] = {}
     try:
         time.sleep(2.0)
@@ -310,17 +322,9 @@ def paced_latencies(args: argparse.Namespace, env: dict[str, str], ours: int, sa
             sent[json.loads(body)["event"]["id"]] = time.time()
             session.post(f"http://127.0.0.1:{ours}/webhooks/bench/voucherify", data=body, headers=headers, timeout=10)
             time.sleep(1 / args.relay_rate)
-        deadline = time.monotonic() + 60
-        received: dict[str, float] = {}
-        while len(received) < len(events) and time.monotonic() < deadline:
-            state = requests.get(f"http://127.0.0.1:{sandbox}/klaviyo/_sandbox/state", timeout=30).json()
-            received = {e["unique_id"]: e["received_at"] for e in state["events"]}
-            time.sleep(0.2)
+        received = klaviyo_arrivals(sandbox, len(events), timeout=60)
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=30)
+        stop_workers(workers)
     return sorted(received[k] - sent[k] for k in sent if k in received)
 
 

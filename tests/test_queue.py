@@ -45,19 +45,23 @@ def test_built_hash_matches_rqs_own_job_hash(redis):
     assert built == {k: v if isinstance(v, str) else str(v) for k, v in expected.items()}
 
 
-def test_accepted_job_reads_back_as_an_rq_job(redis):
-    queue = get_queue(redis, INGEST_QUEUE)
-    accepted = accept_webhook(
+def accept(redis, delivery_id: str):
+    return accept_webhook(
         redis,
-        queue,
+        get_queue(redis, INGEST_QUEUE),
         tenant="t",
         source="shopify",
         event_type="orders/paid",
-        delivery_id="d-1",
+        delivery_id=delivery_id,
         job_args=ARGS,
         dedup_ttl=60,
         schedule=(10, 60),
     )
+
+
+def test_accepted_job_reads_back_as_an_rq_job(redis):
+    queue = get_queue(redis, INGEST_QUEUE)
+    accepted = accept(redis, "d-1")
     assert accepted.status == "accepted"
     job = fetch_job(redis, accepted.job_id)
     assert job.func_name == "connector.jobs.ingest"
@@ -66,17 +70,7 @@ def test_accepted_job_reads_back_as_an_rq_job(redis):
     assert job.retries_left == 2 and job.retry_intervals == [10, 60]
     assert job.result_ttl == RESULT_TTL and job.failure_ttl == FAILURE_TTL
     assert queue.job_ids == [accepted.job_id]
-    again = accept_webhook(
-        redis,
-        queue,
-        tenant="t",
-        source="shopify",
-        event_type="orders/paid",
-        delivery_id="d-1",
-        job_args=ARGS,
-        dedup_ttl=60,
-        schedule=(10, 60),
-    )
+    again = accept(redis, "d-1")
     assert (again.status, again.job_id) == ("duplicate", accepted.job_id)
     assert queue.count == 1
 
@@ -84,23 +78,10 @@ def test_accepted_job_reads_back_as_an_rq_job(redis):
 def test_intake_survives_a_dropped_redis_connection(redis):
     queue = get_queue(redis, INGEST_QUEUE)
 
-    def accept(delivery_id: str):
-        return accept_webhook(
-            redis,
-            queue,
-            tenant="t",
-            source="shopify",
-            event_type="orders/paid",
-            delivery_id=delivery_id,
-            job_args=ARGS,
-            dedup_ttl=60,
-            schedule=(10, 60),
-        )
-
-    assert accept("before").status == "accepted"
+    assert accept(redis, "before").status == "accepted"
     redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # the server drops our connections
-    assert accept("after").status == "accepted"
+    assert accept(redis, "after").status == "accepted"
     redis.script_flush()  # e.g. a Redis restart forgot the script
-    assert accept("reloaded").status == "accepted"
-    assert accept("reloaded").status == "duplicate"
+    assert accept(redis, "reloaded").status == "accepted"
+    assert accept(redis, "reloaded").status == "duplicate"
     assert queue.count == 3
