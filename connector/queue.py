@@ -96,17 +96,12 @@ def dedup_key(tenant: str, source: str, event_type: str, delivery_id: str) -> st
 ACCEPT_SCRIPT = """
 -- KEYS: 1 marker, 2 job hash, 3 queue list, 4 set of queues, 5 counters hash
 -- ARGV: 1 job id, 2 dedup ttl, 3 accepted counter field, 4 duplicate counter field,
---       5 the job hash's text fields as a JSON object, 6 the job's (binary) "data" field
+--       5.. the job hash as field, value, field, value...
 if not redis.call("SET", KEYS[1], ARGV[1], "NX", "EX", ARGV[2]) then
     redis.call("HINCRBY", KEYS[5], ARGV[4], 1)
     return redis.call("GET", KEYS[1])
 end
-local fields = {"data", ARGV[6]}
-for name, value in pairs(cjson.decode(ARGV[5])) do
-    fields[#fields + 1] = name
-    fields[#fields + 1] = value
-end
-redis.call("HSET", KEYS[2], unpack(fields))
+redis.call("HSET", KEYS[2], unpack(ARGV, 5))
 redis.call("RPUSH", KEYS[3], ARGV[1])
 redis.call("SADD", KEYS[4], KEYS[3])
 redis.call("HINCRBY", KEYS[5], ARGV[3], 1)
@@ -139,19 +134,19 @@ class IngestJobHashes:
             failure_ttl=FAILURE_TTL,
         )
         queue._prepare_for_queue(prototype)  # origin, timeout, status: what RQ's enqueue sets
-        self.static = {
-            key: value if isinstance(value, str) else str(value)
-            for key, value in prototype.to_dict().items()
-            if value is not None and key not in PER_JOB_FIELDS
-        }
+        self.static: list[str] = []
+        for key, value in prototype.to_dict().items():
+            if value is not None and key not in PER_JOB_FIELDS:
+                self.static += [key, value if isinstance(value, str) else str(value)]
         self.key_prefix = prototype.key.removesuffix(prototype.id)
 
-    def build(self, job_id: str, args: tuple[Any, ...], description: str) -> tuple[str, str, bytes]:
-        """The job's key, its text fields as a JSON object, and its binary ``data`` field."""
+    def build(self, job_id: str, args: tuple[Any, ...], description: str) -> tuple[str, list[str | bytes]]:
+        """The job's key and its hash as ``[field, value, field, value, ...]``."""
         now = utcformat(datetime.now(UTC))
-        text = {**self.static, "created_at": now, "enqueued_at": now, "description": description}
         data = zlib.compress(json.dumps([INGEST_FUNC, None, list(args), {}]).encode(), 1)
-        return self.key_prefix + job_id, json.dumps(text), data
+        return self.key_prefix + job_id, [
+            *self.static, "created_at", now, "enqueued_at", now, "description", description, "data", data
+        ]
 
 
 _hash_builders: dict[tuple[str, tuple[int, ...]], IngestJobHashes] = {}
@@ -179,7 +174,7 @@ def accept_webhook(
     builder = _hash_builders.get((queue.name, tuple(schedule)))
     if builder is None:
         builder = _hash_builders[(queue.name, tuple(schedule))] = IngestJobHashes(queue, schedule)
-    job_key, job_text, job_data = builder.build(job_id, job_args, f"ingest {source} {event_type} for {tenant}")
+    job_key, job_fields = builder.build(job_id, job_args, f"ingest {source} {event_type} for {tenant}")
     existing = _run_accept_script(
         redis,
         [key, job_key, queue.key, queue.redis_queues_keys, metrics.COUNTERS_KEY],
@@ -188,8 +183,7 @@ def accept_webhook(
             dedup_ttl,
             metrics.field_name("webhooks", tenant=tenant, source=source, outcome="accepted"),
             metrics.field_name("webhooks", tenant=tenant, source=source, outcome="duplicate"),
-            job_text,
-            job_data,
+            *job_fields,
         ],
     )
     if existing is not None:
