@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -82,6 +83,17 @@ class FaultInjector:
                     self._faults.pop(index)
                 return fault
             return None
+
+
+def parse_aware(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp with an explicit offset (``Z`` allowed), else ``None``."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.utcoffset() is not None else None
 
 
 def drop_connection() -> Response:

@@ -25,19 +25,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.sandbox.base import Fault, VendorSandbox, add_control_routes, apply_fault
+from connector.sandbox.base import Fault, VendorSandbox, add_control_routes, apply_fault, parse_aware
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-
-
-def _aware(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.utcoffset() is not None else None
 
 
 def _retry_after(fault: Fault) -> dict[str, str]:
@@ -179,7 +169,7 @@ class KlaviyoSandbox(EspSandbox):
             profile = ((attributes.get("profile") or {}).get("data") or {}).get("attributes") or {}
             if not any(profile.get(k) for k in ("email", "phone_number", "id", "external_id")):
                 return self.error(400, "A profile identifier is required.", "/data/attributes/profile")
-            when = _aware(attributes.get("time")) if "time" in attributes else datetime.now(UTC)
+            when = parse_aware(attributes.get("time")) if "time" in attributes else datetime.now(UTC)
             now = datetime.now(UTC)
             if when is None or when.year < 2000 or when > now + timedelta(days=366):
                 return self.error(400, "Invalid time.", "/data/attributes/time")
@@ -282,7 +272,7 @@ class MailchimpSandbox(EspSandbox):
             properties = body.get("properties", {})
             if not isinstance(properties, dict) or not all(isinstance(v, str) for v in properties.values()):
                 return self.error(400, "properties: values must be strings.")
-            if "occurred_at" in body and _aware(body["occurred_at"]) is None:
+            if "occurred_at" in body and parse_aware(body["occurred_at"]) is None:
                 return self.error(400, "occurred_at: must be an ISO 8601 time.")
             with self.lock:
                 self.events.append(
@@ -324,7 +314,7 @@ class BrazeSandbox(EspSandbox):
             return f"events[{index}]: missing identifier"
         if not isinstance(obj.get("name"), str) or not obj.get("name"):
             return f"events[{index}]: missing name"
-        if _aware(obj.get("time")) is None:
+        if parse_aware(obj.get("time")) is None:
             return f"events[{index}]: time must be ISO 8601"
         properties = obj.get("properties", {})
         if not isinstance(properties, dict):

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault
+from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault, parse_aware
 
 ACTIVITY_TYPES = {
     "Booking",
@@ -54,15 +54,6 @@ def _error(
         body["@type"] = "ConstraintViolationList"
         body["violations"] = violations
     return jsonify(body), status
-
-
-def _is_datetime_with_offset(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return datetime.fromisoformat(value).utcoffset() is not None
-    except ValueError:
-        return False
 
 
 class GluSandbox:
@@ -106,7 +97,7 @@ class GluSandbox:
             bad("type", "The value you selected is not a valid choice.")
         if not isinstance(body.get("source"), str) or not body.get("source"):
             bad("source", "This value should not be blank.")
-        if not _is_datetime_with_offset(body.get("happenedAt")):
+        if parse_aware(body.get("happenedAt")) is None:
             bad("happenedAt", "This value is not a valid datetime.")
         spend = body.get("spend", 0)
         if not isinstance(spend, int) or isinstance(spend, bool) or spend < 0:
@@ -122,7 +113,7 @@ class GluSandbox:
             bad("booking", "A Booking activity needs a booking.")
         if isinstance(booking, dict):
             for field in ("checkIn", "checkOut"):
-                if not _is_datetime_with_offset(booking.get(field)):
+                if parse_aware(booking.get(field)) is None:
                     bad(f"booking.{field}", "This value is not a valid datetime.")
             if booking.get("status") not in BOOKING_STATUSES:
                 bad("booking.status", "The value you selected is not a valid choice.")

@@ -32,7 +32,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault, drop_connection
+from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault, drop_connection, parse_aware
 
 BUILT_IN_RULES = {"$signup", "$purchase", "$clickthrough", "$visit", "$birthday", "$newsletter_signup", "$review"}
 CUSTOM_RULES = {"hotel_booking", "hotel_checked_in", "hotel_checked_out", "wifi_login"}
@@ -49,16 +49,6 @@ def _error(status: int, message: str, details: dict[str, Any] | None = None, cod
     if code:
         body["code"] = code
     return jsonify({"error": body}), status
-
-
-def _parse_date(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.utcoffset() is not None else None
 
 
 def _now() -> str:
@@ -133,7 +123,7 @@ class LoyaltyLionSandbox:
                 details["customer_email"] = ["is required and must be an email address"]
             if "guest" in body and not isinstance(body["guest"], bool):
                 details["guest"] = ["must be a boolean"]
-            if "date" in body and _parse_date(body["date"]) is None:
+            if "date" in body and parse_aware(body["date"]) is None:
                 details["date"] = ["must be an ISO 8601 timestamp"]
 
         @bp.post("/v2/activities")
@@ -183,14 +173,14 @@ class LoyaltyLionSandbox:
             if not 1 <= limit <= 500:
                 return _error(400, "Invalid request", {"limit": ["must be between 1 and 500"]})
             since = request.args.get("created_at_min")
-            since_at = _parse_date(since) if since else None
+            since_at = parse_aware(since) if since else None
             if since and since_at is None:
                 return _error(400, "Invalid request", {"created_at_min": ["must be an ISO 8601 timestamp"]})
             with self.lock:
                 found = [
                     dict(a)
                     for a in self.activities
-                    if since_at is None or (_parse_date(a["created_at"]) or since_at) >= since_at
+                    if since_at is None or (parse_aware(a["created_at"]) or since_at) >= since_at
                 ]
             page = found[start : start + limit]
             more = start + limit < len(found)
