@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, ParamSpec, TypeVar
 
 from redis import Redis
@@ -34,7 +35,6 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, get_current_job
 from rq.serializers import JSONSerializer
-from rq.utils import utcformat
 
 from connector import metrics
 from connector.errors import FatalDestinationError, PayloadError, RetriableDestinationError
@@ -107,10 +107,22 @@ redis.call("SADD", KEYS[4], KEYS[3])
 redis.call("HINCRBY", KEYS[5], ARGV[3], 1)
 return false
 """
+ACCEPT_SHA = hashlib.sha1(ACCEPT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
 INGEST_FUNC = "connector.jobs.ingest"
 PER_JOB_FIELDS = frozenset({"created_at", "enqueued_at", "description", "data"})
+
+
+def resp_bulk(value: str | bytes | int) -> bytes:
+    """One argument in the Redis protocol (RESP) as a bulk string."""
+    raw = value if isinstance(value, bytes) else value.encode() if isinstance(value, str) else b"%d" % value
+    return b"$%d\r\n%s\r\n" % (len(raw), raw)
+
+
+def rq_timestamp(moment: datetime) -> str:
+    """A UTC time the way RQ stores it (``rq.utils.utcformat``), without ``strftime``'s cost."""
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class IngestJobHashes:
@@ -118,10 +130,12 @@ class IngestJobHashes:
 
     Creating an RQ ``Job`` and calling ``to_dict()`` per webhook costs more than the rest of the
     intake. Every ingest job of a queue has the same fields but four (timestamps, description
-    and the serialized arguments), so the rest is taken once from a prototype made by RQ itself,
-    and the arguments are serialized the way RQ's JSON serializer does
-    (``[func, instance, args, kwargs]``, zlib-compressed). ``tests/test_queue.py`` checks the
-    result against RQ's own ``Job.to_dict()``, so an RQ upgrade that changes the format fails there.
+    and the serialized arguments), so the rest is taken once from a prototype made by RQ itself
+    (leaving out the fields RQ writes as empty strings, which it reads back exactly like absent
+    ones), and the arguments are serialized the way RQ's JSON serializer does
+    (``[func, instance, args, kwargs]``, zlib-compressed). ``tests/test_queue.py`` checks that RQ
+    reads the result back as the same job it would have saved itself, so an RQ upgrade that
+    changes the format fails there.
     """
 
     def __init__(self, queue: Queue, schedule: Sequence[int]) -> None:
@@ -136,20 +150,63 @@ class IngestJobHashes:
         queue._prepare_for_queue(prototype)  # origin, timeout, status: what RQ's enqueue sets
         self.static: list[str] = []
         for key, value in prototype.to_dict().items():
-            if value is not None and key not in PER_JOB_FIELDS:
-                self.static += [key, value if isinstance(value, str) else str(value)]
+            if value is not None and value != "" and key not in PER_JOB_FIELDS:
+                # str() of RQ's JobStatus is "JobStatus.QUEUED"; the hash holds its value, "queued".
+                self.static += [key, value.value if isinstance(value, Enum) else str(value)]
         self.key_prefix = prototype.key.removesuffix(prototype.id)
+        # The static fields in wire form, encoded once (what redis-py would encode per call).
+        self.static_resp = b"".join(resp_bulk(item) for item in self.static)
+
+    def per_job_fields(self, args: tuple[Any, ...], description: str) -> list[str | bytes]:
+        """The four fields that differ per job, as ``[field, value, ...]``."""
+        now = rq_timestamp(datetime.now(UTC))
+        data = zlib.compress(json.dumps([INGEST_FUNC, None, list(args), {}]).encode(), 1)
+        return ["created_at", now, "enqueued_at", now, "description", description, "data", data]
 
     def build(self, job_id: str, args: tuple[Any, ...], description: str) -> tuple[str, list[str | bytes]]:
         """The job's key and its hash as ``[field, value, field, value, ...]``."""
-        now = utcformat(datetime.now(UTC))
-        data = zlib.compress(json.dumps([INGEST_FUNC, None, list(args), {}]).encode(), 1)
-        return self.key_prefix + job_id, [
-            *self.static, "created_at", now, "enqueued_at", now, "description", description, "data", data
-        ]
+        return self.key_prefix + job_id, [*self.static, *self.per_job_fields(args, description)]
 
 
-_hash_builders: dict[tuple[str, tuple[int, ...]], IngestJobHashes] = {}
+class AcceptCommands:
+    """The intake's ``EVALSHA`` of :data:`ACCEPT_SCRIPT`, packed in the Redis protocol by hand.
+
+    redis-py encodes every argument of every call (a few dozen per webhook, most of them the
+    same each time); here the unchanging parts (script, queue keys, job fields, counter names)
+    are encoded once per (queue, tenant, source) and only the per-webhook values per call.
+    """
+
+    def __init__(self, queue: Queue, schedule: Sequence[int], dedup_ttl: int, tenant: str, source: str) -> None:
+        self.jobs = IngestJobHashes(queue, schedule)
+        self.argc = 3 + 5 + 4 + len(self.jobs.static) + 8  # EVALSHA sha numkeys, keys, args, job hash
+        self.after_marker_and_job = resp_bulk(queue.key) + resp_bulk(queue.redis_queues_keys) + resp_bulk(
+            metrics.COUNTERS_KEY
+        )
+        self.after_job_id = (
+            resp_bulk(dedup_ttl)
+            + resp_bulk(metrics.field_name("webhooks", tenant=tenant, source=source, outcome="accepted"))
+            + resp_bulk(metrics.field_name("webhooks", tenant=tenant, source=source, outcome="duplicate"))
+            + self.jobs.static_resp
+        )
+        self.head = b"*%d\r\n" % self.argc + resp_bulk("EVALSHA") + resp_bulk(ACCEPT_SHA) + resp_bulk(5)
+
+    def pack(self, marker: str, job_id: str, args: tuple[Any, ...], description: str) -> bytes:
+        """The whole command for one webhook, ready to send."""
+        per_job = b"".join(resp_bulk(item) for item in self.jobs.per_job_fields(args, description))
+        return b"".join(
+            (
+                self.head,
+                resp_bulk(marker),
+                resp_bulk(self.jobs.key_prefix + job_id),
+                self.after_marker_and_job,
+                resp_bulk(job_id),
+                self.after_job_id,
+                per_job,
+            )
+        )
+
+
+_accept_commands: dict[tuple[str, tuple[int, ...], int, str, str], AcceptCommands] = {}
 
 
 def accept_webhook(
@@ -169,42 +226,41 @@ def accept_webhook(
     Raises:
         redis.exceptions.RedisError: Redis is unreachable; nothing was written.
     """
-    key = dedup_key(tenant, source, event_type, delivery_id)
+    cache_key = (queue.name, tuple(schedule), dedup_ttl, tenant, source)
+    commands = _accept_commands.get(cache_key)
+    if commands is None:
+        commands = _accept_commands[cache_key] = AcceptCommands(queue, schedule, dedup_ttl, tenant, source)
     job_id = make_job_id("ingest", tenant, source, event_type, delivery_id)
-    builder = _hash_builders.get((queue.name, tuple(schedule)))
-    if builder is None:
-        builder = _hash_builders[(queue.name, tuple(schedule))] = IngestJobHashes(queue, schedule)
-    job_key, job_fields = builder.build(job_id, job_args, f"ingest {source} {event_type} for {tenant}")
-    existing = _run_accept_script(
-        redis,
-        [key, job_key, queue.key, queue.redis_queues_keys, metrics.COUNTERS_KEY],
-        [
-            job_id,
-            dedup_ttl,
-            metrics.field_name("webhooks", tenant=tenant, source=source, outcome="accepted"),
-            metrics.field_name("webhooks", tenant=tenant, source=source, outcome="duplicate"),
-            *job_fields,
-        ],
+    command = commands.pack(
+        dedup_key(tenant, source, event_type, delivery_id),
+        job_id,
+        job_args,
+        f"ingest {source} {event_type} for {tenant}",
     )
+    existing = _run_accept_script(redis, command)
     if existing is not None:
         return Acceptance("duplicate", existing.decode() if isinstance(existing, bytes) else str(existing))
     return Acceptance("accepted", job_id)
 
 
-ACCEPT_SHA = hashlib.sha1(ACCEPT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 _connections = threading.local()
+# A forked child (gunicorn worker, RQ work horse) must not share its parent's socket. The fork
+# generation changes in every child, so a connection held from before the fork is not reused,
+# without an os.getpid() system call per webhook.
+_fork_generation = [0]
+os.register_at_fork(after_in_child=lambda: _fork_generation.__setitem__(0, _fork_generation[0] + 1))
 
 
 def _held_connection(redis: Redis) -> Any:
     """This thread's (and process's) own connection to ``redis``, made on first use."""
     held = getattr(_connections, "held", None)
-    if held is None or held[0] is not redis.connection_pool or held[1] != os.getpid():
-        held = _connections.held = (redis.connection_pool, os.getpid(), redis.connection_pool.make_connection())
+    if held is None or held[0] is not redis.connection_pool or held[1] != _fork_generation[0]:
+        held = _connections.held = (redis.connection_pool, _fork_generation[0], redis.connection_pool.make_connection())
     return held[2]
 
 
-def _run_accept_script(redis: Redis, keys: list[str], args: list[Any]) -> Any:
-    """EVALSHA on a connection this thread keeps, loading the script when Redis lacks it.
+def _run_accept_script(redis: Redis, command: bytes) -> Any:
+    """Send the packed ``EVALSHA`` on a connection this thread keeps, loading the script when Redis lacks it.
 
     The intake's only Redis call; going straight to a held connection skips the pool checkout
     and retry wrappers of every command, a measurable share of the request. A connection that
@@ -216,12 +272,12 @@ def _run_accept_script(redis: Redis, keys: list[str], args: list[Any]) -> Any:
         conn = _held_connection(redis)
         try:
             try:
-                conn.send_command("EVALSHA", ACCEPT_SHA, len(keys), *keys, *args)
+                conn.send_packed_command((command,))
                 return conn.read_response()
             except NoScriptError:
                 conn.send_command("SCRIPT", "LOAD", ACCEPT_SCRIPT)
                 conn.read_response()
-                conn.send_command("EVALSHA", ACCEPT_SHA, len(keys), *keys, *args)
+                conn.send_packed_command((command,))
                 return conn.read_response()
         except RedisConnectionError:
             conn.disconnect()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import zlib
 
 from connector.queue import (
@@ -21,27 +23,56 @@ ARGS = (
 )
 
 
-def test_built_hash_matches_rqs_own_job_hash(redis):
-    queue = get_queue(redis, INGEST_QUEUE)
-    schedule = (10, 60, 300)
+def rq_reference_job(queue, schedule, job_id="ingest-abc"):
+    """The ingest job as RQ's own ``enqueue`` would make it."""
     reference = queue.create_job(
         "connector.jobs.ingest",
         args=ARGS,
-        job_id="ingest-abc",
+        job_id=job_id,
         retry=retry_for(schedule),
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
         description="desc",
     )
     queue._prepare_for_queue(reference)
-    expected = {k: v for k, v in reference.to_dict().items() if v is not None}
-    key, fields = IngestJobHashes(queue, schedule).build("ingest-abc", ARGS, "desc")
-    built = dict(zip(fields[::2], fields[1::2], strict=True))
-    assert key == reference.key
-    assert zlib.decompress(built.pop("data")) == zlib.decompress(expected.pop("data"))
+    return reference
+
+
+def comparable(job_dict):
+    """A job's ``to_dict()`` without its timestamps (checked for shape) and with ``data`` decompressed."""
+    result = {k: v for k, v in job_dict.items() if v not in (None, "")}
     for stamp in ("created_at", "enqueued_at"):
-        assert len(built.pop(stamp)) == len(expected.pop(stamp))
-    assert built == {k: v if isinstance(v, str) else str(v) for k, v in expected.items()}
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", result.pop(stamp))
+    result["data"] = zlib.decompress(result["data"])
+    return result
+
+
+def test_built_hash_reads_back_as_the_job_rq_would_have_saved(redis):
+    queue = get_queue(redis, INGEST_QUEUE)
+    schedule = (10, 60, 300)
+    reference = rq_reference_job(queue, schedule)
+    key, fields = IngestJobHashes(queue, schedule).build("ingest-abc", ARGS, "desc")
+    assert key == reference.key
+    built = dict(zip(fields[::2], fields[1::2], strict=True))
+    # Every field RQ saves with a value is there with the same value; only empty ones are left out.
+    expected = {k: v if isinstance(v, str) else str(v) for k, v in reference.to_dict().items() if v not in (None, "")}
+    assert set(built) == set(expected)
+    redis.hset(key, mapping=built)
+    restored = fetch_job(redis, "ingest-abc")
+    assert comparable(restored.to_dict()) == comparable(reference.to_dict())
+    assert (restored.func_name, restored.args, restored.kwargs) == ("connector.jobs.ingest", list(ARGS), {})
+
+
+def test_packed_intake_command_writes_the_built_hash(redis):
+    queue = get_queue(redis, INGEST_QUEUE)
+    accepted = accept(redis, "d-packed")
+    stored = {k.decode(): v for k, v in redis.hgetall(f"rq:job:{accepted.job_id}").items()}
+    _, fields = IngestJobHashes(queue, (10, 60)).build(accepted.job_id, ARGS, "ingest shopify orders/paid for t")
+    built = {k: v.encode() if isinstance(v, str) else v for k, v in zip(fields[::2], fields[1::2], strict=True)}
+    for stamp in ("created_at", "enqueued_at"):
+        assert len(stored.pop(stamp)) == len(built.pop(stamp))
+    assert zlib.decompress(stored.pop("data")) == zlib.decompress(built.pop("data"))
+    assert stored == built
 
 
 def accept(redis, delivery_id: str):
@@ -84,3 +115,21 @@ def test_intake_survives_a_dropped_redis_connection(redis):
     assert accept(redis, "reloaded").status == "accepted"
     assert accept(redis, "reloaded").status == "duplicate"
     assert queue.count == 3
+
+
+def test_a_forked_web_worker_does_not_share_its_parents_intake_connection(redis):
+    from connector.queue import _held_connection
+
+    assert accept(redis, "parent-before").status == "accepted"
+    parent_connection = _held_connection(redis)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        ok = _held_connection(redis) is not parent_connection and accept(redis, "child").status == "accepted"
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 1) == b"1"
+    assert _held_connection(redis) is parent_connection  # the parent keeps its own
+    assert accept(redis, "parent-after").status == "accepted"
+    assert get_queue(redis, INGEST_QUEUE).count == 3

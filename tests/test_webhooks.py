@@ -184,3 +184,26 @@ def test_odd_bodies_never_500(client, body):
     assert response.status_code in {202, 400}
     if response.status_code == 202:
         assert response.json["status"] == "accepted"
+
+
+def test_header_names_read_from_the_environ_match_werkzeugs():
+    from werkzeug.datastructures import EnvironHeaders
+
+    from connector.web.webhooks import _lower_case_headers
+
+    environ = {
+        "HTTP_X_SHOPIFY_HMAC_SHA256": "c2ln",
+        "HTTP_X_SHOPIFY_TOPIC": "orders/paid",
+        "HTTP_HOST": "example.com",
+        "CONTENT_TYPE": "application/json; charset=utf-8",
+        "CONTENT_LENGTH": "12",
+        "HTTP_CONTENT_TYPE": "text/plain",  # a client's duplicate that WSGI servers may leave
+        "HTTP_WEBHOOK_ID": "msg_1",
+        "PATH_INFO": "/webhooks/t/shopify",
+        "wsgi.input": io.BytesIO(),
+    }
+    expected = {name.lower(): value for name, value in EnvironHeaders(environ).items()}
+    assert _lower_case_headers(environ) == expected
+    assert expected["x-shopify-hmac-sha256"] == "c2ln" and expected["content-type"].startswith("application/json")
+    environ["CONTENT_LENGTH"] = ""  # empty means absent, as werkzeug reads it
+    assert "content-length" not in _lower_case_headers(environ)

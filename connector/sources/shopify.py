@@ -17,7 +17,7 @@ ignoring duplicates) and the Order resource (https://shopify.dev/docs/api/admin-
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -94,7 +94,7 @@ class ShopifySource:
             tenant=tenant,
             event_type=topic,
             delivery_id=delivery_id,
-            received_at=datetime.now().astimezone().isoformat(),
+            received_at=datetime.now(UTC).isoformat(),
         )
 
     def to_activities(
