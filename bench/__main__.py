@@ -385,6 +385,9 @@ def main() -> None:
     parser.add_argument("--relay-events", type=int, default=300)
     parser.add_argument("--relay-paced", type=int, default=40)
     parser.add_argument("--relay-rate", type=int, default=5, help="events per second in the paced run")
+    parser.add_argument("--redis-tcp", action="store_true",
+                        help="reach the embedded Redis over TCP loopback instead of its Unix socket "
+                             "(as a Redis on another host would be reached)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -397,11 +400,13 @@ def main() -> None:
         sandbox_port, ours, bare = free_port(), free_port(), free_port()
         tenants = Path(tmp) / "tenants.toml"
         tenants.write_text(tenants_toml(sandbox_port))
-        env = {**os.environ, "REDIS_URL": redis.url, "CONNECTOR_TENANTS_FILE": str(tenants),
+        redis_url = redis.url if args.redis_tcp else redis.local_url
+        env = {**os.environ, "REDIS_URL": redis_url, "CONNECTOR_TENANTS_FILE": str(tenants),
                "PYTHONPATH": str(ROOT)}
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
-        say(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; Redis embedded with AOF (everysec); "
-            f"load generator on the same machine")
+        transport = "TCP loopback" if redis_url.startswith("redis://") else "its Unix socket"
+        say(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; Redis embedded with AOF (everysec), "
+            f"reached over {transport}; load generator on the same machine")
         try:
             with (
                 process([sys.executable, "-m", "connector.cli", "sandbox", "--port", str(sandbox_port)], env,
@@ -416,9 +421,9 @@ def main() -> None:
                 if "intake" in chosen:
                     bench_intake(args, env, ours, bare)
                 if "delivery" in chosen:
-                    bench_delivery(args, env, ours, redis.url, sandbox_port)
+                    bench_delivery(args, env, ours, redis_url, sandbox_port)
                 if "pms" in chosen:
-                    bench_pms(args, env, ours, sandbox_port, redis.url)
+                    bench_pms(args, env, ours, sandbox_port, redis_url)
                 if "wifi" in chosen:
                     bench_wifi(args, env, ours, sandbox_port)
                 if "relay" in chosen:

@@ -135,8 +135,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     embedded = None
     if not env.get("REDIS_URL"):
         embedded = EmbeddedRedis(Path("var/redis"), port=args.redis_port).start()
-        env["REDIS_URL"] = embedded.url
-        print(f"redis     embedded at {embedded.url} (data in var/redis)")
+        env["REDIS_URL"] = embedded.local_url
+        print(f"redis     embedded at {embedded.local_url} and {embedded.url} (data in var/redis)")
     else:
         print(f"redis     {env['REDIS_URL']}")
     tenants_file = Path(env.get("CONNECTOR_TENANTS_FILE", "config/tenants.toml"))

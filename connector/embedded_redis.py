@@ -2,7 +2,9 @@
 
 Used by ``make run`` and the test suite when ``REDIS_URL`` is not set. Data goes under the
 directory given (``var/redis`` for ``make run``) with the append-only file on, so an accepted
-webhook survives a restart.
+webhook survives a restart. The server listens on a local TCP port and, where the path fits, on
+a Unix socket in that directory (:attr:`EmbeddedRedis.local_url`): the web tier on the same host
+reaches it with less kernel work per call than over TCP loopback.
 """
 
 from __future__ import annotations
@@ -36,19 +38,30 @@ def redis_server_binary() -> str:
     return found
 
 
+# sockaddr_un holds 108 bytes on Linux (104 on macOS), the terminating NUL included.
+UNIX_SOCKET_PATH_MAX = 100
+
+
 class EmbeddedRedis:
-    """A private redis-server process on a local port."""
+    """A private redis-server process on a local port (and a Unix socket when the path fits)."""
 
     def __init__(self, data_dir: Path, port: int | None = None, *, appendonly: bool = True) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
+        socket_path = (data_dir / "redis.sock").resolve()
+        self.socket_path: Path | None = socket_path if len(str(socket_path)) <= UNIX_SOCKET_PATH_MAX else None
 
     @property
     def url(self) -> str:
         """``redis://127.0.0.1:<port>/0``."""
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def local_url(self) -> str:
+        """``unix://<data dir>/redis.sock?db=0``, or :attr:`url` when the socket path is too long."""
+        return f"unix://{self.socket_path}?db=0" if self.socket_path else self.url
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         """Start the server and wait until it answers PING."""
@@ -67,6 +80,7 @@ class EmbeddedRedis:
             "yes" if self.appendonly else "no",
             "--appendfsync",
             "everysec",
+            *(["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"] if self.socket_path else []),
             "--daemonize",
             "no",
             "--loglevel",

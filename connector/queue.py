@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ParamSpec, TypeVar
 
+import orjson
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -125,6 +126,18 @@ def rq_timestamp(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def serialize_job_data(job_tuple: list[Any]) -> bytes:
+    """``[func, instance, args, kwargs]`` as JSON that RQ's ``JSONSerializer`` reads back.
+
+    orjson is several times faster than ``json.dumps``; values it cannot encode (non-string
+    dict keys, integers beyond 64 bits) fall back to the standard library.
+    """
+    try:
+        return orjson.dumps(job_tuple)
+    except TypeError:
+        return json.dumps(job_tuple).encode()
+
+
 class IngestJobHashes:
     """Builds the Redis hash of an ingest job as RQ itself would save it, minus the per-request cost.
 
@@ -160,7 +173,7 @@ class IngestJobHashes:
     def per_job_fields(self, args: tuple[Any, ...], description: str) -> list[str | bytes]:
         """The four fields that differ per job, as ``[field, value, ...]``."""
         now = rq_timestamp(datetime.now(UTC))
-        data = zlib.compress(json.dumps([INGEST_FUNC, None, list(args), {}]).encode(), 1)
+        data = zlib.compress(serialize_job_data([INGEST_FUNC, None, list(args), {}]), 1)
         return ["created_at", now, "enqueued_at", now, "description", description, "data", data]
 
     def build(self, job_id: str, args: tuple[Any, ...], description: str) -> tuple[str, list[str | bytes]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import zlib
@@ -39,11 +40,11 @@ def rq_reference_job(queue, schedule, job_id="ingest-abc"):
 
 
 def comparable(job_dict):
-    """A job's ``to_dict()`` without its timestamps (checked for shape) and with ``data`` decompressed."""
+    """A job's ``to_dict()`` without its timestamps (checked for shape) and with ``data`` decoded."""
     result = {k: v for k, v in job_dict.items() if v not in (None, "")}
     for stamp in ("created_at", "enqueued_at"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", result.pop(stamp))
-    result["data"] = zlib.decompress(result["data"])
+    result["data"] = json.loads(zlib.decompress(result["data"]))
     return result
 
 
@@ -133,3 +134,34 @@ def test_a_forked_web_worker_does_not_share_its_parents_intake_connection(redis)
     assert _held_connection(redis) is parent_connection  # the parent keeps its own
     assert accept(redis, "parent-after").status == "accepted"
     assert get_queue(redis, INGEST_QUEUE).count == 3
+
+
+def test_job_data_that_orjson_cannot_encode_falls_back_to_the_standard_library():
+    from connector.queue import serialize_job_data
+
+    job_tuple = ["connector.jobs.ingest", None, [{"n": 2**70}, {1: "non-string key"}], {}]
+    assert json.loads(serialize_job_data(job_tuple)) == json.loads(json.dumps(job_tuple))
+
+
+def test_embedded_redis_serves_the_intake_over_its_unix_socket(tmp_path):
+    from connector.embedded_redis import EmbeddedRedis
+    from connector.queue import connect
+
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=False).start()
+    try:
+        assert server.local_url.startswith("unix://") and server.local_url.endswith("redis.sock?db=0")
+        local = connect(server.local_url, for_web=True)
+        accepted = accept(local, "over-the-socket")
+        assert accepted.status == "accepted"
+        # The same server over TCP sees the job the socket wrote.
+        assert fetch_job(connect(server.url), accepted.job_id).args == list(ARGS)
+    finally:
+        server.stop()
+
+
+def test_embedded_redis_falls_back_to_tcp_when_the_socket_path_is_too_long(tmp_path):
+    from connector.embedded_redis import EmbeddedRedis
+
+    deep = tmp_path / ("d" * 120)
+    server = EmbeddedRedis(deep)
+    assert server.socket_path is None and server.local_url == server.url

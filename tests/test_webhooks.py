@@ -109,6 +109,40 @@ def test_unparseable_body_is_400(client, redis):
     assert ingest_jobs(redis) == 0
 
 
+@pytest.mark.parametrize(
+    ("body", "is_json"),
+    [
+        (b'{"id": 1}', True),
+        (b'{"id": 123456789012345678901234567890}', True),  # beyond 64 bits: orjson refuses, json reads it
+        (b'{"ratio": NaN}', True),  # what the workers' json.loads accepts is accepted here
+        (b'{"name": "\\ud800"}', True),  # a lone surrogate escape
+        (b'{"id": 1', False),
+        (b'{"name": "caf\xe9"}', False),  # not UTF-8
+        (b"", False),
+    ],
+)
+def test_json_check_agrees_with_the_workers_json_loads(body, is_json):
+    import json
+
+    from connector.web.webhooks import _is_json
+
+    assert _is_json(body) is is_json
+    try:
+        json.loads(body)
+        loads_accepts = True
+    except ValueError:
+        loads_accepts = False
+    assert loads_accepts is is_json
+
+
+def test_body_with_a_very_large_integer_is_accepted(client, redis):
+    body = BODY.replace(b'"id":', b'"big": 123456789012345678901234567890, "id":', 1)
+    assert body != BODY
+    response = client.post(URL, data=body, headers=shopify_headers(body))
+    assert response.status_code == 202, response.data
+    assert ingest_jobs(redis) == 1
+
+
 def test_missing_webhook_id_is_400(client, redis):
     headers = {k: v for k, v in shopify_headers(BODY).items() if k != "X-Shopify-Webhook-Id"}
     assert_error(client.post(URL, data=BODY, headers=headers), 400, "invalid_payload")

@@ -189,7 +189,9 @@ def decode_base64(value: str | None) -> bytes:
     if not value:
         raise SignatureError("missing signature")
     try:
-        return base64.b64decode(value.strip(), validate=True)
+        # strict_mode: only the base64 alphabet with correct padding (what b64decode(validate=True)
+        # checks with a regular expression first, at several times the cost).
+        return binascii.a2b_base64(value.strip(), strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise SignatureError("malformed signature") from exc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 
@@ -38,8 +39,26 @@ def _answer(answer: ImmediateAnswer) -> Response:
 
 
 def _json(body: dict[str, str], status: int) -> Response:
-    """A small JSON answer (``jsonify`` costs twice as much, for pretty-printing options unused here)."""
-    return Response(json.dumps(body), status, content_type="application/json")
+    """A small JSON answer (``jsonify`` costs several times as much, for options unused here)."""
+    return Response(orjson.dumps(body), status, content_type="application/json")
+
+
+def _is_json(raw: bytes) -> bool:
+    """Whether the body is JSON as the workers' ``json.loads`` reads it.
+
+    orjson answers most bodies in a quarter of the time; what it refuses but the standard
+    library accepts (integers beyond 64 bits, NaN, lone surrogate escapes) is asked again.
+    """
+    try:
+        orjson.loads(raw)
+        return True
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        json.loads(raw)
+        return True
+    except ValueError:
+        return False
 
 
 def _read_body(limit: int) -> bytes:
@@ -151,9 +170,7 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         if immediate is not None:
             return _answer(immediate)
 
-    try:
-        json.loads(raw)
-    except ValueError:
+    if not _is_json(raw):
         _count_rejection(tenant, source, "unparseable")
         return error_response(400, "invalid_json", "body is not valid JSON")
 
