@@ -241,3 +241,23 @@ def test_header_names_read_from_the_environ_match_werkzeugs():
     assert expected["x-shopify-hmac-sha256"] == "c2ln" and expected["content-type"].startswith("application/json")
     environ["CONTENT_LENGTH"] = ""  # empty means absent, as werkzeug reads it
     assert "content-length" not in _lower_case_headers(environ)
+
+
+def test_lazy_header_lookups_agree_with_the_full_mapping():
+    from connector.web.webhooks import WsgiHeaders, _lower_case_headers
+
+    environ = {
+        "HTTP_X_SHOPIFY_HMAC_SHA256": "c2ln",
+        "HTTP_X_HOTSPOTSYSTEM_HMAC_SHA256": "aG1hYw==",  # an underscore header let through by gunicorn
+        "HTTP_HTTP_X_HOTSPOTSYSTEM_HMAC_SHA256": "b3RoZXI=",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "",
+        "HTTP_CONTENT_TYPE": "text/plain",
+        "PATH_INFO": "/webhooks/t/shopify",
+    }
+    full = _lower_case_headers(environ)
+    lazy = WsgiHeaders(environ)
+    assert dict(lazy) == full and len(lazy) == len(full)
+    for name in [*full, "content-length", "x-missing", "X-Shopify-Hmac-Sha256", "path-info", "http-content-type"]:
+        assert lazy.get(name.lower()) == full.get(name.lower()), name
+        assert (name.lower() in lazy) is (name.lower() in full)
