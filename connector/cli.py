@@ -127,10 +127,19 @@ def cmd_check_config(args: argparse.Namespace) -> None:
         print(f"{name}: {tenant.loyalty.platform} at {tenant.loyalty.base_url}; sources: {sources}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     """Start Redis (unless REDIS_URL), the sandbox, gunicorn and a worker; Ctrl-C stops all."""
     from connector.embedded_redis import EmbeddedRedis
 
+    # SIGTERM (a process manager, `kill`) stops everything like Ctrl-C does; so does SIGINT when
+    # started in the background, where the shell would otherwise leave it ignored. The children
+    # run in their own sessions, so without this they would outlive us.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     env = dict(os.environ)
     embedded = None
     if not env.get("REDIS_URL"):
@@ -187,8 +196,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         )
         print(f"\nthen see it arrive:  curl -s http://127.0.0.1:{args.sandbox_port}/glu/_sandbox/state\n", flush=True)
         print(
-            "A loyalty event back out (Voucherify → Klaviyo sandbox):  "
-            f"CONNECTOR_TENANTS_FILE={settings_env} .venv/bin/connector send-sample --tenant demo --source voucherify"
+            "A loyalty event back out (Voucherify → Klaviyo sandbox):\n\n  "
+            f"CONNECTOR_TENANTS_FILE={settings_env} DEMO_SHOPIFY_SECRET={env.get('DEMO_SHOPIFY_SECRET', '...')} "
+            ".venv/bin/connector send-sample --tenant demo --source voucherify"
             f"\n  then: curl -s http://127.0.0.1:{args.sandbox_port}/klaviyo/_sandbox/state\n",
             flush=True,
         )
