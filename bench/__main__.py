@@ -16,7 +16,7 @@ Scenarios (each prints its own lines; ratios are measured side by side in this r
 5. Relay: signed Voucherify ``customer.*`` events to the Klaviyo sandbox with workers running:
    events/s end to end and p50/p99 from webhook sent to event received by the ESP.
 
-Options: ``python -m bench --requests 2000 --rounds 8 --concurrency 8 --deliveries 600 --workers 2``;
+Options: ``python -m bench --requests 1000 --rounds 24 --concurrency 8 --deliveries 600 --workers 2``;
 ``--only intake,pms`` runs a subset.
 """
 
@@ -373,8 +373,8 @@ api_key = "{DEFAULT_KEYS['klaviyo']}"
 def main() -> None:
     """Run the scenarios and print the figures."""
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=24)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--deliveries", type=int, default=600)
     parser.add_argument("--workers", type=int, default=2)
