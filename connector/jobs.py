@@ -40,7 +40,7 @@ from connector.queue import (
 )
 from connector.settings import Settings, Tenant, load_settings
 from connector.sources import SOURCES
-from connector.sources.base import Envelope, TranslationContext
+from connector.sources.base import Envelope, TranslationContext, load_body_text
 from connector.sources.stay import group_stays
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
     if config is None:
         raise PayloadError(f"source {env.source} is no longer configured for tenant {env.tenant}")
     try:
-        payload = json.loads(body)
+        payload = load_body_text(body)
     except ValueError as exc:
         raise PayloadError("stored payload is not JSON") from exc
     context = TranslationContext(

@@ -39,6 +39,14 @@ def test_signed_order_becomes_exactly_one_glu_activity(client, sandbox, work):
     assert activity["contact"] == f"/contacts/{state['contacts'][0]['id']}"
 
 
+def test_order_sent_with_a_byte_order_mark_still_becomes_its_activity(client, sandbox, work, redis):
+    body = b"\xef\xbb\xbf" + load_fixture("shopify", "orders_paid")
+    assert post_order(client, body).status_code == 202
+    work()
+    assert [a["spend"] for a in activities(sandbox)] == [18690]
+    assert get_queue(redis, INGEST_QUEUE).failed_job_registry.count == 0
+
+
 def activities(sandbox) -> list[dict[str, Any]]:
     return sandbox.sandboxes.glu.state()["activities"]
 

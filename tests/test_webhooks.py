@@ -116,23 +116,35 @@ def test_unparseable_body_is_400(client, redis):
         (b'{"id": 123456789012345678901234567890}', True),  # beyond 64 bits: orjson refuses, json reads it
         (b'{"ratio": NaN}', True),  # what the workers' json.loads accepts is accepted here
         (b'{"name": "\\ud800"}', True),  # a lone surrogate escape
+        (b'\xef\xbb\xbf{"id": 1}', True),  # a UTF-8 byte order mark, which RFC 8259 lets parsers ignore
         (b'{"id": 1', False),
-        (b'{"name": "caf\xe9"}', False),  # not UTF-8
+        (b'{"name": "caf\xe9"}', False),  # Latin-1, not UTF-8
+        ('{"id": 1}'.encode("utf-16"), False),  # json.loads(bytes) would guess UTF-16; the worker reads UTF-8
         (b"", False),
     ],
 )
-def test_json_check_agrees_with_the_workers_json_loads(body, is_json):
-    import json
+def test_json_check_accepts_exactly_what_the_worker_can_read(body, is_json):
+    from connector.sources.base import load_body_text
+    from connector.web.webhooks import _body_text
 
-    from connector.web.webhooks import _is_json
+    text = _body_text(body)
+    assert (text is not None) is is_json
+    if is_json:
+        assert text.encode("utf-8") == body  # stored as received
+        load_body_text(text)  # and the worker reads it
 
-    assert _is_json(body) is is_json
-    try:
-        json.loads(body)
-        loads_accepts = True
-    except ValueError:
-        loads_accepts = False
-    assert loads_accepts is is_json
+
+def test_body_with_a_byte_order_mark_is_accepted(client, redis):
+    body = b"\xef\xbb\xbf" + BODY
+    response = client.post(URL, data=body, headers=shopify_headers(body))
+    assert response.status_code == 202, response.data
+    assert ingest_jobs(redis) == 1
+
+
+def test_body_in_utf16_is_400_and_makes_no_job(client, redis):
+    body = BODY.decode("utf-8").encode("utf-16")
+    assert_error(client.post(URL, data=body, headers=shopify_headers(body)), 400, "invalid_json")
+    assert ingest_jobs(redis) == 0
 
 
 def test_body_with_a_very_large_integer_is_accepted(client, redis):
