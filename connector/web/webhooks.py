@@ -13,6 +13,7 @@ from typing import IO, Any
 import orjson
 from flask import Blueprint, Request, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
+from werkzeug.datastructures import EnvironHeaders
 
 from connector import metrics
 from connector.destinations.esp import relay_skip_reason
@@ -77,29 +78,17 @@ def _read_body(stream: IO[bytes], limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _lower_case_headers(environ: Mapping[str, Any]) -> dict[str, str]:
-    """The request headers keyed by lower-case name, as werkzeug's ``EnvironHeaders`` lists them."""
-    headers: dict[str, str] = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                headers[key[5:].replace("_", "-").lower()] = value
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers[key.replace("_", "-").lower()] = value
-    return headers
-
-
 class WsgiHeaders(Mapping[str, str]):
     """The request headers by lower-case name, looked up in the WSGI environ only when asked.
 
-    A source reads a handful of headers; building the whole mapping per request (or iterating
+    A source reads a handful of headers; building the whole mapping per request (iterating
     ``request.headers``, which title-cases every name) is a measurable share of the intake.
-    Iterating gives exactly :func:`_lower_case_headers`.
+    Iterating (rare) lists werkzeug's ``EnvironHeaders`` with the names lower-cased.
     """
 
     __slots__ = ("_environ",)
 
-    def __init__(self, environ: Mapping[str, Any]) -> None:
+    def __init__(self, environ: dict[str, Any]) -> None:
         self._environ = environ
 
     def __getitem__(self, name: str) -> str:
@@ -112,10 +101,10 @@ class WsgiHeaders(Mapping[str, str]):
         return str(self._environ["HTTP_" + key])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_lower_case_headers(self._environ))
+        return (name.lower() for name, _ in EnvironHeaders(self._environ).items())
 
     def __len__(self) -> int:
-        return len(_lower_case_headers(self._environ))
+        return sum(1 for _ in self)
 
 
 def _count(metric: str, **labels: str) -> None:
