@@ -176,10 +176,6 @@ class IngestJobHashes:
         data = zlib.compress(serialize_job_data([INGEST_FUNC, None, list(args), {}]), 1)
         return ["created_at", now, "enqueued_at", now, "description", description, "data", data]
 
-    def build(self, job_id: str, args: tuple[Any, ...], description: str) -> tuple[str, list[str | bytes]]:
-        """The job's key and its hash as ``[field, value, field, value, ...]``."""
-        return self.key_prefix + job_id, [*self.static, *self.per_job_fields(args, description)]
-
 
 class AcceptCommands:
     """The intake's ``EVALSHA`` of :data:`ACCEPT_SCRIPT`, packed in the Redis protocol by hand.
