@@ -17,7 +17,6 @@ Vendor docs: https://apaleo.dev/guides/start/webhooks (configuration, payload, b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,7 @@ from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.money import to_minor_units
 from connector.sources.base import (
+    BodyError,
     Envelope,
     HttpBaseUrl,
     ImmediateAnswer,
@@ -101,8 +101,8 @@ class ApaleoSource:
                 raise SignatureError("no token or basic auth configured for this source")
             raise SignatureError("token or basic auth does not match")
         try:
-            body = json.loads(request.raw)
-        except ValueError:
+            body = request.json()
+        except BodyError:
             return  # answered 400 by the web tier
         if not isinstance(body, dict):
             return
@@ -115,7 +115,7 @@ class ApaleoSource:
     def answer_ping(self, request: InboundRequest, config: ApaleoConfig) -> ImmediateAnswer | None:
         """The subscription health check gets a 200 (and no job)."""
         try:
-            body = json_object(request.raw)
+            body = json_object(request)
         except PayloadError:
             return None  # identify answers 400
         if str(body.get("topic", "")).lower() == "system" and body.get("type") == "healthcheck":
@@ -124,7 +124,7 @@ class ApaleoSource:
 
     def identify(self, request: InboundRequest, config: ApaleoConfig, tenant: str) -> Envelope:
         """``reservation/<type>`` and the envelope ``id``; other topics and types are ignored."""
-        body = json_object(request.raw)
+        body = json_object(request)
         topic, kind, ident = str(body.get("topic", "")).lower(), body.get("type"), body.get("id")
         if not isinstance(ident, str) or not ident:
             raise PayloadError('body has no "id"')

@@ -87,7 +87,7 @@ class CloudbedsSource:
         """The URL token must be this tenant's (and the property, when configured)."""
         require_token(request.path_token, config.token)
         require_body_value(
-            request.raw,
+            request,
             config.property_id,
             lambda body: str(body.get("propertyID_str") or body.get("propertyID") or ""),
             "message belongs to another property",
@@ -95,7 +95,7 @@ class CloudbedsSource:
 
     def identify(self, request: InboundRequest, config: CloudbedsConfig, tenant: str) -> Envelope:
         """``event`` from the body; the body digest is the delivery id."""
-        body = json_object(request.raw)
+        body = json_object(request)
         event = body.get("event")
         if event not in EVENTS:
             raise UnsupportedEvent(f"event {event} does not change a stay", counter="unsupported_type")

@@ -24,7 +24,6 @@ with ``url``, ``login``, ``password``; Reservation object).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -89,10 +88,7 @@ class HostawaySource:
 
     def identify(self, request: InboundRequest, config: HostawayConfig, tenant: str) -> Envelope:
         """Reservation events only; the body digest is the delivery id."""
-        try:
-            body = json.loads(request.raw)
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
+        body = request.json()
         event, reservation = reservation_of(body)
         if not event.startswith("reservation."):
             raise UnsupportedEvent(f"event {event} does not change a stay", counter="unsupported_type")

@@ -181,7 +181,7 @@ class LoyaltyLionSource(RelayOnlySource):
 
     def identify(self, request: InboundRequest, config: LoyaltyLionConfig, tenant: str) -> Envelope:
         """The canonical type of the body's ``topic`` (header as fallback); the body ``id``."""
-        body = json_object(request.raw)
+        body = json_object(request)
         topic = body.get("topic") or request.header(TOPIC_HEADER)
         if not isinstance(topic, str) or not topic:
             raise PayloadError('body has no "topic"')

@@ -21,7 +21,6 @@ Vendor docs: https://mews-systems.gitbook.io/connector-api/events/wh-general (Ge
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -105,7 +104,7 @@ class MewsSource:
         """The URL token must be this tenant's (and the enterprise, when one is configured)."""
         require_token(request.path_token, config.token)
         require_body_value(
-            request.raw,
+            request,
             config.enterprise_id,
             lambda body: body.get("EnterpriseId"),
             "message belongs to another enterprise",
@@ -113,10 +112,7 @@ class MewsSource:
 
     def identify(self, request: InboundRequest, config: MewsConfig, tenant: str) -> Envelope:
         """One envelope per message; messages without reservation events are ignored."""
-        try:
-            message = _message(json.loads(request.raw))
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
+        message = _message(request.json())
         if not reservation_ids(message):
             raise UnsupportedEvent("no reservation events in this message", counter="no_reservation_events")
         return Envelope(

@@ -13,7 +13,6 @@ answered ``ignored``. The schemas are published under ``schemas/`` and in the RE
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -86,10 +85,7 @@ class StandardSource:
 
     def identify(self, request: InboundRequest, config: StandardConfig, tenant: str) -> Envelope:
         """``type`` from the body, ``webhook-id`` as the delivery id."""
-        try:
-            body = json.loads(request.raw)
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
+        body = request.json()
         event_type = body.get("type") if isinstance(body, dict) else None
         if not isinstance(event_type, str) or not event_type:
             raise PayloadError('body has no "type"')

@@ -203,7 +203,7 @@ class VoucherifySource(RelayOnlySource):
 
     def identify(self, request: InboundRequest, config: VoucherifyConfig, tenant: str) -> Envelope:
         """``type`` from the body; the event id (not the sendout id) as the delivery id."""
-        body = json_object(request.raw)
+        body = json_object(request)
         event_type = body.get("type")
         if not isinstance(event_type, str) or not event_type:
             raise PayloadError('body has no "type"')

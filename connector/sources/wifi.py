@@ -21,7 +21,6 @@ web tier before any job is created.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -363,14 +362,14 @@ class LoginSource:
         """The event type and the logins (venues resolved) of a body (pure)."""
         raise NotImplementedError
 
-    def payload(self, raw: bytes) -> Any:
-        """The body as parsed for :meth:`logins` (JSON)."""
-        return json.loads(raw)
+    def payload(self, request: InboundRequest) -> Any:
+        """The body as parsed for :meth:`logins` (the body rules, :meth:`InboundRequest.json`)."""
+        return request.json()
 
     def identify(self, request: InboundRequest, config: Any, tenant: str) -> Envelope:
         """The event type of the body; its logins' business keys make the delivery id."""
         received_at = datetime.now(UTC).isoformat()
-        event_type, logins = self.logins(self.payload(request.raw), received_at, config)
+        event_type, logins = self.logins(self.payload(request), received_at, config)
         return Envelope(
             source=self.name,
             tenant=tenant,
