@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/connector run
 
 lint: $(STAMP)
-	$(BIN)/ruff check connector tests bench
+	$(BIN)/ruff check connector tests bench fuzz
 	$(BIN)/mypy
 
 test: $(STAMP) lint

@@ -33,9 +33,12 @@ from connector.sources.base import (
     ImmediateAnswer,
     InboundRequest,
     TranslationContext,
+    as_list,
+    as_object,
     json_object,
     require_basic_auth,
     require_token,
+    valid_event,
 )
 from connector.sources.stay import (
     PmsConfig,
@@ -128,10 +131,11 @@ class ApaleoSource:
         topic, kind, ident = str(body.get("topic", "")).lower(), body.get("type"), body.get("id")
         if not isinstance(ident, str) or not ident:
             raise PayloadError('body has no "id"')
+        if not isinstance(kind, str):
+            raise PayloadError('"type" is not a string')
         if topic != "reservation" or kind not in RESERVATION_EVENTS:
             raise UnsupportedEvent(f"event {topic}/{kind} does not change a stay", counter="unsupported_type")
-        if not isinstance((body.get("data") or {}).get("entityId"), str):
-            raise PayloadError('body has no "data.entityId"')
+        entity_id(body)
         return Envelope(
             source=self.name,
             tenant=tenant,
@@ -142,43 +146,58 @@ class ApaleoSource:
 
     def references(self, envelope: Envelope, payload: Any, config: ApaleoConfig) -> list[str]:
         """The reservation id to fetch (pure)."""
-        return [str(payload["data"]["entityId"])]
+        return [entity_id(payload)]
 
     def to_activities(
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: ApaleoConfig
     ) -> list[Activity]:
         """``{"message", "fetched"}`` → the implied activities (pure)."""
         result = Translation()
-        for reservation in (payload.get("fetched") or {}).get("reservations") or []:
+        fetched = as_object(as_object(payload, "payload").get("fetched"), "fetched")
+        for index, reservation in enumerate(as_list(fetched.get("reservations"), "fetched.reservations")):
+            reservation = as_object(reservation, f"reservations[{index}]")
             result.extend(
                 implied_activities(snapshot(reservation, context, config), tenant=context.tenant, source="apaleo")
             )
         return result
 
 
+def entity_id(body: Any) -> str:
+    """The reservation id of an event, ``data.entityId``."""
+    value = as_object(as_object(body, "body").get("data"), "data").get("entityId")
+    if not isinstance(value, str) or not value:
+        raise PayloadError('body has no "data.entityId"')
+    return value
+
+
 def snapshot(reservation: dict[str, Any], context: TranslationContext, config: ApaleoConfig) -> StaySnapshot:
-    """One Apaleo reservation as a snapshot."""
+    """One Apaleo reservation as a snapshot (a field of the wrong type is a ``PayloadError`` naming it)."""
+    with valid_event():
+        return _snapshot(reservation, context, config)
+
+
+def _snapshot(reservation: dict[str, Any], context: TranslationContext, config: ApaleoConfig) -> StaySnapshot:
     ident = reservation.get("id")
     if not isinstance(ident, str) or not ident:
         raise PayloadError("reservation has no id")
     status = STATUSES.get(str(reservation.get("status")))
     if status is None:
         raise UnsupportedEvent(f"reservation status {reservation.get('status')!r} is unknown", counter="unknown_state")
-    prop = reservation.get("property") or {}
+    prop = as_object(reservation.get("property"), "property")
     property_id = str(prop.get("id") or "")
     if not property_id:
         raise PayloadError("reservation has no property.id")
     zone = config.zone(context, property_id)
-    primary = reservation.get("primaryGuest") or {}
+    primary = as_object(reservation.get("primaryGuest"), "primaryGuest")
     person = guest(primary.get("email"), primary.get("firstName"), primary.get("lastName"), primary.get("phone"))
-    total = reservation.get("totalGrossAmount") or {}
+    total = as_object(reservation.get("totalGrossAmount"), "totalGrossAmount")
     amount, currency = total.get("amount"), total.get("currency")
     adults = reservation.get("adults")
-    children = reservation.get("childrenAges") or []
+    children = as_list(reservation.get("childrenAges"), "childrenAges")
     checked_in = parse_optional_instant(reservation.get("checkInTime"), "checkInTime")
     checked_out = parse_optional_instant(reservation.get("checkOutTime"), "checkOutTime")
-    unit_group = reservation.get("unitGroup") or {}
-    unit = reservation.get("unit") or {}
+    unit_group = as_object(reservation.get("unitGroup"), "unitGroup")
+    unit = as_object(reservation.get("unit"), "unit")
     return StaySnapshot(
         pms="apaleo",
         property_id=property_id,

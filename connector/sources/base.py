@@ -256,13 +256,54 @@ class RelayOnlySource:
         raise NotImplementedError
 
 
+def as_object(value: Any, where: str) -> dict[str, Any]:
+    """The JSON object at ``where``; absent (``null``) reads as ``{}``.
+
+    Raises:
+        PayloadError: another JSON type, naming the field.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} is not a JSON object")
+    return value
+
+
+def as_list(value: Any, where: str) -> list[Any]:
+    """The JSON array at ``where``; absent (``null``) reads as ``[]``.
+
+    Raises:
+        PayloadError: another JSON type, naming the field.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"{where} is not a JSON array")
+    return value
+
+
+def as_text(value: Any, where: str) -> str | None:
+    """The string at ``where`` (``None`` when absent or empty).
+
+    Raises:
+        PayloadError: another JSON type, naming the field.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{where} is not a string")
+    return value
+
+
 @contextmanager
 def valid_event() -> Iterator[None]:
     """Around building an event from a webhook: a pydantic ``ValidationError`` is a ``PayloadError``."""
     try:
         yield
     except ValidationError as exc:
-        raise PayloadError(f"webhook does not make a valid event: {exc.errors()[0]['msg']}") from exc
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PayloadError(f"webhook does not make a valid {exc.title}: {where}: {first['msg']}") from exc
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:

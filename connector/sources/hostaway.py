@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, UnsupportedEvent
 from connector.money import to_minor_units
-from connector.sources.base import Envelope, InboundRequest, TranslationContext, require_basic_auth
+from connector.sources.base import Envelope, InboundRequest, TranslationContext, require_basic_auth, valid_event
 from connector.sources.stay import PmsConfig, StaySnapshot, guest, implied_activities, local_date, local_naive
 
 ACTIVE = frozenset({"new", "modified", "confirmed"})
@@ -109,7 +109,8 @@ class HostawaySource:
         """The reservation → the activities it implies at the time the message was received (pure)."""
         _, reservation = reservation_of(payload)
         received = datetime.fromisoformat(envelope.received_at)
-        snap = snapshot(reservation, received, context, config)
+        with valid_event():
+            snap = snapshot(reservation, received, context, config)
         return implied_activities(snap, tenant=context.tenant, source="hostaway")
 
 

@@ -38,6 +38,7 @@ from connector.sources.base import (
     RelayOnlySource,
     SourceConfig,
     TranslationContext,
+    as_object,
     decode_base64,
     json_object,
     require_any_hmac,
@@ -114,7 +115,7 @@ def translate(body: dict[str, Any], event_type: str, tenant: str) -> LoyaltyEven
         PayloadError: no id or time.
     """
     inner, props = _parts(body)
-    customer = props["customer"]
+    customer = as_object(props["customer"], "payload.properties.customer")
     raw_email = customer.get("email")
     email = normalise_email(raw_email if isinstance(raw_email, str) else None)
     if email is None:

@@ -46,6 +46,14 @@ def _handler(handlers: Mapping[str, Handler], event_type: str) -> Handler:
     return handler
 
 
+def _data(payload: Any) -> dict[str, Any]:
+    """The ``data`` object of a stored body."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict):
+        raise PayloadError('body has no "data" object')
+    return data
+
+
 class StandardConfig(SourceConfig):
     """``[tenants.<t>.sources.standard]``."""
 
@@ -111,7 +119,7 @@ class StandardSource:
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: StandardConfig
     ) -> list[Activity]:
         """Dispatch to the handler of the event type (pure)."""
-        return _handler(EVENT_HANDLERS, envelope.event_type)(payload["data"], envelope, context)
+        return _handler(EVENT_HANDLERS, envelope.event_type)(_data(payload), envelope, context)
 
     def is_loyalty_event(self, event_type: str) -> bool:
         """Loyalty event types are relayed to the ESP instead of delivered as activities."""
@@ -121,7 +129,7 @@ class StandardSource:
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: StandardConfig
     ) -> list[LoyaltyEvent]:
         """Dispatch a loyalty event type to its handler (pure)."""
-        return _handler(LOYALTY_EVENT_HANDLERS, envelope.event_type)(payload["data"], envelope, context)
+        return _handler(LOYALTY_EVENT_HANDLERS, envelope.event_type)(_data(payload), envelope, context)
 
 
 SOURCE = StandardSource()

@@ -46,7 +46,7 @@ def _check_zone(value: str | None) -> str | None:
         return None
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file
         raise ValueError(f"unknown timezone {value!r}") from exc
     return value
 
@@ -239,8 +239,8 @@ def parse_time(value: Any, *, field_name: str = "timestamp") -> datetime:
     if isinstance(value, bool):
         raise PayloadError(f"{field_name} {value!r} is not a timestamp")
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > _EPOCH_MS_THRESHOLD else value
         try:
+            seconds = value / 1000 if value > _EPOCH_MS_THRESHOLD else value
             return _plausible(datetime.fromtimestamp(seconds, tz=UTC), value, field_name)
         except (OverflowError, OSError, ValueError) as exc:
             raise PayloadError(f"{field_name} {value!r} is out of range") from exc
