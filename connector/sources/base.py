@@ -436,7 +436,11 @@ def unexpected_shape(exc: BaseException, what: str) -> PayloadError:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or exc.title
         return PayloadError(f"{what}: {where}: {first['msg']}")
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/connector/" in f.filename]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if "/connector/sources/" in f.filename and f.name != "translation_guard"
+    ]
     place = f" in {frames[-1].name} ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
     detail = str(exc)[:200]
     log.warning("%s: unexpected %s%s", what, type(exc).__name__, place, exc_info=exc)
