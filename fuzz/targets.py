@@ -15,6 +15,8 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
+from connector.sandbox import DEFAULT_KEYS
+
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 TENANT = "fuzz"
 SHOP = "fuzz-shop.myshopify.com"
@@ -87,7 +89,7 @@ def tenants_toml(sandbox_url: str) -> str:
         [tenants.{TENANT}.esp]
         provider = "klaviyo"
         base_url = "{sandbox_url}/klaviyo"
-        api_key = "sandbox-klaviyo-key"
+        api_key = "{DEFAULT_KEYS["klaviyo"]}"
         [tenants.{TENANT}.sources.shopify]
         shop_domain = "{SHOP}"
         secrets = ["{SHOPIFY_SECRET}"]

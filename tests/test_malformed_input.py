@@ -63,7 +63,8 @@ def job_failures(redis: Any) -> list[str]:
         ("meraki", b'{"secret": "\\ud800"}', False, 401, "invalid_signature"),  # a lone surrogate as the secret
         ("meraki", DEEP, False, 401, "invalid_signature"),  # too deep to find the secret in
         ("meraki", b'{"secret": "' + targets.MERAKI_SECRET.encode() + b'", "data": ' + DEEP + b"}", False, 401, None),
-        ("purple", b'{"user": {"email": "a@b.c"}, "timestamp": 1' + b"0" * 400 + b"}", True, 400, "invalid_payload"),
+        ("purple", b'{"user": {"email": "a@b.c"}, "timestamp": 1' + b"0" * 400 + b"}", True, 400, "invalid_json"),
+        ("purple", b'{"user": {"email": "a@b.c"}, "timestamp": "1' + b"0" * 400 + b'"}', True, 400, "invalid_payload"),
         (
             "loyaltylion",
             json.dumps(

@@ -50,6 +50,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _integer(literal: str) -> int | float:
+    # orjson's (and JavaScript's) reading: beyond the 64-bit range an integer is a float, so the
+    # web tier's fast parser and this one read every body to the same value.
+    value = int(literal)
+    if -(2**63) <= value < 2**64:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"number {literal[:20]}... is out of range") from None
+
+
 def _finite(literal: str) -> float:
     value = float(literal)
     if value in (float("inf"), float("-inf")):
@@ -384,6 +396,8 @@ def load_body_text(text: str) -> Any:
 
     * RFC 8259 JSON; ``NaN`` / ``Infinity`` (which ``json`` would read) are not JSON and refused, and
       so is a number too large for a float (``1e400``), which would read as infinity;
+    * an integer outside the 64-bit range (-2**63 to 2**64 - 1) reads as the nearest float, as
+      orjson and JavaScript read it;
     * a leading byte order mark is ignored (RFC 8259 lets a parser do so; some senders add one);
     * arrays/objects nest at most :data:`MAX_JSON_DEPTH` levels (``too_deep``);
     * a lone surrogate escape (``"\\ud800"``, which JSON's grammar allows but no UTF-8 text can
@@ -394,7 +408,7 @@ def load_body_text(text: str) -> Any:
     """
     text = text.removeprefix("\ufeff")
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite, parse_int=_integer)
     except RecursionError:  # json's C scanner recurses per level: far deeper than the limit
         raise BodyError(f"body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels", code="too_deep") from None
     except ValueError as exc:

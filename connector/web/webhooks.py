@@ -7,7 +7,6 @@ transaction (202 accepted, 200 duplicate; 503 with Retry-After when Redis is unr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
@@ -52,22 +51,16 @@ def _json(body: dict[str, str], status: int) -> Response:
     return Response(orjson.dumps(body), status, content_type="application/json")
 
 
-_LONG_DIGITS = re.compile(rb"\d{19}")  # 19 digits or more: maybe outside orjson's 64-bit integers
-
-
 def read_json(raw: bytes) -> Any:
     """The body by the body rules of :func:`~connector.sources.base.load_body` (the workers' own
     reading), faster: orjson reads most bodies (UTF-8 checked) in a quarter of the time, and what
-    it refuses or might read differently (lone surrogate escapes, a byte order mark, numbers out of
-    range, nesting past its own limit, non-JSON; integers of 19 digits or more) is decided by
-    ``load_body`` itself. What orjson accepts, ``json`` reads to the same
+    it refuses (lone surrogate escapes, a byte order mark, nesting past its own limit, non-JSON) is
+    decided by ``load_body`` itself. What orjson accepts, ``json`` reads to the same
     value, so the depth limit is the one remaining rule to apply here.
 
     Raises:
         BodyError: the body breaks a rule.
     """
-    if _LONG_DIGITS.search(raw):  # orjson reads an integer beyond 64 bits as a float, json exactly
-        return load_body(raw)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
