@@ -78,6 +78,18 @@ def pending(redis: object) -> int:
     return total
 
 
+def job_states(redis: object) -> Counter[str]:
+    """Every job hash in Redis by ``<kind> <status>`` (kind: the job id's prefix, e.g. ``ingest``)."""
+    states: Counter[str] = Counter()
+    for key in redis.scan_iter(match="rq:job:*", count=1000):  # type: ignore[attr-defined]
+        name = key.decode()
+        if name.count(":") != 2:
+            continue  # rq:job:<id>:dependents and the like
+        status = redis.hget(key, "status")  # type: ignore[attr-defined]
+        states[f"{name.split(':')[2].split('-')[0]} {status.decode() if status else '?'}"] += 1
+    return states
+
+
 def classify(redis: object) -> tuple[Counter[str], Counter[str], list[str]]:
     """Finished jobs per queue, failed jobs per class, and examples of unclassified failures."""
     finished: Counter[str] = Counter()
@@ -152,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     statuses: dict[str, Counter[str]] = defaultdict(Counter)
     lock = threading.Lock()
     sent = [0]
+    accepted: dict[str, str] = {}  # job id of every 202 -> source
     try:
         wait_http(base + "/readyz")
         rng = random.Random(args.seed)
@@ -166,11 +179,17 @@ def main(argv: list[str] | None = None) -> int:
             session = getattr(local, "session", None) or requests.Session()
             local.session = session
             kind, path, body, headers = plan[index]
+            job = None
             try:
-                status = str(session.post(base + path, data=body, headers=headers, timeout=30).status_code)
+                response = session.post(base + path, data=body, headers=headers, timeout=30)
+                status = str(response.status_code)
+                if response.status_code == 202:
+                    job = response.json().get("job")
             except requests.RequestException as exc:
                 status = f"error {type(exc).__name__}"
             with lock:
+                if job:
+                    accepted[job] = sources[index]
                 statuses[sources[index]][f"{kind} {status}"] += 1
                 sent[0] += 1
 
@@ -197,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  draining: {left} jobs pending", flush=True)
             time.sleep(3)
         finished, failed, examples = classify(redis)
+        states = job_states(redis)
+        unknown = [(job, source) for job, source in accepted.items() if not redis.exists(f"rq:job:{job}")]
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -219,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
             total[key.split(" ", 1)[1]] += value
     print(f"  {'all':14} " + ", ".join(f"{k}: {v}" for k, v in sorted(total.items())))
     print("jobs finished: " + ", ".join(f"{k} {v}" for k, v in sorted(finished.items())) + f"; still pending {left}")
+    print("job hashes:    " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    erased = [job for job, source in unknown if source == "socialwifi" and states.get("erase finished")]
+    print(
+        f"accepted (202) {len(accepted)}; job hash gone: {len(erased)} erased on purpose (a Social WiFi Delete "
+        f"erases the stored jobs naming its guest), {len(unknown) - len(erased)} otherwise"
+    )
     print("jobs failed:   " + (", ".join(f"{k} {v}" for k, v in sorted(failed.items())) or "none"))
     for line in examples:
         print(f"  unclassified: {line}")
@@ -227,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     five = sum(v for k, v in total.items() if k.startswith("5") or k.startswith("error"))
     unclassified = sum(v for k, v in failed.items() if "UNCLASSIFIED" in k)
     print(f"\n5xx or transport errors: {five}   unclassified job failures: {unclassified}   (targets: 0 and 0)")
-    return 0 if five == 0 and unclassified == 0 and left == 0 and tracebacks == 0 else 1
+    lost = len(unknown) - len(erased)
+    return 0 if five == 0 and unclassified == 0 and left == 0 and tracebacks == 0 and lost == 0 else 1
 
 
 if __name__ == "__main__":
