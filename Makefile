@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/connector run
 
 lint: $(STAMP)
-	$(BIN)/ruff check connector tests bench
+	$(BIN)/ruff check connector tests bench fuzz
 	$(BIN)/mypy
 
 test: $(STAMP) lint
@@ -26,6 +26,9 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+fuzz: $(STAMP)  # malformed input over every source against gunicorn + workers (python -m fuzz --help)
+	$(BIN)/python -m fuzz
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -40,7 +40,7 @@ from connector.queue import (
 )
 from connector.settings import Settings, Tenant, load_settings
 from connector.sources import SOURCES
-from connector.sources.base import Envelope, TranslationContext, load_body_text
+from connector.sources.base import Envelope, TranslationContext, load_body_text, translation_guard
 from connector.sources.stay import group_stays
 
 log = logging.getLogger(__name__)
@@ -148,23 +148,27 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
     config = tenant.sources.get(env.source)
     if config is None:
         raise PayloadError(f"source {env.source} is no longer configured for tenant {env.tenant}")
-    try:
-        payload = load_body_text(body)
-    except ValueError as exc:
-        raise PayloadError("stored payload is not JSON") from exc
+    payload = load_body_text(body)  # the intake's body rules: a BodyError (PayloadError) fails once
     context = TranslationContext(
         tenant=env.tenant, timezone=tenant.zone, platform=tenant.loyalty.platform, now=datetime.now(UTC)
     )
     references = getattr(adapter, "references", None)
+    # Translation is pure: whatever it raises by accident comes from the payload's shape and
+    # fails the job once as a PayloadError (translation_guard). The PMS fetch is I/O, outside it.
+    pure = f"{env.source} payload"
     try:
         relays = getattr(adapter, "is_loyalty_event", None)
         if relays is not None and relays(env.event_type):
-            events: list[LoyaltyEvent] = adapter.to_loyalty_events(env, payload, context, config)  # type: ignore[attr-defined]
+            with translation_guard(pure):
+                events: list[LoyaltyEvent] = adapter.to_loyalty_events(env, payload, context, config)  # type: ignore[attr-defined]
             return {"status": "translated", "relays": enqueue_relays(tenant, events)}
         if references is not None:  # thin events: fetch each referenced id once, then translate
-            fetched = pms.fetch(env.source, config, references(env, payload, config), timeout=settings().http_timeout)
+            with translation_guard(pure):
+                ids = references(env, payload, config)
+            fetched = pms.fetch(env.source, config, ids, timeout=settings().http_timeout)
             payload = {"message": payload, "fetched": fetched}
-        activities = adapter.to_activities(env, payload, context, config)
+        with translation_guard(pure):
+            activities = adapter.to_activities(env, payload, context, config)
     except ErasureRequested as request:
         return {"status": "erasure", "job": enqueue_erasure(env, request)}
     except UnsupportedEvent as ignored:

@@ -113,10 +113,17 @@ def test_unparseable_body_is_400(client, redis):
     ("body", "is_json"),
     [
         (b'{"id": 1}', True),
-        (b'{"id": 123456789012345678901234567890}', True),  # beyond 64 bits: orjson refuses, json reads it
-        (b'{"ratio": NaN}', True),  # what the workers' json.loads accepts is accepted here
-        (b'{"name": "\\ud800"}', True),  # a lone surrogate escape
+        (b'{"id": 123456789012345678901234567890}', True),  # beyond 64 bits: a float, as orjson reads it
+        (b'{"id": 1' + b"0" * 400 + b"}", False),  # an integer no float holds
+        (b'{"ratio": NaN}', False),  # not JSON (RFC 8259), although Python's json would read it
+        (b'{"n": -Infinity}', False),
+        (b'{"n": 1e400}', False),  # valid JSON syntax, but json reads infinity and orjson refuses
+        (b'{"n": -18446744073709551617}', True),  # a float on both sides
+        (b'{"name": "\\ud800"}', True),  # a lone surrogate escape (read as U+FFFD)
         (b'\xef\xbb\xbf{"id": 1}', True),  # a UTF-8 byte order mark, which RFC 8259 lets parsers ignore
+        (b"[" * 64 + b"]" * 64, True),  # the deepest nesting allowed
+        (b"[" * 65 + b"]" * 65, False),  # orjson reads it: the depth limit refuses it
+        (b"[" * 2000 + b"]" * 2000, False),  # orjson refuses it, json would raise RecursionError
         (b'{"id": 1', False),
         (b'{"name": "caf\xe9"}', False),  # Latin-1, not UTF-8
         ('{"id": 1}'.encode("utf-16"), False),  # json.loads(bytes) would guess UTF-16; the worker reads UTF-8
@@ -124,14 +131,24 @@ def test_unparseable_body_is_400(client, redis):
     ],
 )
 def test_json_check_accepts_exactly_what_the_worker_can_read(body, is_json):
-    from connector.sources.base import load_body_text
-    from connector.web.webhooks import _body_text
+    from connector.sources.base import BodyError, load_body_text
+    from connector.web.webhooks import read_json
 
-    text = _body_text(body)
-    assert (text is not None) is is_json
-    if is_json:
-        assert text.encode("utf-8") == body  # stored as received
-        load_body_text(text)  # and the worker reads it
+    try:
+        value = read_json(body)
+    except BodyError:
+        value = BodyError
+    if not is_json:
+        assert value is BodyError
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return  # never stored: the worker only ever reads UTF-8 text
+        with pytest.raises(BodyError):  # the worker applies the same rule to the stored text
+            load_body_text(text)
+    else:
+        assert value is not BodyError
+        assert load_body_text(body.decode("utf-8")) == value  # the worker reads the same value
 
 
 def test_body_with_a_byte_order_mark_is_accepted(client, redis):

@@ -17,7 +17,6 @@ Vendor docs: https://apaleo.dev/guides/start/webhooks (configuration, payload, b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,14 +27,18 @@ from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.money import to_minor_units
 from connector.sources.base import (
+    BodyError,
     Envelope,
     HttpBaseUrl,
     ImmediateAnswer,
     InboundRequest,
     TranslationContext,
+    as_list,
+    as_object,
     json_object,
     require_basic_auth,
     require_token,
+    valid_event,
 )
 from connector.sources.stay import (
     PmsConfig,
@@ -101,8 +104,8 @@ class ApaleoSource:
                 raise SignatureError("no token or basic auth configured for this source")
             raise SignatureError("token or basic auth does not match")
         try:
-            body = json.loads(request.raw)
-        except ValueError:
+            body = request.json()
+        except BodyError:
             return  # answered 400 by the web tier
         if not isinstance(body, dict):
             return
@@ -115,7 +118,7 @@ class ApaleoSource:
     def answer_ping(self, request: InboundRequest, config: ApaleoConfig) -> ImmediateAnswer | None:
         """The subscription health check gets a 200 (and no job)."""
         try:
-            body = json_object(request.raw)
+            body = json_object(request)
         except PayloadError:
             return None  # identify answers 400
         if str(body.get("topic", "")).lower() == "system" and body.get("type") == "healthcheck":
@@ -124,14 +127,15 @@ class ApaleoSource:
 
     def identify(self, request: InboundRequest, config: ApaleoConfig, tenant: str) -> Envelope:
         """``reservation/<type>`` and the envelope ``id``; other topics and types are ignored."""
-        body = json_object(request.raw)
+        body = json_object(request)
         topic, kind, ident = str(body.get("topic", "")).lower(), body.get("type"), body.get("id")
         if not isinstance(ident, str) or not ident:
             raise PayloadError('body has no "id"')
+        if not isinstance(kind, str):
+            raise PayloadError('"type" is not a string')
         if topic != "reservation" or kind not in RESERVATION_EVENTS:
             raise UnsupportedEvent(f"event {topic}/{kind} does not change a stay", counter="unsupported_type")
-        if not isinstance((body.get("data") or {}).get("entityId"), str):
-            raise PayloadError('body has no "data.entityId"')
+        entity_id(body)
         return Envelope(
             source=self.name,
             tenant=tenant,
@@ -142,43 +146,58 @@ class ApaleoSource:
 
     def references(self, envelope: Envelope, payload: Any, config: ApaleoConfig) -> list[str]:
         """The reservation id to fetch (pure)."""
-        return [str(payload["data"]["entityId"])]
+        return [entity_id(payload)]
 
     def to_activities(
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: ApaleoConfig
     ) -> list[Activity]:
         """``{"message", "fetched"}`` → the implied activities (pure)."""
         result = Translation()
-        for reservation in (payload.get("fetched") or {}).get("reservations") or []:
+        fetched = as_object(as_object(payload, "payload").get("fetched"), "fetched")
+        for index, reservation in enumerate(as_list(fetched.get("reservations"), "fetched.reservations")):
+            reservation = as_object(reservation, f"reservations[{index}]")
             result.extend(
                 implied_activities(snapshot(reservation, context, config), tenant=context.tenant, source="apaleo")
             )
         return result
 
 
+def entity_id(body: Any) -> str:
+    """The reservation id of an event, ``data.entityId``."""
+    value = as_object(as_object(body, "body").get("data"), "data").get("entityId")
+    if not isinstance(value, str) or not value:
+        raise PayloadError('body has no "data.entityId"')
+    return value
+
+
 def snapshot(reservation: dict[str, Any], context: TranslationContext, config: ApaleoConfig) -> StaySnapshot:
-    """One Apaleo reservation as a snapshot."""
+    """One Apaleo reservation as a snapshot (a field of the wrong type is a ``PayloadError`` naming it)."""
+    with valid_event():
+        return _snapshot(reservation, context, config)
+
+
+def _snapshot(reservation: dict[str, Any], context: TranslationContext, config: ApaleoConfig) -> StaySnapshot:
     ident = reservation.get("id")
     if not isinstance(ident, str) or not ident:
         raise PayloadError("reservation has no id")
     status = STATUSES.get(str(reservation.get("status")))
     if status is None:
         raise UnsupportedEvent(f"reservation status {reservation.get('status')!r} is unknown", counter="unknown_state")
-    prop = reservation.get("property") or {}
+    prop = as_object(reservation.get("property"), "property")
     property_id = str(prop.get("id") or "")
     if not property_id:
         raise PayloadError("reservation has no property.id")
     zone = config.zone(context, property_id)
-    primary = reservation.get("primaryGuest") or {}
+    primary = as_object(reservation.get("primaryGuest"), "primaryGuest")
     person = guest(primary.get("email"), primary.get("firstName"), primary.get("lastName"), primary.get("phone"))
-    total = reservation.get("totalGrossAmount") or {}
+    total = as_object(reservation.get("totalGrossAmount"), "totalGrossAmount")
     amount, currency = total.get("amount"), total.get("currency")
     adults = reservation.get("adults")
-    children = reservation.get("childrenAges") or []
+    children = as_list(reservation.get("childrenAges"), "childrenAges")
     checked_in = parse_optional_instant(reservation.get("checkInTime"), "checkInTime")
     checked_out = parse_optional_instant(reservation.get("checkOutTime"), "checkOutTime")
-    unit_group = reservation.get("unitGroup") or {}
-    unit = reservation.get("unit") or {}
+    unit_group = as_object(reservation.get("unitGroup"), "unitGroup")
+    unit = as_object(reservation.get("unit"), "unit")
     return StaySnapshot(
         pms="apaleo",
         property_id=property_id,

@@ -17,6 +17,9 @@ import base64
 import binascii
 import hmac
 import json
+import logging
+import re
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +30,82 @@ from zoneinfo import ZoneInfo
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
 
 from connector.activities import Activity, LoyaltyEvent
-from connector.errors import PayloadError, SignatureError, UnsupportedEvent
+from connector.errors import ConnectorError, PayloadError, SignatureError, UnsupportedEvent
+
+log = logging.getLogger(__name__)
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays/objects a webhook body may have (real ones nest under 10 levels)."""
+
+
+class BodyError(PayloadError):
+    """The body breaks the body rules (not UTF-8 JSON, or nested too deep): a 400 with ``code``."""
+
+    def __init__(self, message: str, *, code: str = "invalid_json") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _integer(literal: str) -> int | float:
+    # orjson's (and JavaScript's) reading: beyond the 64-bit range an integer is a float, so the
+    # web tier's fast parser and this one read every body to the same value.
+    value = int(literal)
+    if -(2**63) <= value < 2**64:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"number {literal[:20]}... is out of range") from None
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {literal[:40]} is out of range")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _repair(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (keys included) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_repair(item) for item in value]
+    if isinstance(value, dict):
+        return {_repair(key): _repair(item) for key, item in value.items()}
+    return value
+
+
+def nested_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays/objects nest more than ``limit`` levels in a parsed JSON value (iterative)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def check_depth(value: Any, text: str | bytes) -> Any:
+    """``value`` (parsed from ``text``) when it nests at most :data:`MAX_JSON_DEPTH` levels.
+
+    Raises:
+        BodyError: (code ``too_deep``) it nests deeper.
+    """
+    opener_count = text.count(b"[") + text.count(b"{") if isinstance(text, bytes) else text.count("[") + text.count("{")
+    if opener_count > MAX_JSON_DEPTH and isinstance(value, dict | list) and nested_too_deep(value):
+        raise BodyError(f"body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels", code="too_deep")
+    return value
 
 
 def http_base_url(value: str) -> str:
@@ -68,10 +146,30 @@ class InboundRequest:
     method: str = "POST"
     path_token: str | None = None
     query: Mapping[str, str] = field(default_factory=dict)
+    parser: Callable[[bytes], Any] | None = field(default=None, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
         """Return a header value by case-insensitive name, or ``None``."""
         return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        """The body read by the body rules (:func:`load_body`, or the web tier's equivalent
+        ``parser``), once per request: verify, the intake and identify share the result.
+
+        Raises:
+            BodyError: the body breaks the rules (the same error on every call).
+        """
+        cached = self.__dict__.get("_json")
+        if cached is None:
+            try:
+                cached = ((self.parser or load_body)(self.raw), None)
+            except BodyError as exc:
+                cached = (None, exc)
+            self.__dict__["_json"] = cached  # frozen dataclass: a memo, not a field
+        value, error = cached
+        if error is not None:
+            raise error
+        return value
 
 
 @dataclass(frozen=True)
@@ -170,13 +268,54 @@ class RelayOnlySource:
         raise NotImplementedError
 
 
+def as_object(value: Any, where: str) -> dict[str, Any]:
+    """The JSON object at ``where``; absent (``null``) reads as ``{}``.
+
+    Raises:
+        PayloadError: another JSON type, naming the field.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} is not a JSON object")
+    return value
+
+
+def as_list(value: Any, where: str) -> list[Any]:
+    """The JSON array at ``where``; absent (``null``) reads as ``[]``.
+
+    Raises:
+        PayloadError: another JSON type, naming the field.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"{where} is not a JSON array")
+    return value
+
+
+def as_text(value: Any, where: str) -> str | None:
+    """The string at ``where`` (``None`` when absent or empty).
+
+    Raises:
+        PayloadError: another JSON type, naming the field.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{where} is not a string")
+    return value
+
+
 @contextmanager
 def valid_event() -> Iterator[None]:
     """Around building an event from a webhook: a pydantic ``ValidationError`` is a ``PayloadError``."""
     try:
         yield
     except ValidationError as exc:
-        raise PayloadError(f"webhook does not make a valid event: {exc.errors()[0]['msg']}") from exc
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PayloadError(f"webhook does not make a valid {exc.title}: {where}: {first['msg']}") from exc
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
@@ -231,7 +370,8 @@ def require_token(given: str | None, expected: SecretStr | None) -> None:
     want = expected.get_secret_value() if expected is not None else ""
     if not want:
         raise SignatureError("no token configured for this source")
-    if not given or not hmac.compare_digest(given.encode(), want.encode()):
+    # surrogatepass: a lone surrogate from a JSON body must mismatch, not raise
+    if not given or not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), want.encode()):
         raise SignatureError("token does not match")
 
 
@@ -254,37 +394,103 @@ def require_basic_auth(header: str | None, username: str | None, password: Secre
 def load_body_text(text: str) -> Any:
     """A webhook body, as text decoded from UTF-8, read as JSON: the one rule for intake and worker.
 
-    RFC 8259 lets a parser ignore a leading byte order mark, which some senders add; the
-    standard library reads one from bytes but not from text, so it is dropped here.
+    * RFC 8259 JSON; ``NaN`` / ``Infinity`` (which ``json`` would read) are not JSON and refused, and
+      so is a number too large for a float (``1e400``), which would read as infinity;
+    * an integer outside the 64-bit range (-2**63 to 2**64 - 1) reads as the nearest float, as
+      orjson and JavaScript read it;
+    * a leading byte order mark is ignored (RFC 8259 lets a parser do so; some senders add one);
+    * arrays/objects nest at most :data:`MAX_JSON_DEPTH` levels (``too_deep``);
+    * a lone surrogate escape (``"\\ud800"``, which JSON's grammar allows but no UTF-8 text can
+      hold) reads as U+FFFD, so no string downstream fails to encode.
 
     Raises:
-        ValueError: not JSON.
+        BodyError: the body breaks a rule (``code`` ``invalid_json`` or ``too_deep``).
     """
-    return json.loads(text.removeprefix("\ufeff"))
-
-
-def json_object(raw: bytes) -> dict[str, Any]:
-    """The raw body as a JSON object; anything else is a :class:`~connector.errors.PayloadError`."""
+    text = text.removeprefix("\ufeff")
     try:
-        body = json.loads(raw)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite, parse_int=_integer)
+    except RecursionError:  # json's C scanner recurses per level: far deeper than the limit
+        raise BodyError(f"body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels", code="too_deep") from None
     except ValueError as exc:
-        raise PayloadError("body is not JSON") from exc
+        raise BodyError(f"body is not valid JSON: {exc}") from None
+    value = check_depth(value, text)
+    if _SURROGATE_ESCAPE.search(text):
+        value = _repair(value)
+    return value
+
+
+def load_body(raw: bytes) -> Any:
+    """The raw body read by :func:`load_body_text` after strict UTF-8 decoding.
+
+    Raises:
+        BodyError: not UTF-8, or see :func:`load_body_text`.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError("body is not UTF-8") from None
+    return load_body_text(text)
+
+
+def json_object(request: InboundRequest | bytes) -> dict[str, Any]:
+    """The body as a JSON object; anything else is a :class:`~connector.errors.PayloadError`."""
+    body = request.json() if isinstance(request, InboundRequest) else load_body(request)
     if not isinstance(body, dict):
         raise PayloadError("body is not a JSON object")
     return body
 
 
-def require_body_value(raw: bytes, expected: str | None, read: Callable[[dict[str, Any]], Any], error: str) -> None:
+def unexpected_shape(exc: BaseException, what: str) -> PayloadError:
+    """A :class:`PayloadError` for an exception a source raised by accident on a strange payload.
+
+    The reason names the exception and the source function (and line) where it happened, so a
+    person can tell which field was unusable; the traceback is logged for the developers.
+    """
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or exc.title
+        return PayloadError(f"{what}: {where}: {first['msg']}")
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if "/connector/sources/" in f.filename and f.name != "translation_guard"
+    ]
+    place = f" in {frames[-1].name} ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    detail = str(exc)[:200]
+    log.warning("%s: unexpected %s%s", what, type(exc).__name__, place, exc_info=exc)
+    return PayloadError(f"{what}: the payload has an unexpected shape ({type(exc).__name__}{place}: {detail})")
+
+
+@contextmanager
+def translation_guard(what: str) -> Iterator[None]:
+    """Around the pure reading of a payload (identify, translation): the last-resort net.
+
+    The connector's own errors pass through; any other exception (``AttributeError`` on a field
+    that is not an object, ``RecursionError``, ``OverflowError``…) can only come from a payload
+    of an unexpected shape, since pure code does no I/O, and becomes a :class:`PayloadError`
+    (400 at the intake, failed once with a reason in a job). Never wrap I/O in it.
+    """
+    try:
+        yield
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        raise unexpected_shape(exc, what) from exc
+
+
+def require_body_value(
+    request: InboundRequest, expected: str | None, read: Callable[[dict[str, Any]], Any], error: str
+) -> None:
     """When ``expected`` is configured, ``read(body)`` of the JSON object body must equal it.
 
-    A body that is not JSON is left to ``identify`` (answered 400); any other JSON that does not
-    carry the expected value is a :class:`~connector.errors.SignatureError` with ``error``.
+    A body that breaks the body rules is left to the web tier (answered 400); any other JSON that
+    does not carry the expected value is a :class:`~connector.errors.SignatureError` with ``error``.
     """
     if not expected:
         return
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = request.json()
+    except BodyError:
         return  # answered 400 by the web tier
     if not isinstance(body, dict) or read(body) != expected:
         raise SignatureError(error)

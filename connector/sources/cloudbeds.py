@@ -35,9 +35,12 @@ from connector.sources.base import (
     HttpBaseUrl,
     InboundRequest,
     TranslationContext,
+    as_list,
+    as_object,
     json_object,
     require_body_value,
     require_token,
+    valid_event,
 )
 from connector.sources.stay import (
     PmsConfig,
@@ -45,6 +48,7 @@ from connector.sources.stay import (
     Translation,
     guest,
     implied_activities,
+    in_range,
     local_date,
     local_naive,
 )
@@ -87,7 +91,7 @@ class CloudbedsSource:
         """The URL token must be this tenant's (and the property, when configured)."""
         require_token(request.path_token, config.token)
         require_body_value(
-            request.raw,
+            request,
             config.property_id,
             lambda body: str(body.get("propertyID_str") or body.get("propertyID") or ""),
             "message belongs to another property",
@@ -95,9 +99,9 @@ class CloudbedsSource:
 
     def identify(self, request: InboundRequest, config: CloudbedsConfig, tenant: str) -> Envelope:
         """``event`` from the body; the body digest is the delivery id."""
-        body = json_object(request.raw)
+        body = json_object(request)
         event = body.get("event")
-        if event not in EVENTS:
+        if not isinstance(event, str) or event not in EVENTS:
             raise UnsupportedEvent(f"event {event} does not change a stay", counter="unsupported_type")
         if not str(body.get("reservationID") or ""):
             raise PayloadError('body has no "reservationID"')
@@ -111,36 +115,41 @@ class CloudbedsSource:
 
     def references(self, envelope: Envelope, payload: Any, config: CloudbedsConfig) -> list[str]:
         """The reservation id to fetch (pure)."""
-        return [str(_body(payload)["reservationID"])]
+        ident = _body(payload).get("reservationID")
+        if not isinstance(ident, str | int) or isinstance(ident, bool) or not str(ident):
+            raise PayloadError('body has no "reservationID"')
+        return [str(ident)]
 
     def to_activities(
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: CloudbedsConfig
     ) -> list[Activity]:
         """``{"message", "fetched"}`` → the implied activities (pure)."""
-        message = _body(payload.get("message"))
+        message = _body(as_object(payload, "payload").get("message"))
+        fetched = as_object(payload.get("fetched"), "fetched")
         result = Translation()
-        for reservation in (payload.get("fetched") or {}).get("reservations") or []:
-            snap = snapshot(reservation, message, context, config)
+        for index, reservation in enumerate(as_list(fetched.get("reservations"), "fetched.reservations")):
+            with valid_event():
+                snap = snapshot(as_object(reservation, f"reservations[{index}]"), message, context, config)
             result.extend(implied_activities(snap, tenant=context.tenant, source="cloudbeds"))
         return result
 
 
 def _event_time(message: dict[str, Any]) -> datetime | None:
     stamp = message.get("timestamp")
-    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        return datetime.fromtimestamp(stamp, tz=UTC)
-    if isinstance(stamp, str):
-        try:
-            return datetime.fromtimestamp(float(stamp), tz=UTC)
-        except ValueError:
-            return None
+    try:
+        if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+            return in_range(datetime.fromtimestamp(stamp, tz=UTC), "timestamp")
+        if isinstance(stamp, str):
+            return in_range(datetime.fromtimestamp(float(stamp), tz=UTC), "timestamp")
+    except (ValueError, OverflowError, OSError) as exc:
+        raise PayloadError(f"timestamp {str(stamp)[:40]} is not a usable epoch time") from exc
     return None
 
 
 def _int(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
@@ -163,7 +172,9 @@ def snapshot(
         reservation.get("guestPhone"),
     )
     rooms = [
-        r for r in (reservation.get("assigned") or []) + (reservation.get("unassigned") or []) if isinstance(r, dict)
+        r
+        for r in as_list(reservation.get("assigned"), "assigned") + as_list(reservation.get("unassigned"), "unassigned")
+        if isinstance(r, dict)
     ]
     guests = sum(_int(r.get("adults")) + _int(r.get("children")) for r in rooms) or None
     moment = _event_time(message)

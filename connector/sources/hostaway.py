@@ -24,7 +24,6 @@ with ``url``, ``login``, ``password``; Reservation object).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,7 +33,7 @@ from pydantic import SecretStr
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, UnsupportedEvent
 from connector.money import to_minor_units
-from connector.sources.base import Envelope, InboundRequest, TranslationContext, require_basic_auth
+from connector.sources.base import Envelope, InboundRequest, TranslationContext, require_basic_auth, valid_event
 from connector.sources.stay import PmsConfig, StaySnapshot, guest, implied_activities, local_date, local_naive
 
 ACTIVE = frozenset({"new", "modified", "confirmed"})
@@ -89,10 +88,7 @@ class HostawaySource:
 
     def identify(self, request: InboundRequest, config: HostawayConfig, tenant: str) -> Envelope:
         """Reservation events only; the body digest is the delivery id."""
-        try:
-            body = json.loads(request.raw)
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
+        body = request.json()
         event, reservation = reservation_of(body)
         if not event.startswith("reservation."):
             raise UnsupportedEvent(f"event {event} does not change a stay", counter="unsupported_type")
@@ -113,7 +109,8 @@ class HostawaySource:
         """The reservation → the activities it implies at the time the message was received (pure)."""
         _, reservation = reservation_of(payload)
         received = datetime.fromisoformat(envelope.received_at)
-        snap = snapshot(reservation, received, context, config)
+        with valid_event():
+            snap = snapshot(reservation, received, context, config)
         return implied_activities(snap, tenant=context.tenant, source="hostaway")
 
 

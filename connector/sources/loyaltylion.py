@@ -38,6 +38,7 @@ from connector.sources.base import (
     RelayOnlySource,
     SourceConfig,
     TranslationContext,
+    as_object,
     decode_base64,
     json_object,
     require_any_hmac,
@@ -114,7 +115,7 @@ def translate(body: dict[str, Any], event_type: str, tenant: str) -> LoyaltyEven
         PayloadError: no id or time.
     """
     inner, props = _parts(body)
-    customer = props["customer"]
+    customer = as_object(props["customer"], "payload.properties.customer")
     raw_email = customer.get("email")
     email = normalise_email(raw_email if isinstance(raw_email, str) else None)
     if email is None:
@@ -181,7 +182,7 @@ class LoyaltyLionSource(RelayOnlySource):
 
     def identify(self, request: InboundRequest, config: LoyaltyLionConfig, tenant: str) -> Envelope:
         """The canonical type of the body's ``topic`` (header as fallback); the body ``id``."""
-        body = json_object(request.raw)
+        body = json_object(request)
         topic = body.get("topic") or request.header(TOPIC_HEADER)
         if not isinstance(topic, str) or not topic:
             raise PayloadError('body has no "topic"')

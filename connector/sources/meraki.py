@@ -20,7 +20,6 @@ Vendor docs: https://developer.cisco.com/meraki/scanning-api/ (overview; "3.0" p
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import SecretStr
@@ -28,6 +27,7 @@ from pydantic import SecretStr
 from connector.activities import normalise_email
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources.base import (
+    BodyError,
     ImmediateAnswer,
     InboundRequest,
     require_token,
@@ -120,9 +120,9 @@ class MerakiSource(LoginSource):
     def verify(self, request: InboundRequest, config: MerakiConfig) -> None:
         """The ``secret`` inside the JSON body, in constant time."""
         try:
-            body = json.loads(request.raw)
-        except ValueError:
-            raise SignatureError("body is not JSON, so its secret cannot be checked") from None
+            body = request.json()
+        except BodyError as exc:  # not JSON, or nested too deep: no secret can be found
+            raise SignatureError(f"{exc}, so its secret cannot be checked") from None
         given = body.get("secret") if isinstance(body, dict) else None
         if not isinstance(given, str):
             raise SignatureError("body carries no secret")

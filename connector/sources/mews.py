@@ -21,7 +21,6 @@ Vendor docs: https://mews-systems.gitbook.io/connector-api/events/wh-general (Ge
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -37,8 +36,11 @@ from connector.sources.base import (
     HttpBaseUrl,
     InboundRequest,
     TranslationContext,
+    as_list,
+    as_object,
     require_body_value,
     require_token,
+    valid_event,
 )
 from connector.sources.stay import (
     PmsConfig,
@@ -85,7 +87,8 @@ def reservation_ids(message: dict[str, Any]) -> list[str]:
     """Ids of the reservation (service order) events, each once, in order."""
     ids: list[str] = []
     for event in message["Events"]:
-        if not isinstance(event, dict) or event.get("Discriminator") not in RESERVATION_EVENTS:
+        discriminator = event.get("Discriminator") if isinstance(event, dict) else None
+        if not isinstance(discriminator, str) or discriminator not in RESERVATION_EVENTS:
             continue
         value = event.get("Value")
         ident = value.get("Id") if isinstance(value, dict) else None
@@ -105,7 +108,7 @@ class MewsSource:
         """The URL token must be this tenant's (and the enterprise, when one is configured)."""
         require_token(request.path_token, config.token)
         require_body_value(
-            request.raw,
+            request,
             config.enterprise_id,
             lambda body: body.get("EnterpriseId"),
             "message belongs to another enterprise",
@@ -113,10 +116,7 @@ class MewsSource:
 
     def identify(self, request: InboundRequest, config: MewsConfig, tenant: str) -> Envelope:
         """One envelope per message; messages without reservation events are ignored."""
-        try:
-            message = _message(json.loads(request.raw))
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
+        message = _message(request.json())
         if not reservation_ids(message):
             raise UnsupportedEvent("no reservation events in this message", counter="no_reservation_events")
         return Envelope(
@@ -136,12 +136,13 @@ class MewsSource:
     ) -> list[Activity]:
         """``{"message", "fetched"}`` → the implied activities of every reservation (pure)."""
         message = _message(payload.get("message") if isinstance(payload, dict) else None)
-        fetched = payload.get("fetched") or {}
+        fetched = as_object(payload.get("fetched"), "fetched")
         return translate(message, fetched, context, config)
 
 
 def _by_id(items: Any) -> dict[str, dict[str, Any]]:
-    return {str(i["Id"]): i for i in items or [] if isinstance(i, dict) and i.get("Id")}
+    listed = items if isinstance(items, list) else []
+    return {str(i["Id"]): i for i in listed if isinstance(i, dict) and isinstance(i.get("Id"), str) and i["Id"]}
 
 
 def _total(items: list[dict[str, Any]]) -> tuple[int, str] | None:
@@ -150,7 +151,7 @@ def _total(items: list[dict[str, Any]]) -> tuple[int, str] | None:
     for item in items:
         if item.get("AccountingState") == "Canceled":
             continue
-        amount = item.get("Amount") or {}
+        amount = as_object(item.get("Amount"), "order item Amount")
         currency, gross = amount.get("Currency"), amount.get("GrossValue")
         if not isinstance(currency, str) or gross is None or isinstance(gross, float | bool):
             raise PayloadError("order item amount is not a decimal with a currency")
@@ -167,7 +168,8 @@ def _total(items: list[dict[str, Any]]) -> tuple[int, str] | None:
 def _guests(reservation: dict[str, Any]) -> int | None:
     counts = reservation.get("PersonCounts")
     if isinstance(counts, list) and counts:
-        return sum(int(c.get("Count") or 0) for c in counts if isinstance(c, dict))
+        numbers = [c.get("Count") for c in counts if isinstance(c, dict)]
+        return sum(n for n in numbers if isinstance(n, int) and not isinstance(n, bool)) or None
     adults, children = reservation.get("AdultCount"), reservation.get("ChildCount")
     if isinstance(adults, int):
         return adults + (children if isinstance(children, int) else 0)
@@ -196,7 +198,7 @@ def snapshot(
     customer = customers.get(str(reservation.get("AccountId") or reservation.get("CustomerId") or ""), {})
     person = guest(customer.get("Email"), customer.get("FirstName"), customer.get("LastName"), customer.get("Phone"))
     category = categories.get(str(reservation.get("RequestedResourceCategoryId") or ""), {})
-    names = category.get("Names") or {}
+    names = as_object(category.get("Names"), "resource category Names")
     total = _total(items)
     start = reservation.get("ScheduledStartUtc") or reservation.get("StartUtc")
     end = reservation.get("ScheduledEndUtc") or reservation.get("EndUtc")
@@ -230,7 +232,7 @@ def translate(
     customers = _by_id(fetched.get("customers"))
     categories = _by_id(fetched.get("resource_categories"))
     items: dict[str, list[dict[str, Any]]] = {}
-    for item in fetched.get("order_items") or []:
+    for item in as_list(fetched.get("order_items"), "fetched.order_items"):
         if isinstance(item, dict):
             items.setdefault(str(item.get("ServiceOrderId")), []).append(item)
     result = Translation()
@@ -239,15 +241,16 @@ def translate(
         if reservation is None:
             continue  # a service order that is not a reservation (or no longer exists)
         try:
-            snap = snapshot(
-                reservation,
-                customers=customers,
-                categories=categories,
-                items=items.get(ident, []),
-                enterprise_id=str(message.get("EnterpriseId") or ""),
-                context=context,
-                config=config,
-            )
+            with valid_event():
+                snap = snapshot(
+                    reservation,
+                    customers=customers,
+                    categories=categories,
+                    items=items.get(ident, []),
+                    enterprise_id=str(message.get("EnterpriseId") or ""),
+                    context=context,
+                    config=config,
+                )
         except UnsupportedEvent as skipped:
             result.skipped.append(skipped)
             continue

@@ -21,13 +21,13 @@ every login).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import SecretStr
 
 from connector.errors import PayloadError
 from connector.sources.base import (
+    BodyError,
     ImmediateAnswer,
     InboundRequest,
     require_token,
@@ -69,10 +69,10 @@ class PurpleConfig(WifiConfig):
     token: SecretStr
 
 
-def _body(raw: bytes) -> Any:
+def _body(request: InboundRequest) -> Any:
     try:
-        return json.loads(raw) if raw.strip() else None
-    except ValueError:
+        return request.json() if request.raw.strip() else None
+    except BodyError:
         return None
 
 
@@ -114,14 +114,14 @@ class PurpleSource(LoginSource):
 
     def answer_ping(self, request: InboundRequest, config: PurpleConfig) -> ImmediateAnswer | None:
         """Validation ``POST``: an empty body or one without any login data."""
-        body = _body(request.raw)
+        body = _body(request)
         if body is None or (isinstance(body, dict) and not any(k in body for k in LOGIN_MARKERS)):
             return ImmediateAnswer(200, {"status": "ok"})
         return None
 
-    def payload(self, raw: bytes) -> Any:
+    def payload(self, request: InboundRequest) -> Any:
         """An empty or unparseable body is ``None`` (not a login)."""
-        return _body(raw)
+        return _body(request)
 
     def logins(self, payload: Any, received_at: str, config: PurpleConfig) -> tuple[str, list[WifiLogin]]:
         """Every body is one ``login`` (venue resolved; pure)."""

@@ -30,9 +30,11 @@ from connector.sources.base import (
     InboundRequest,
     SourceConfig,
     TranslationContext,
+    as_object,
     decode_base64,
     known_topics,
     require_any_hmac,
+    valid_event,
 )
 
 ORDER_TOPICS = frozenset({"orders/paid", "orders/create", "orders/fulfilled"})
@@ -110,7 +112,9 @@ class ShopifySource:
 
 def _order_total(order: dict[str, Any]) -> tuple[str, str]:
     """The order total in the shop currency: ``total_price_set.shop_money`` when present."""
-    money = (order.get("total_price_set") or {}).get("shop_money") or {}
+    money = as_object(
+        as_object(order.get("total_price_set"), "total_price_set").get("shop_money"), "total_price_set.shop_money"
+    )
     amount = money.get("amount", order.get("total_price"))
     currency = money.get("currency_code", order.get("currency"))
     if amount is None or not isinstance(currency, str):
@@ -136,7 +140,8 @@ def order_to_activity(order: Any, *, shop: str, tenant: str) -> Activity:
         raise UnsupportedEvent("test order", counter="test_order")
     raw_customer = order.get("customer")
     customer: dict[str, Any] = raw_customer if isinstance(raw_customer, dict) else {}
-    email = normalise_email(customer.get("email") or order.get("email") or order.get("contact_email"))
+    candidates = (customer.get("email"), order.get("email"), order.get("contact_email"))
+    email = normalise_email(next((c for c in candidates if isinstance(c, str) and c), None))
     if email is None:
         raise UnsupportedEvent("order has no customer email", counter="no_email")
     amount, currency = _order_total(order)
@@ -147,7 +152,25 @@ def order_to_activity(order: Any, *, shop: str, tenant: str) -> Activity:
         raise PayloadError(f"processed_at {processed_at!r} is not an ISO 8601 timestamp") from exc
     if happened_at.utcoffset() is None:
         raise PayloadError(f"processed_at {processed_at!r} has no UTC offset")
-    consent = (customer.get("email_marketing_consent") or {}).get("state")
+    consent = as_object(customer.get("email_marketing_consent"), "customer.email_marketing_consent").get("state")
+    if not isinstance(consent, str | None):
+        raise PayloadError("customer.email_marketing_consent.state is not a string")
+    with valid_event():
+        return _activity(order, customer, shop, tenant, order_id, happened_at, email, consent, amount, currency)
+
+
+def _activity(
+    order: dict[str, Any],
+    customer: dict[str, Any],
+    shop: str,
+    tenant: str,
+    order_id: int,
+    happened_at: datetime,
+    email: str,
+    consent: str | None,
+    amount: str,
+    currency: str,
+) -> Activity:
     return Activity(
         type="Shopify order",
         tenant=tenant,

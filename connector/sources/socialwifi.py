@@ -22,7 +22,6 @@ Vendor docs: https://developer.socialwifi.com/webhooks/introduction/
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,7 +113,7 @@ class SocialWifiSource:
     def identify(self, request: InboundRequest, config: SocialWifiConfig, tenant: str) -> Envelope:
         """``Upsert`` (delivery id: business key) or ``Delete`` (delivery id: body digest)."""
         received_at = datetime.now(UTC).isoformat()
-        payload = json.loads(request.raw)
+        payload = request.json()
         kind = event_type(payload)
         if kind == "Delete":
             erasure(payload)  # a Delete without an email cannot be acted on: ignored here

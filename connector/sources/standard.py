@@ -13,7 +13,6 @@ answered ``ignored``. The schemas are published under ``schemas/`` and in the RE
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -45,6 +44,14 @@ def _handler(handlers: Mapping[str, Handler], event_type: str) -> Handler:
     if handler is None:
         raise UnsupportedEvent(f"event type {event_type} is not supported", counter="unsupported_type")
     return handler
+
+
+def _data(payload: Any) -> dict[str, Any]:
+    """The ``data`` object of a stored body."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict):
+        raise PayloadError('body has no "data" object')
+    return data
 
 
 class StandardConfig(SourceConfig):
@@ -86,10 +93,7 @@ class StandardSource:
 
     def identify(self, request: InboundRequest, config: StandardConfig, tenant: str) -> Envelope:
         """``type`` from the body, ``webhook-id`` as the delivery id."""
-        try:
-            body = json.loads(request.raw)
-        except ValueError as exc:
-            raise PayloadError("body is not JSON") from exc
+        body = request.json()
         event_type = body.get("type") if isinstance(body, dict) else None
         if not isinstance(event_type, str) or not event_type:
             raise PayloadError('body has no "type"')
@@ -115,7 +119,7 @@ class StandardSource:
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: StandardConfig
     ) -> list[Activity]:
         """Dispatch to the handler of the event type (pure)."""
-        return _handler(EVENT_HANDLERS, envelope.event_type)(payload["data"], envelope, context)
+        return _handler(EVENT_HANDLERS, envelope.event_type)(_data(payload), envelope, context)
 
     def is_loyalty_event(self, event_type: str) -> bool:
         """Loyalty event types are relayed to the ESP instead of delivered as activities."""
@@ -125,7 +129,7 @@ class StandardSource:
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: StandardConfig
     ) -> list[LoyaltyEvent]:
         """Dispatch a loyalty event type to its handler (pure)."""
-        return _handler(LOYALTY_EVENT_HANDLERS, envelope.event_type)(payload["data"], envelope, context)
+        return _handler(LOYALTY_EVENT_HANDLERS, envelope.event_type)(_data(payload), envelope, context)
 
 
 SOURCE = StandardSource()

@@ -91,7 +91,7 @@ class PmsConfig(SourceConfig):
 def _zone_of(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file
         raise ValueError(f"unknown timezone {name!r}") from exc
 
 
@@ -246,7 +246,18 @@ def parse_instant(value: Any, what: str) -> datetime:
         raise PayloadError(f"{what} {value!r} is not an ISO 8601 timestamp") from exc
     if parsed.utcoffset() is None:
         raise PayloadError(f"{what} {value!r} has no UTC offset")
-    return parsed
+    return in_range(parsed, what)
+
+
+def in_range(moment: datetime, what: str) -> datetime:
+    """``moment`` when it can be shown in any timezone (years 2 to 9998; no stay is outside).
+
+    Raises:
+        PayloadError: the year is so far off that converting between timezones would overflow.
+    """
+    if not 2 <= moment.year <= 9998:
+        raise PayloadError(f"{what} {moment.isoformat()} is out of range")
+    return moment
 
 
 def parse_optional_instant(value: Any, what: str) -> datetime | None:
@@ -267,7 +278,7 @@ def local_date(value: Any, at: time, zone: ZoneInfo, what: str) -> datetime:
         day = date.fromisoformat(value[:10])
     except ValueError as exc:
         raise PayloadError(f"{what} {value!r} is not a date") from exc
-    return datetime.combine(day, at, tzinfo=zone)
+    return in_range(datetime.combine(day, at, tzinfo=zone), what)
 
 
 def local_naive(value: Any, zone: ZoneInfo, what: str) -> datetime:
@@ -278,7 +289,7 @@ def local_naive(value: Any, zone: ZoneInfo, what: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise PayloadError(f"{what} {value!r} is not a timestamp") from exc
-    return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=zone)
+    return in_range(parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=zone), what)
 
 
 def guest(email: Any, first_name: Any = None, last_name: Any = None, phone: Any = None) -> Person:

@@ -108,7 +108,7 @@ def _zone(data: StayData, context: TranslationContext) -> ZoneInfo:
         return context.timezone
     try:
         return ZoneInfo(data.timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file
         raise PayloadError(f"data.timezone {data.timezone!r} is not an IANA timezone") from exc
 
 
@@ -126,6 +126,10 @@ def stay_snapshot(event_type: str, raw: dict[str, Any], context: TranslationCont
         fields = sorted({".".join(str(p) for p in err["loc"]) or "data" for err in exc.errors()})
         raise PayloadError(f"stay event data is invalid at: {', '.join(fields)}") from None
     zone = _zone(data, context)
+    for name in ("booked_at", "updated_at", "arrival", "departure", "checked_in_at", "checked_out_at"):
+        moment = getattr(data, name)
+        if isinstance(moment, date) and not 2 <= moment.year <= 9998:
+            raise PayloadError(f"data.{name} {moment.isoformat()} is out of range")
     person = guest(data.guest.email, data.guest.first_name, data.guest.last_name, data.guest.phone)
     status = GLU_STATUS[data.status or DEFAULT_STATUS[event_type]]
     return StaySnapshot(

@@ -123,8 +123,8 @@ def translate(body: dict[str, Any], tenant: str) -> LoyaltyEvent:
         PayloadError: no event id or time.
     """
     event_type = body.get("type")
-    if event_type not in LOYALTY_EVENT_NAMES:
-        raise UnsupportedEvent(f"event type {event_type} is not relayed", counter="unsupported_type")
+    if not isinstance(event_type, str) or event_type not in LOYALTY_EVENT_NAMES:
+        raise UnsupportedEvent(f"event type {str(event_type)[:80]} is not relayed", counter="unsupported_type")
     data = _obj(body.get("data"))
     v2024 = envelope_version(body) == "v2024-01-01"
     meta = _obj(body.get("event"))
@@ -203,7 +203,7 @@ class VoucherifySource(RelayOnlySource):
 
     def identify(self, request: InboundRequest, config: VoucherifyConfig, tenant: str) -> Envelope:
         """``type`` from the body; the event id (not the sendout id) as the delivery id."""
-        body = json_object(request.raw)
+        body = json_object(request)
         event_type = body.get("type")
         if not isinstance(event_type, str) or not event_type:
             raise PayloadError('body has no "type"')

@@ -21,7 +21,6 @@ web tier before any job is created.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -47,7 +46,7 @@ def _check_zone(value: str | None) -> str | None:
         return None
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long for a file
         raise ValueError(f"unknown timezone {value!r}") from exc
     return value
 
@@ -240,8 +239,8 @@ def parse_time(value: Any, *, field_name: str = "timestamp") -> datetime:
     if isinstance(value, bool):
         raise PayloadError(f"{field_name} {value!r} is not a timestamp")
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > _EPOCH_MS_THRESHOLD else value
         try:
+            seconds = value / 1000 if value > _EPOCH_MS_THRESHOLD else value
             return _plausible(datetime.fromtimestamp(seconds, tz=UTC), value, field_name)
         except (OverflowError, OSError, ValueError) as exc:
             raise PayloadError(f"{field_name} {value!r} is out of range") from exc
@@ -363,14 +362,14 @@ class LoginSource:
         """The event type and the logins (venues resolved) of a body (pure)."""
         raise NotImplementedError
 
-    def payload(self, raw: bytes) -> Any:
-        """The body as parsed for :meth:`logins` (JSON)."""
-        return json.loads(raw)
+    def payload(self, request: InboundRequest) -> Any:
+        """The body as parsed for :meth:`logins` (the body rules, :meth:`InboundRequest.json`)."""
+        return request.json()
 
     def identify(self, request: InboundRequest, config: Any, tenant: str) -> Envelope:
         """The event type of the body; its logins' business keys make the delivery id."""
         received_at = datetime.now(UTC).isoformat()
-        event_type, logins = self.logins(self.payload(request.raw), received_at, config)
+        event_type, logins = self.logins(self.payload(request), received_at, config)
         return Envelope(
             source=self.name,
             tenant=tenant,

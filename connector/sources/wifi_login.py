@@ -108,6 +108,8 @@ def handle_wifi_login(data: dict[str, Any], envelope: Envelope, context: Transla
         )
     except ValidationError:
         raise PayloadError(f"venue.timezone {event.venue.timezone!r} is not an IANA timezone") from None
+    if not 1970 <= event.logged_in_at.year <= 9998:  # as for every portal (wifi.parse_time)
+        raise PayloadError(f"logged_in_at {event.logged_in_at.isoformat()} is out of range")
     login = WifiLogin(
         portal=event.portal,
         venue_id=event.venue.id,
