@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -18,6 +17,9 @@ from typing import Any
 import requests
 
 from connector.errors import FatalDestinationError, RetriableDestinationError
+from connector.redaction import redact
+
+__all__ = ["HttpClient", "isoformat", "parse_reset_epoch", "parse_retry_after", "raise_for_status", "redact"]
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +43,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = when.replace(tzinfo=UTC)
     current = now if now is not None else time.time()
     return max(0.0, when.timestamp() - current)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every configured secret (and bearer-looking tokens) in ``text``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", r"\1[redacted]", text)
 
 
 def parse_reset_epoch(value: str | None, *, now: float | None = None) -> float | None:
@@ -78,8 +72,12 @@ def raise_for_status(
     status = response.status_code
     if status < 400:
         return
+    secrets = tuple(secrets)
     body = redact(response.text[:MAX_KEPT_BODY], secrets)
-    message = f"{destination} answered {status} to {response.request.method} {response.request.path_url}: {body}"
+    # The whole message, path included: a path may hold an identifier the client hides.
+    message = redact(
+        f"{destination} answered {status} to {response.request.method} {response.request.path_url}: {body}", secrets
+    )
     if status == 429 or status >= 500:
         raise RetriableDestinationError(
             message,
@@ -125,16 +123,17 @@ class HttpClient:
         started = time.perf_counter()
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.Timeout as exc:
+        except requests.Timeout:
             raise RetriableDestinationError(
-                f"{self.destination}: timed out after {self.timeout}s on {method} {path}",
+                redact(f"{self.destination}: timed out after {self.timeout}s on {method} {path}", self.secrets),
                 destination=self.destination,
-            ) from exc
+            ) from None
         except requests.ConnectionError as exc:
+            # Not chained: requests' message repeats the URL (query included) in the stored traceback.
             raise RetriableDestinationError(
-                f"{self.destination}: connection failed on {method} {path}: {type(exc).__name__}",
+                redact(f"{self.destination}: connection failed on {method} {path}: {type(exc).__name__}", self.secrets),
                 destination=self.destination,
-            ) from exc
+            ) from None
         log.info(
             "destination.%s.%s %s %s %.1fms",
             self.destination,

@@ -43,6 +43,9 @@ class ApaleoSandbox(ReservationSandbox):
 
         @bp.post("/connect/token")
         def token() -> Any:
+            fault = apply_fault(self.faults, lambda status: {"error": f"injected {status}"})
+            if fault is not None:
+                return fault
             client_id = request.form.get("client_id")
             client_secret = request.form.get("client_secret")
             auth = request.headers.get("Authorization", "")
