@@ -49,6 +49,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self.calls = 0
+        self.targets: list[str] = []  # request targets as sent (still percent-encoded)
 
     def arm(self, spec: dict[str, Any]) -> Fault:
         """Add a fault from its JSON spec."""
@@ -73,6 +74,7 @@ class FaultInjector:
         with self._lock:
             self._faults.clear()
             self.calls = 0
+            self.targets.clear()
 
     def take(self, path: str = "") -> Fault | None:
         """Count a call and return the first armed fault that applies to its path, if any."""
@@ -111,11 +113,16 @@ def drop_connection() -> Response:
     return Response(status=500)
 
 
+def raw_target() -> str:
+    """The request target exactly as the client sent it (werkzeug decodes ``PATH_INFO``)."""
+    return str(request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path)
+
+
 def echoed_request() -> dict[str, Any]:
     """The current request as an echoing server would put it in an error answer."""
     return {
         "method": request.method,
-        "path": request.environ.get("RAW_URI") or request.full_path,
+        "path": raw_target(),
         "query": request.query_string.decode("latin-1"),
         "args": request.args.to_dict(flat=False),
         "headers": dict(request.headers.items()),
@@ -130,6 +137,8 @@ def apply_fault(
     rate_limit_headers: Callable[[Fault], dict[str, str]] | None = None,
 ) -> Response | None:
     """Consume one fault for this call; return the faulty answer, or ``None`` to go on."""
+    with injector._lock:
+        injector.targets.append(raw_target())
     fault = injector.take(request.path)
     if fault is None:
         return None
