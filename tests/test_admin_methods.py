@@ -15,7 +15,6 @@ from wifi_support import MERAKI_VALIDATOR, wifi_tenants_toml
 from connector import create_app
 from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, QUEUE_NAMES, get_queue
 
-
 ADMIN_PASSWORD = "pw"
 
 
