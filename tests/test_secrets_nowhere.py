@@ -22,6 +22,7 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -438,3 +439,60 @@ def test_configured_secrets_cover_every_secret_setting(monkeypatch, tmp_path, re
     expected -= {DEFAULT_KEYS["glu"]}
     assert expected - {SECRET_KEY} <= found
     assert "redis-pass/word" in found or quote("redis-pass/word", safe="") in found
+
+
+def test_gunicorn_access_log_masks_url_tokens(tmp_path, redis_url, redis):
+    """With access logs on, the Purple token in the webhook URL is masked in every encoding."""
+    import http.client
+    import socket
+    import time
+
+    from wifi_support import PURPLE_TOKEN, purple_login, wifi_tenants_toml
+
+    root = Path(__file__).resolve().parents[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    tenants = tmp_path / "tenants.toml"
+    token = "purple+tok=en~harbour!"  # raw and percent-encoded forms differ
+    tenants.write_text(wifi_tenants_toml("http://127.0.0.1:9").replace(PURPLE_TOKEN, token))
+    access = tmp_path / "access.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "REDIS_URL": redis_url,
+        "CONNECTOR_TENANTS_FILE": str(tenants),
+        "CONNECTOR_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "CONNECTOR_ACCESS_LOG": str(access),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(root / "config" / "gunicorn.conf.py"), "wsgi:app"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+        body = purple_login()
+        for form in (token, quote(token, safe="")):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", f"/webhooks/harbour/purple/{form}?t={form}", body=body, headers=JSON)
+            assert conn.getresponse().status in (200, 202)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    log = access.read_text()
+    assert log.count("/webhooks/harbour/purple/[redacted]?t=[redacted]") == 2, log
+    assert not [form for form in forms(token) if form in log], log
