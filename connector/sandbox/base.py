@@ -76,6 +76,11 @@ class FaultInjector:
             self.calls = 0
             self.targets.clear()
 
+    def record(self, target: str) -> None:
+        """Remember a call's request target as sent (tests check how ids were escaped)."""
+        with self._lock:
+            self.targets.append(target)
+
     def take(self, path: str = "") -> Fault | None:
         """Count a call and return the first armed fault that applies to its path, if any."""
         with self._lock:
@@ -137,8 +142,7 @@ def apply_fault(
     rate_limit_headers: Callable[[Fault], dict[str, str]] | None = None,
 ) -> Response | None:
     """Consume one fault for this call; return the faulty answer, or ``None`` to go on."""
-    with injector._lock:
-        injector.targets.append(raw_target())
+    injector.record(raw_target())
     fault = injector.take(request.path)
     if fault is None:
         return None
