@@ -75,7 +75,7 @@ def test_head_and_get_on_a_webhook_url_never_create_a_job(env, sandbox, redis):
 
 def test_workers_page_answers_while_a_json_job_runs(env, redis):
     client = create_app(env(CONNECTOR_ADMIN_PASSWORD=ADMIN_PASSWORD)).test_client()
-    get_queue(redis, INGEST_QUEUE).enqueue("time.sleep", 3, job_id="sleeper")
+    get_queue(redis, INGEST_QUEUE).enqueue("time.sleep", 2, job_id="sleeper")
     worker = subprocess.Popen([sys.executable, "-m", "connector.cli", "worker", "--burst"], env=os.environ.copy())
     try:
         busy = []
