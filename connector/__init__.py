@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
+from connector import redaction
 from connector.queue import QUEUE_NAMES, connect, get_queue
 from connector.settings import Settings, load_settings
 
@@ -27,6 +28,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from connector.web.errors import register_error_handlers
 
     settings = settings or load_settings(**overrides)
+    # Nothing this process logs may carry a configured secret, in any encoding.
+    redaction.install_log_redaction(redaction.configured_secrets(settings))
     app = Flask(__name__)
     app.config["SECRET_KEY"] = settings.secret_key.get_secret_value()
     # Nothing here uses cookie sessions (admin is HTTP Basic): skip loading and saving one per webhook.

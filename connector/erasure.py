@@ -2,13 +2,18 @@
 
 What the connector holds about a guest, and what :func:`erase` does with it:
 
-* cached contact ids ``connector:contact:<tenant>:<platform>:<hash>``: deleted;
-* stored job payloads (queued, scheduled, finished and failed ingest/delivery jobs, which keep
-  the webhook body or the activity with the email): every such job of the tenant whose arguments
-  contain an email address hashing to the subject is deleted, so a login still waiting to be
-  delivered is not posted after the erasure (a job already running finishes);
-* delivery ledger entries and transport dedup markers hold no personal data (digests and remote
-  ids only) and are kept, so nothing is posted twice after an erasure.
+* every RQ job of the tenant whose arguments name the guest (an email address hashing to the
+  subject, found in any argument, also inside a stored webhook body): ingest, delivery and relay
+  jobs, wherever they are (queued, scheduled, started, deferred, finished, failed, canceled, or
+  in no registry at all: the job hashes themselves are scanned), is deleted with its results
+  (return values and failure reasons, which may quote the address), so a login still waiting to
+  be delivered is not posted after the erasure. A job of the guest that is running is waited for
+  (up to :data:`RUNNING_WAIT` seconds, else the erasure is retried later) and then deleted;
+* cached contact ids ``connector:contact:<tenant>:<platform>:<hash>``: deleted (after running
+  jobs finished, since one may have cached the contact meanwhile);
+* delivery ledger entries, stay state, attempt markers and transport dedup markers hold no
+  personal data (digests, states and remote ids only) and are kept, so nothing is posted twice
+  after an erasure.
 
 The erasure itself is recorded without PII under ``connector:erasure:<tenant>:<hash>`` and
 counted (``connector_erasures_total``). Data held by the loyalty platform is the platform's to
@@ -19,21 +24,26 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+import time
+import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
+from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from connector import metrics
 from connector.activities import hash_identifier, normalise_email
-from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, get_queue
+from connector.errors import RetriableDestinationError
 
 ERASURE_TTL = 400 * 24 * 3600
+RUNNING_WAIT = 30.0  # seconds to wait for a running job of the guest before retrying the erasure
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+JOB_PREFIX = Job.redis_job_namespace_prefix
+RESULTS_PREFIX = "rq:results:"  # rq.results.Result.get_key: return values and failure reasons
 
 
 def erasure_key(tenant: str, subject_hash: str) -> str:
@@ -41,39 +51,122 @@ def erasure_key(tenant: str, subject_hash: str) -> str:
     return f"connector:erasure:{tenant}:{subject_hash}"
 
 
-def _mentions(data: str, subjects: set[str]) -> bool:
-    for match in EMAIL.findall(data):
-        email = normalise_email(match)
-        if email is not None and hash_identifier(email) in subjects:
-            return True
+def _strings(value: Any, depth: int = 0) -> Iterator[str]:
+    """Every string in a job's arguments, and in any argument that is itself JSON (a webhook body)."""
+    if depth > 64:
+        return
+    if isinstance(value, str):
+        yield value
+        if value[:1] in ("{", "[") or value[:2] == "\ufeff{":
+            try:
+                parsed = json.loads(value.removeprefix("\ufeff"))
+            except (ValueError, RecursionError):
+                return
+            yield from _strings(parsed, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, depth + 1)
+            yield from _strings(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item, depth + 1)
+
+
+def _mentions(args: Any, subjects: set[str]) -> bool:
+    for text in _strings(args):
+        for match in EMAIL.findall(text):
+            email = normalise_email(match)
+            if email is not None and hash_identifier(email) in subjects:
+                return True
     return False
 
 
-def _job_ids(redis: Redis) -> Iterable[str]:
-    for name in (INGEST_QUEUE, DELIVERY_QUEUE):
-        queue = get_queue(redis, name)
-        yield from queue.get_job_ids()  # pending: would re-create what is being erased
-        yield from queue.scheduled_job_registry.get_job_ids()  # waiting for a retry
-        yield from queue.finished_job_registry.get_job_ids()
-        yield from queue.failed_job_registry.get_job_ids()
+def _of_tenant(args: Any, tenant: str) -> bool:
+    """The job belongs to ``tenant``: its envelope, activity or event names it."""
+    if isinstance(args, dict):
+        return args.get("tenant") == tenant
+    if isinstance(args, list | tuple):
+        return any(_of_tenant(item, tenant) for item in args)
+    return False
 
 
-def _purge_jobs(redis: Redis, tenant: str, subjects: set[str], keep: str | None) -> int:
+def _job_args(redis: Redis, key: bytes) -> Any:
+    """The arguments of the job stored at ``key`` (``None`` when it holds none we can read)."""
+    raw = redis.hget(key, "data")
+    if not raw:
+        return None
+    if isinstance(raw, str):
+        raw = raw.encode()
+    try:
+        data = zlib.decompress(raw)
+    except zlib.error:
+        data = raw
+    try:
+        decoded = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return decoded[2] if isinstance(decoded, list) and len(decoded) > 2 else None
+
+
+def _job_keys(redis: Redis) -> Iterator[bytes]:
+    """Every job hash in Redis, whatever queue or registry lists it (or none)."""
+    for key in redis.scan_iter(match=f"{JOB_PREFIX}*", count=1000):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if ":" not in name.removeprefix(JOB_PREFIX):  # not rq:job:<id>:dependents and the like
+            yield key if isinstance(key, bytes) else name.encode()
+
+
+def _delete_job(redis: Redis, job_id: str) -> None:
+    """The job, its results (return values and failure reasons) and every list or registry entry."""
+    try:
+        job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+    except Exception:
+        job = None
+    if job is not None:
+        job.delete()
+    with redis.pipeline() as pipe:
+        pipe.delete(f"{JOB_PREFIX}{job_id}", RESULTS_PREFIX + job_id)
+        for name in Queue.all(connection=redis):
+            pipe.lrem(name.key, 0, job_id)
+            pipe.lrem(f"{name.key}:intermediate", 0, job_id)
+            for registry in (
+                name.scheduled_job_registry,
+                name.started_job_registry,
+                name.deferred_job_registry,
+                name.finished_job_registry,
+                name.failed_job_registry,
+                name.canceled_job_registry,
+            ):
+                pipe.zrem(registry.key, job_id)
+        pipe.execute()
+
+
+def _purge_jobs(redis: Redis, tenant: str, subjects: set[str], keep: str | None) -> tuple[int, list[str]]:
+    """Delete the guest's jobs; returns how many, and the ids of those still running (kept)."""
     deleted = 0
-    for job_id in list(dict.fromkeys(_job_ids(redis))):
+    running: list[str] = []
+    for key in list(_job_keys(redis)):
+        job_id = key.decode().removeprefix(JOB_PREFIX)
         if job_id == keep:
             continue
-        try:
-            job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
-            args = json.dumps(job.args)
-        except (NoSuchJobError, ValueError, TypeError):
+        args = _job_args(redis, key)
+        if args is None or not _of_tenant(args, tenant) or not _mentions(args, subjects):
             continue
-        if f'"tenant": "{tenant}"' not in args:
+        status = redis.hget(key, "status")
+        if status in (JobStatus.STARTED.value, JobStatus.STARTED.value.encode()):
+            running.append(job_id)  # its worker would write the hash back when it finishes
             continue
-        if _mentions(args, subjects):
-            job.delete()
-            deleted += 1
-    return deleted
+        _delete_job(redis, job_id)
+        deleted += 1
+    return deleted, running
+
+
+def _forget_contacts(redis: Redis, tenant: str, subjects: set[str]) -> int:
+    contacts = 0
+    for subject in subjects:
+        for key in list(redis.scan_iter(match=f"connector:contact:{tenant}:*:{subject}", count=500)):
+            contacts += int(redis.delete(key))
+    return contacts
 
 
 def erase(
@@ -87,11 +180,19 @@ def erase(
 ) -> dict[str, Any]:
     """Forget a guest (identified by hashes only) for one tenant and record that it was done."""
     subjects = set(subject_hashes)
-    contacts = 0
-    for subject in subjects:
-        for key in list(redis.scan_iter(match=f"connector:contact:{tenant}:*:{subject}", count=500)):
-            contacts += int(redis.delete(key))
-    jobs_deleted = _purge_jobs(redis, tenant, subjects, current_job)
+    jobs_deleted, running = _purge_jobs(redis, tenant, subjects, current_job)
+    deadline = time.monotonic() + RUNNING_WAIT
+    while running:
+        if time.monotonic() > deadline:
+            raise RetriableDestinationError(
+                f"erasure waits for {len(running)} running job(s) of the guest to finish; will retry",
+                destination="erasure",
+                retry_after=RUNNING_WAIT,
+            )
+        time.sleep(0.2)
+        more, running = _purge_jobs(redis, tenant, subjects, current_job)
+        jobs_deleted += more
+    contacts = _forget_contacts(redis, tenant, subjects)
     record = {
         "source": source,
         "requested_at": requested_at,

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
@@ -20,12 +21,33 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
+from connector import redaction
 from connector.queue import QUEUE_NAMES, get_queue
 
 log = logging.getLogger(__name__)
 
 
-class ConnectorWorker(Worker):
+class RedactedFailures(BaseWorker):
+    """Masks every configured secret, in any encoding, in a failed job's reason before RQ stores it
+    (job hash, failed registry, result stream: what the dashboard and ``connector failures`` show)."""
+
+    def handle_job_failure(
+        self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = ""
+    ) -> None:
+        """RQ's failure handling with the reason redacted."""
+        super().handle_job_failure(
+            job, queue, started_job_registry=started_job_registry, exc_string=redact_reason(exc_string)
+        )
+
+
+def redact_reason(text: str) -> str:
+    """A failure reason with every configured secret masked (see :mod:`connector.redaction`)."""
+    from connector import jobs
+
+    return redaction.redact(text, redaction.configured_secrets(jobs.settings())) if text else text
+
+
+class ConnectorWorker(RedactedFailures, Worker):
     """RQ's forking worker that also records its work horse's pid in its Redis hash.
 
     RQ puts each horse in its own process group, so a worker killed with SIGKILL can leave its
@@ -40,7 +62,7 @@ class ConnectorWorker(Worker):
             self.connection.hset(self.key, "horse_pid", str(self.horse_pid))
 
 
-class ConnectorSimpleWorker(SimpleWorker):
+class ConnectorSimpleWorker(RedactedFailures, SimpleWorker):
     """RQ's in-process worker (no fork per job): faster for short jobs, no crash isolation."""
 
 
@@ -139,7 +161,7 @@ def preload() -> None:
     """
     from connector import jobs
 
-    jobs.settings()
+    redaction.install_log_redaction(redaction.configured_secrets(jobs.settings()))
 
 
 def run_worker(

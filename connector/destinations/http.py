@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
-from connector.errors import FatalDestinationError, RetriableDestinationError
+from connector.errors import FatalDestinationError, PayloadError, RetriableDestinationError
+from connector.redaction import redact
+
+__all__ = [
+    "HttpClient",
+    "isoformat",
+    "parse_reset_epoch",
+    "parse_retry_after",
+    "path_segment",
+    "raise_for_status",
+    "redact",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +54,21 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every configured secret (and bearer-looking tokens) in ``text``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", r"\1[redacted]", text)
+def path_segment(value: object, safe: str = "") -> str:
+    """``value`` as exactly one URL path segment: every character outside the unreserved set
+    percent-encoded (``/``, ``?``, ``#``, ``%``, spaces…), and a segment of dots written ``%2E``, so
+    that no client, proxy or server takes ``..`` for a step up the path. Every id placed in a path
+    goes through here. ``safe`` names sub-delimiters a vendor wants literal (LoyaltyLion's ``$``).
+
+    Raises:
+        PayloadError: the value is empty (the path would name the collection, not the item).
+    """
+    segment = quote(str(value), safe=safe)
+    if not segment:
+        raise PayloadError("an empty id cannot name a resource in a URL path")
+    if not segment.strip("."):
+        segment = segment.replace(".", "%2E")
+    return segment
 
 
 def parse_reset_epoch(value: str | None, *, now: float | None = None) -> float | None:
@@ -78,8 +98,12 @@ def raise_for_status(
     status = response.status_code
     if status < 400:
         return
+    secrets = tuple(secrets)
     body = redact(response.text[:MAX_KEPT_BODY], secrets)
-    message = f"{destination} answered {status} to {response.request.method} {response.request.path_url}: {body}"
+    # The whole message, path included: a path may hold an identifier the client hides.
+    message = redact(
+        f"{destination} answered {status} to {response.request.method} {response.request.path_url}: {body}", secrets
+    )
     if status == 429 or status >= 500:
         raise RetriableDestinationError(
             message,
@@ -124,17 +148,18 @@ class HttpClient:
         url = f"{self.base_url}{path}"
         started = time.perf_counter()
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.Timeout as exc:
+            response = self._send(method, url, **kwargs)
+        except requests.Timeout:
             raise RetriableDestinationError(
-                f"{self.destination}: timed out after {self.timeout}s on {method} {path}",
+                redact(f"{self.destination}: timed out after {self.timeout}s on {method} {path}", self.secrets),
                 destination=self.destination,
-            ) from exc
+            ) from None
         except requests.ConnectionError as exc:
+            # Not chained: requests' message repeats the URL (query included) in the stored traceback.
             raise RetriableDestinationError(
-                f"{self.destination}: connection failed on {method} {path}: {type(exc).__name__}",
+                redact(f"{self.destination}: connection failed on {method} {path}: {type(exc).__name__}", self.secrets),
                 destination=self.destination,
-            ) from exc
+            ) from None
         log.info(
             "destination.%s.%s %s %s %.1fms",
             self.destination,
@@ -148,6 +173,16 @@ class HttpClient:
             response, destination=self.destination, secrets=self.secrets, retry_after_hint=self.retry_after_hint
         )
         return response
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        if "%2E" not in url:
+            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+        # requests "requotes" every URL, decoding %2E back to "." (after its own dot-segment
+        # removal): a ".." id would then climb a level at the server. Send the path as encoded.
+        prepared = self.session.prepare_request(requests.Request(method, url, **kwargs))
+        prepared.url = urlunsplit(urlsplit(prepared.url or url)._replace(path=urlsplit(url).path))
+        settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+        return self.session.send(prepared, timeout=self.timeout, **settings)
 
     def observe(self, response: requests.Response) -> None:
         """Hook for subclasses: see every answer (rate-limit headers, vendor-specific fatal

@@ -31,7 +31,6 @@ import hashlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import requests
 
@@ -39,7 +38,7 @@ from connector.activities import Activity, hash_identifier
 from connector.destinations.base import ContactCache, Receipt
 from connector.destinations.claims import AttemptMarkers
 from connector.destinations.config import PURCHASE_TYPES, LoyaltyLionConfig, is_status_update, reversed_key
-from connector.destinations.http import HttpClient, isoformat
+from connector.destinations.http import HttpClient, isoformat, path_segment
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
 from connector.money import format_major
 from connector.ratelimit import RateLimiter
@@ -264,7 +263,7 @@ class LoyaltyLionClient(HttpClient):
         """``PUT /v2/activities/{name}/{merchant_id}`` ``declined`` (void if already approved); idempotent."""
         name = self.config.rule_name(target)
         merchant_id = reversed_key(activity)
-        path = f"/v2/activities/{quote(name, safe='$')}/{quote(merchant_id, safe='')}"
+        path = f"/v2/activities/{path_segment(name, safe='$')}/{path_segment(merchant_id)}"
         try:
             self.request("PUT", path, json={"state": "declined"})
         except FatalDestinationError as exc:
@@ -284,7 +283,7 @@ class LoyaltyLionClient(HttpClient):
     def deliver_order(self, activity: Activity) -> Receipt:
         """``POST /v2/orders`` once; after an unresolved attempt, look it up and ``PUT`` the full state."""
         body = order_body(activity, self.config)
-        path = f"/v2/orders/{quote(activity.business_key, safe='')}"
+        path = f"/v2/orders/{path_segment(activity.business_key)}"
         earlier = self.markers.begin(activity)
         if earlier is not None and self.order_exists(path):
             self.request("PUT", path, json=order_update_body(activity, self.config))

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from connector.destinations.http import HttpClient
+from connector.destinations.http import HttpClient, path_segment
 from connector.errors import FatalDestinationError
 
 _TOKENS: dict[tuple[str, str], tuple[str, float]] = {}
@@ -61,7 +61,7 @@ class ApaleoClient(HttpClient):
     def reservation(self, reservation_id: str) -> dict[str, Any] | None:
         """One reservation, or ``None`` when Apaleo no longer knows it (404)."""
         try:
-            response = self.request("GET", f"/booking/v1/reservations/{reservation_id}")
+            response = self.request("GET", f"/booking/v1/reservations/{path_segment(reservation_id)}")
         except FatalDestinationError as exc:
             if exc.status == 404:
                 return None

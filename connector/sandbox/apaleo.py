@@ -43,6 +43,9 @@ class ApaleoSandbox(ReservationSandbox):
 
         @bp.post("/connect/token")
         def token() -> Any:
+            fault = apply_fault(self.faults, lambda status: {"error": f"injected {status}"})
+            if fault is not None:
+                return fault
             client_id = request.form.get("client_id")
             client_secret = request.form.get("client_secret")
             auth = request.headers.get("Authorization", "")
@@ -62,7 +65,7 @@ class ApaleoSandbox(ReservationSandbox):
                 {"access_token": value, "expires_in": 3600, "token_type": "Bearer", "scope": "reservations.read"}
             )
 
-        @bp.get("/booking/v1/reservations/<reservation_id>")
+        @bp.get("/booking/v1/reservations/<path:reservation_id>")  # an escaped "/" decodes into the id
         def reservation(reservation_id: str) -> Any:
             auth = request.headers.get("Authorization", "")
             with self.lock:

@@ -8,7 +8,10 @@ vendor holds) and ``/_sandbox/reset``. Faults apply to the next N vendor API cal
 * ``{"mode": "status", "status": 429, "retry_after": 1, "count": 1}`` — with ``Retry-After``
   (or the vendor's own rate-limit headers);
 * ``{"mode": "slow", "seconds": 3, "count": 1}`` — sleep before answering normally;
-* ``{"mode": "drop", "count": 1}`` — close the connection without an answer.
+* ``{"mode": "drop", "count": 1}`` — close the connection without an answer;
+* ``{"mode": "echo", "status": 400, "count": 1}`` — answer that status with the request itself
+  (method, path, query, headers, body) in the error body, as careless servers do: the connector
+  must not store, log or show the credentials it finds there.
 
 Add ``"path": "/activities"`` to a fault to aim it at calls whose path ends that way only.
 """
@@ -46,11 +49,12 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self.calls = 0
+        self.targets: list[str] = []  # request targets as sent (still percent-encoded)
 
     def arm(self, spec: dict[str, Any]) -> Fault:
         """Add a fault from its JSON spec."""
         mode = spec.get("mode", "status")
-        if mode not in {"status", "slow", "drop"}:
+        if mode not in {"status", "slow", "drop", "echo"}:
             raise ValueError(f"unknown fault mode {mode!r}")
         fault = Fault(
             mode=mode,
@@ -70,6 +74,12 @@ class FaultInjector:
         with self._lock:
             self._faults.clear()
             self.calls = 0
+            self.targets.clear()
+
+    def record(self, target: str) -> None:
+        """Remember a call's request target as sent (tests check how ids were escaped)."""
+        with self._lock:
+            self.targets.append(target)
 
     def take(self, path: str = "") -> Fault | None:
         """Count a call and return the first armed fault that applies to its path, if any."""
@@ -108,12 +118,31 @@ def drop_connection() -> Response:
     return Response(status=500)
 
 
+def raw_target() -> str:
+    """The request target exactly as the client sent it (werkzeug decodes ``PATH_INFO``)."""
+    return str(request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path)
+
+
+def echoed_request() -> dict[str, Any]:
+    """The current request as an echoing server would put it in an error answer."""
+    return {
+        "method": request.method,
+        "path": raw_target(),
+        "query": request.query_string.decode("latin-1"),
+        "args": request.args.to_dict(flat=False),
+        "headers": dict(request.headers.items()),
+        "body": request.get_data(as_text=True),
+        "form": request.form.to_dict(flat=False),
+    }
+
+
 def apply_fault(
     injector: FaultInjector,
     error_body: Callable[[int], dict[str, Any]],
     rate_limit_headers: Callable[[Fault], dict[str, str]] | None = None,
 ) -> Response | None:
     """Consume one fault for this call; return the faulty answer, or ``None`` to go on."""
+    injector.record(raw_target())
     fault = injector.take(request.path)
     if fault is None:
         return None
@@ -122,7 +151,10 @@ def apply_fault(
         return None
     if fault.mode == "drop":
         return drop_connection()
-    response = jsonify(error_body(fault.status))
+    body = error_body(fault.status)
+    if fault.mode == "echo":
+        body = {**body, "echo": echoed_request()}
+    response = jsonify(body)
     response.status_code = fault.status
     if fault.status == 429:
         if rate_limit_headers is not None:

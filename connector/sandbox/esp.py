@@ -236,7 +236,7 @@ class MailchimpSandbox(EspSandbox):
     def routes(self, bp: Blueprint) -> None:
         """Member upsert and member events."""
 
-        @bp.put("/lists/<list_id>/members/<subscriber_hash>")
+        @bp.put("/lists/<path:list_id>/members/<subscriber_hash>")  # an escaped "/" decodes into the id
         def upsert_member(list_id: str, subscriber_hash: str) -> Any:
             if list_id != self.list_id:
                 return self.error(404, "The requested resource could not be found.")
@@ -257,7 +257,7 @@ class MailchimpSandbox(EspSandbox):
                 self.profiles[subscriber_hash] = member
             return jsonify({"id": subscriber_hash, **member})
 
-        @bp.post("/lists/<list_id>/members/<subscriber_hash>/events")
+        @bp.post("/lists/<path:list_id>/members/<subscriber_hash>/events")
         def member_event(list_id: str, subscriber_hash: str) -> Any:
             with self.lock:
                 self.event_posts += 1

@@ -9,6 +9,9 @@ An adapter is a module-level object with three steps, all pure (standard library
   want, which the web tier answers ``ignored``.
 * ``to_activities(envelope, payload, context)`` turns the stored payload into canonical
   activities in the worker, or raises ``UnsupportedEvent`` / ``PayloadError``.
+
+Optional: ``stored_body(text, config)`` returns what the job keeps of a verified body, for a
+source whose credential travels inside it (Meraki's ``secret``): no secret is ever stored.
 """
 
 from __future__ import annotations

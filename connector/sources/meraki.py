@@ -20,6 +20,8 @@ Vendor docs: https://developer.cisco.com/meraki/scanning-api/ (overview; "3.0" p
 
 from __future__ import annotations
 
+import json
+from json.decoder import scanstring  # type: ignore[attr-defined]  # public in CPython, absent from typeshed
 from typing import Any
 
 from pydantic import SecretStr
@@ -106,6 +108,67 @@ def parse_logins(payload: Any, received_at: str) -> list[WifiLogin]:
     return logins
 
 
+_WS = " \t\n\r"
+
+
+def without_secret(text: str) -> str:
+    """The body text with every top-level ``"secret"`` member cut out, every other byte kept.
+
+    The secret authenticates the post and is then of no use; the stored job (shown in the
+    dashboard) must not hold it. The text is cut, not re-serialized, so the payload the worker
+    reads is exactly what Meraki sent minus that member. A text that is not a JSON object is
+    returned as it is (the web tier has already refused it).
+    """
+    decoder = json.JSONDecoder()
+    start = len(text) - len(text.lstrip(_WS + "\ufeff"))
+    if text[start : start + 1] != "{":
+        return text
+    spans: list[tuple[int, int]] = []  # (start of the member, start of the next one or of "}")
+    index = start + 1
+    try:
+        while True:
+            member = index
+            while text[index] in _WS:
+                index += 1
+            if text[index] == "}":
+                break
+            key, index = scanstring(text, index + 1)
+            while text[index] in _WS:
+                index += 1
+            index += 1  # the colon
+            while text[index] in _WS:
+                index += 1
+            _, index = decoder.raw_decode(text, index)
+            while text[index] in _WS:
+                index += 1
+            last = text[index] == "}"
+            if not last:
+                index += 1  # the comma
+            if key == "secret":
+                spans.append((member, index))
+            if last:
+                break
+    except (ValueError, IndexError, RecursionError):
+        return text
+    if not spans:
+        return text
+    kept: list[str] = []
+    cursor = 0
+    for begin, end in spans:
+        kept.append(text[cursor:begin])
+        cursor = end
+    kept.append(text[cursor:])
+    result = "".join(kept)
+    # Cutting the last member leaves the comma before it: drop that one (whitespace kept).
+    stripped = result.rstrip(_WS)
+    if stripped.endswith("}"):
+        body = stripped[:-1].rstrip(_WS)
+        if body.endswith(","):
+            cut = len(body) - 1
+            result = result[:cut] + result[cut + 1 :]
+    return result
+
+
 class MerakiSource(LoginSource):
     """The ``meraki`` source adapter."""
 
@@ -127,6 +190,10 @@ class MerakiSource(LoginSource):
         if not isinstance(given, str):
             raise SignatureError("body carries no secret")
         require_token(given, config.secret)
+
+    def stored_body(self, text: str, config: MerakiConfig) -> str:
+        """What the job keeps of a verified post: everything but the shared ``secret``."""
+        return without_secret(text)
 
     def logins(self, payload: Any, received_at: str, config: MerakiConfig) -> tuple[str, list[WifiLogin]]:
         """Event ``observations``: the known guests of the post (pure)."""

@@ -2,18 +2,25 @@
 
 No password configured means the dashboard is off (404), never open. Authentication is HTTP
 Basic (any user name, the configured password, compared in constant time). The dashboard is
-made to read and requeue jobs with the JSON serializer our queues use, and the GET form of
-"requeue all" is refused so that a prefetched link cannot replay a whole registry.
+made to read jobs, workers' current jobs and requeue with the JSON serializer our queues use.
+
+Every action that changes state (requeue, requeue all, delete, empty, compact) is POST only:
+GET and HEAD (which Flask adds to every GET route) are refused with 405, so a prefetched link or
+a probe cannot replay a registry. On every method, a request whose ``Origin`` is another site is
+refused (403), and so is a POST whose ``Referer`` or ``Sec-Fetch-Site`` says cross-site
+(browsers send the password with any request to the host: that is a CSRF surface).
 """
 
 from __future__ import annotations
 
 import hmac
 from typing import Any
+from urllib.parse import urlsplit
 
 import rq_dashboard
 import rq_dashboard.web as dashboard_web
 from flask import Flask, Response, current_app, request
+from rq import Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.job import requeue_job as _requeue_job
@@ -43,9 +50,49 @@ def _requeue(job_id: str, connection: Any) -> Job:
         raise Conflict(f"job {job_id} is not in the failed registry (already requeued or delivered)") from None
 
 
+class _JsonWorker(Worker):
+    """rq-dashboard lists workers without a serializer and then unpickles their current job
+    (a 500 on every poll while JSON jobs run): default ours, and a job that ended meanwhile is idle."""
+
+    @classmethod
+    def all(
+        cls,
+        connection: Any = None,
+        job_class: Any = None,
+        queue_class: Any = None,
+        queue: Any = None,
+        serializer: Any = None,
+    ) -> list[Any]:
+        """Every worker, as a :class:`_JsonWorker` reading jobs with the JSON serializer."""
+        return super().all(
+            connection=connection,
+            job_class=job_class,
+            queue_class=queue_class,
+            queue=queue,
+            serializer=serializer or JSONSerializer,
+        )
+
+    def get_current_job(self) -> Job | None:
+        """The job being worked on, or ``None`` (also when it finished or expired meanwhile)."""
+        job_id = self.get_current_job_id()
+        if job_id is None:
+            return None
+        try:
+            return Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
+        except NoSuchJobError:
+            return None
+
+
 dashboard_web.config.serializer = JSONSerializer
 dashboard_web.Job = _JsonJob  # type: ignore[misc]
+dashboard_web.Worker = _JsonWorker  # type: ignore[misc]
 dashboard_web.requeue_job = _requeue
+
+# rq-dashboard endpoints that change state: POST only.
+STATE_CHANGING = frozenset(
+    f"rq_dashboard.{name}"
+    for name in ("requeue_job_view", "requeue_all", "delete_job_view", "empty_queue", "compact_queue")
+)
 
 
 def _password_ok(given: str | None) -> bool:
@@ -62,12 +109,30 @@ def _guard() -> Response | None:
         response = error_response(401, "unauthorized", "admin password required")
         response.headers["WWW-Authenticate"] = 'Basic realm="loyalty connector admin"'
         return response
-    if request.method == "GET" and "/requeue/" in request.path:
-        return error_response(405, "method_not_allowed", "requeue with POST")
-    origin = request.headers.get("Origin")
-    if request.method == "POST" and origin and origin.rstrip("/") != request.host_url.rstrip("/"):
-        return error_response(403, "cross_origin", "cross-origin admin actions are refused")
+    if _cross_site():
+        return error_response(403, "cross_origin", "cross-origin admin requests are refused")
+    if request.endpoint in STATE_CHANGING and request.method != "POST":
+        return error_response(405, "method_not_allowed", "this action changes state: use POST", {"Allow": "POST"})
     return None
+
+
+def _same_origin(url: str) -> bool:
+    given = urlsplit(url)
+    own = urlsplit(request.host_url)
+    return (given.scheme, given.netloc) == (own.scheme, own.netloc)
+
+
+def _cross_site() -> bool:
+    """The request comes from another site's page (checked on every method)."""
+    origin = request.headers.get("Origin")
+    if origin and (origin == "null" or not _same_origin(origin)):
+        return True
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return False  # a link followed from elsewhere may read, never act
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        return True
+    referer = request.headers.get("Referer")
+    return bool(referer) and not _same_origin(str(referer))
 
 
 def init_admin(app: Flask, redis_url: str, password: str | None) -> None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from connector.activities import LoyaltyEvent
 from connector.destinations.esp.base import EspClient, EspReceipt, event_properties, profile_properties
+from connector.destinations.http import path_segment
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 RESERVED = {"from_address", "recipient", "reply_to"}
@@ -61,7 +61,7 @@ class CustomerIoClient(EspClient):
 
     def send(self, event: LoyaltyEvent, name: str) -> EspReceipt:
         """Identify (optional), then track the event."""
-        identifier = quote(event.email, safe="")
+        identifier = path_segment(event.email)
         self.hide(identifier, event.email)
         if self.identify:
             self.call("PUT", f"/api/v1/customers/{identifier}", json=identify_body(event))

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from connector.activities import LoyaltyEvent
 from connector.destinations.esp.base import EspClient, EspReceipt, event_properties
-from connector.destinations.http import isoformat
+from connector.destinations.http import isoformat, path_segment
 
 
 def subscriber_hash(email: str) -> str:
@@ -71,7 +71,7 @@ class MailchimpClient(EspClient):
         """Upsert the member (optional), then post the event (204)."""
         digest = subscriber_hash(event.email)
         self.hide(digest)  # an identifier of the person: kept out of logs and error reasons
-        member = f"/lists/{self.list_id}/members/{digest}"
+        member = f"/lists/{path_segment(self.list_id)}/members/{path_segment(digest)}"
         if self.upsert_member:
             self.call("PUT", member, json=member_body(event, self.status_if_new))
         response = self.call("POST", f"{member}/events", json=event_body(event, name))
