@@ -86,9 +86,20 @@ class Run:
         self.log = tmp_path / "run.log"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "connector.cli", "run", "--sandbox-port", str(self.sandbox),
-                 "--redis-port", str(self.redis)],
-                cwd=tmp_path, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "connector.cli",
+                    "run",
+                    "--sandbox-port",
+                    str(self.sandbox),
+                    "--redis-port",
+                    str(self.redis),
+                ],
+                cwd=tmp_path,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, as a shell gives a foreground job
             )
 
@@ -106,9 +117,15 @@ class Run:
         # No --url: send-sample finds the web app from CONNECTOR_BIND, as the printed command does.
         sent = subprocess.run(
             [sys.executable, "-m", "connector.cli", "send-sample", "--tenant", "demo"],
-            cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=30,
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
-        assert f"POST http://127.0.0.1:{self.web}/webhooks/demo/shopify -> 202" in sent.stdout, sent.stdout + sent.stderr
+        assert f"POST http://127.0.0.1:{self.web}/webhooks/demo/shopify -> 202" in sent.stdout, (
+            sent.stdout + sent.stderr
+        )
 
     def sandbox_orders(self) -> int:
         state = requests.get(f"http://127.0.0.1:{self.sandbox}/glu/_sandbox/state", timeout=2).json()
@@ -208,9 +225,21 @@ def test_run_reports_every_configuration_problem_and_a_busy_port_before_starting
         }
         (tmp_path / "config").symlink_to(ROOT / "config")
         result = subprocess.run(
-            [sys.executable, "-m", "connector.cli", "run", "--sandbox-port", str(free_port()),
-             "--redis-port", str(free_port())],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "connector.cli",
+                "run",
+                "--sandbox-port",
+                str(free_port()),
+                "--redis-port",
+                str(free_port()),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode != 0
     assert "tenants.a.loyalty.api_key" in result.stderr and "name of an environment variable" in result.stderr
