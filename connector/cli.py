@@ -361,7 +361,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         ProcessService("worker", [str(bindir / "connector"), "worker"]),
     ]
     supervisor = Supervisor(services, stop_order=[["web", "worker"], ["sandbox"], ["redis"]])
-    stopping = False
+    gave_up = False
     interrupts = 0
 
     def count_interrupt(signum: int, frame: object) -> None:
@@ -402,13 +402,13 @@ def cmd_run(args: argparse.Namespace) -> None:
         print("\nstopping…", flush=True)
     except CrashLoopError as exc:
         print(f"connector run: {exc}", file=sys.stderr, flush=True)
-        stopping = True
+        gave_up = True
     finally:
         # A second Ctrl-C while stopping kills what is still running instead of waiting.
         signal.signal(signal.SIGINT, count_interrupt)
         signal.signal(signal.SIGTERM, count_interrupt)
         supervisor.stop(hurry=lambda: interrupts > 0)
-    if stopping:
+    if gave_up:
         sys.exit(1)
 
 

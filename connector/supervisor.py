@@ -16,7 +16,6 @@ crash, and restarting it forever would only hide the message.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -65,19 +64,25 @@ def describe_exit(status: int) -> str:
     return f"exit status {status}"
 
 
+def _libc_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None  # not Linux (no prctl)
+
+
+# Looked up in the parent: the child, between fork and exec, must not load libraries.
+_PRCTL = _libc_prctl() if sys.platform.startswith("linux") else None
+
+
 def die_with_parent() -> None:
     """In the child, before exec: get SIGTERM when ``connector run`` dies, even by SIGKILL (Linux).
 
     Without it a SIGKILLed ``connector run`` would leave its children running: they are in
-    their own sessions, so nothing else tells them.
+    their own sessions, so nothing else tells them. Elsewhere this does nothing.
     """
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return
-    try:
-        ctypes.CDLL(libc_name, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the children outlive a SIGKILLed supervisor, as before
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class ProcessService:
@@ -95,7 +100,7 @@ class ProcessService:
             self.argv,
             env=self.env,
             start_new_session=True,
-            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if _PRCTL is not None else None,
         )
 
     @property
@@ -163,11 +168,18 @@ class Supervisor:
         print(f"connector run: {message}", file=self.out, flush=True)
 
     def start(self) -> None:
-        """Start every service, in the order given."""
+        """Start every service, in the order given.
+
+        Raises:
+            CrashLoopError: one did not start at all (its error is in the message).
+        """
         for service in self.services:
             child = _Child(service)
             self._children.append(child)
-            service.start()
+            try:
+                service.start()
+            except (OSError, RuntimeError) as exc:
+                raise CrashLoopError(f"{service.name} did not start: {exc}") from None
             child.started_at = self.clock()
 
     def check(self) -> None:
@@ -192,8 +204,13 @@ class Supervisor:
                     continue
                 child.restart_at = None
                 child.restarts += 1
-                service.start()
                 child.started_at = self.clock()
+                try:
+                    service.start()
+                except (OSError, RuntimeError) as exc:  # e.g. Redis could not open its port
+                    self.say(f"{service.name} did not start: {exc}")
+                    self._schedule_restart(child, 1, self.clock())
+                    continue
                 self.say(f"{service.name} restarted (restart {child.restarts})")
 
     def _schedule_restart(self, child: _Child, status: int, now: float) -> None:

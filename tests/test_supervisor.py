@@ -111,3 +111,36 @@ def test_stop_order_web_and_worker_then_sandbox_then_redis(tmp_path: Path):
         time.sleep(0.02)
     supervisor.stop()
     assert log.read_text().split() == ["web", "worker", "sandbox", "redis"]
+
+
+def test_children_stop_when_the_supervisor_itself_is_sigkilled():
+    import subprocess
+
+    parent = subprocess.Popen(
+        python("""
+            import sys, time
+            from connector.supervisor import ProcessService, Supervisor
+            child = ProcessService("worker", [sys.executable, "-c", "import time; time.sleep(120)"])
+            Supervisor([child]).start()
+            print(child.pid, flush=True)
+            time.sleep(120)
+        """),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.kill()  # SIGKILL: no handler runs, no stop()
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while running(child):
+        assert time.monotonic() < deadline, "the child outlived its supervisor"
+        time.sleep(0.05)
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its new parent to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
