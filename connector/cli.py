@@ -59,6 +59,17 @@ def _warn_if_not_durable(redis_url: str) -> None:
         print(f"WARNING: Redis durability: {durability.message}", file=sys.stderr, flush=True)
 
 
+WORKER_CLASS_CHOICES = ("fork", "simple")
+
+
+def worker_class_problem() -> str | None:
+    """What is wrong with ``CONNECTOR_WORKER_CLASS`` (argparse does not check a default)."""
+    value = os.environ.get("CONNECTOR_WORKER_CLASS")
+    if value is None or value in WORKER_CLASS_CHOICES:
+        return None
+    return f"CONNECTOR_WORKER_CLASS: {value!r} is not one of {', '.join(WORKER_CLASS_CHOICES)}"
+
+
 def cmd_worker(args: argparse.Namespace) -> None:
     """Run an RQ worker on every connector queue (scheduler on)."""
     from connector.queue import connect
@@ -66,6 +77,10 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     settings = _load_settings()
     from connector.worker import WORKER_CLASSES
+
+    if args.worker_class not in WORKER_CLASSES:
+        _print_problems([worker_class_problem() or f"--worker-class: {args.worker_class!r} is not known"])
+        sys.exit(1)
 
     _warn_if_not_durable(settings.redis_url)
     run_worker(
@@ -161,6 +176,9 @@ def cmd_check_config(args: argparse.Namespace) -> None:
         settings = load_settings()
     except ConfigError as exc:
         problems = config_problems(exc)
+    worker_class = worker_class_problem()
+    if worker_class:
+        problems.append(worker_class)
     redis_url = settings.redis_url if settings else os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     redis_line = ""
     if not args.no_redis and not any(problem.startswith("REDIS_URL:") for problem in problems):
@@ -274,6 +292,9 @@ def _preflight(bind: str, sandbox_port: int, redis_port: int | None) -> list[str
         load_settings()
     except ConfigError as exc:
         problems.extend(f"configuration error: {problem}" for problem in config_problems(exc))
+    worker_class = worker_class_problem()
+    if worker_class:
+        problems.append(f"configuration error: {worker_class}")
     ports = [("127.0.0.1", sandbox_port, "--sandbox-port")]
     if redis_port is not None:
         ports.append(("127.0.0.1", redis_port, "--redis-port"))
@@ -428,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     worker.add_argument(
         "--worker-class",
-        choices=("fork", "simple"),
+        choices=WORKER_CLASS_CHOICES,
         default=os.environ.get("CONNECTOR_WORKER_CLASS", "fork"),
         help="fork: a work horse per job (RQ's default, crash isolation); simple: jobs in-process "
         "(faster for short jobs). Default: $CONNECTOR_WORKER_CLASS or fork",

@@ -221,6 +221,7 @@ def test_run_reports_every_configuration_problem_and_a_busy_port_before_starting
             **{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
             "CONNECTOR_BIND": f"127.0.0.1:{port}",
             "CONNECTOR_TENANTS_FILE": str(tmp_path / "bad.toml"),
+            "CONNECTOR_WORKER_CLASS": "bogus",  # only the worker reads it: it would crash-loop
             "PYTHONPATH": str(ROOT),
         }
         (tmp_path / "config").symlink_to(ROOT / "config")
@@ -245,4 +246,6 @@ def test_run_reports_every_configuration_problem_and_a_busy_port_before_starting
     assert "tenants.a.loyalty.api_key" in result.stderr and "name of an environment variable" in result.stderr
     assert "tenants.b.timezone" in result.stderr and "tenants.b.loyalty" in result.stderr
     assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert "CONNECTOR_WORKER_CLASS: 'bogus' is not one of fork, simple" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "var/redis").exists()  # nothing was started
