@@ -160,7 +160,7 @@ def test_run_uses_its_own_ports_restarts_killed_children_and_stops_on_group_ctrl
         assert f"http://127.0.0.1:{run.web}/webhooks/demo/shopify" in output
         assert f"http://127.0.0.1:{run.web}/readyz" in output
         assert f"curl -s http://127.0.0.1:{run.sandbox}/glu/_sandbox/state" in output
-        assert ":8100" not in output and ":8000" not in output
+        assert "127.0.0.1:8100" not in output and "127.0.0.1:8000" not in output
         assert f"CONNECTOR_BIND=127.0.0.1:{run.web}" in output  # the printed send-sample command reaches it
         assert f"http://127.0.0.1:{run.sandbox}/glu" in (tmp_path / "var/demo-tenants.toml").read_text()
         assert (tmp_path / "var/redis/redis.sock").exists()  # make run talks to Redis over its socket
