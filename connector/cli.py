@@ -47,12 +47,17 @@ def _load_settings():  # type: ignore[no-untyped-def]
 
 def _warn_if_not_durable(redis_url: str) -> None:
     """Print a warning when the Redis server can lose acknowledged webhooks (see durability.py)."""
+    from redis.exceptions import RedisError
+
     from connector.durability import check_durability
     from connector.queue import connect
 
     client = connect(redis_url)
     try:
+        client.ping()
         durability = check_durability(client)
+    except RedisError:
+        return  # not reachable now: the worker says so itself, and waits for it
     finally:
         client.close()
     if not durability.durable:

@@ -1,7 +1,7 @@
 """Does the Redis server keep what the intake acknowledged? (``appendonly``, ``appendfsync``…)
 
 A webhook is answered 2xx once its job is written to Redis. That answer is only as durable as the
-server's persistence: with ``appendfsync everysec`` (Redis's default) a crash of the machine loses
+server's persistence: with ``appendfsync everysec`` (Redis's default) a crash of the machine can lose
 up to a second of acknowledged webhooks, with ``appendonly no`` a restart loses everything since
 the last snapshot, and any ``maxmemory-policy`` but ``noeviction`` lets Redis drop queued jobs and
 dedup markers under memory pressure. The embedded server (``make run``) runs ``appendonly yes``,
@@ -25,7 +25,7 @@ WANTED = {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noe
 RECOMMENDATION = "appendonly yes, appendfsync always, maxmemory-policy noeviction"
 _CONSEQUENCE = {
     "appendonly": "a Redis restart loses every webhook acknowledged since the last snapshot",
-    "appendfsync": "a crash of Redis or its machine can lose up to a second of acknowledged webhooks",
+    "appendfsync": "a crash of its machine (power loss, kernel panic) can lose up to a second of acknowledged webhooks",
     "maxmemory-policy": "under memory pressure Redis may evict queued jobs and dedup markers",
 }
 

@@ -249,3 +249,34 @@ def test_run_reports_every_configuration_problem_and_a_busy_port_before_starting
     assert "CONNECTOR_WORKER_CLASS: 'bogus' is not one of fork, simple" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "var/redis").exists()  # nothing was started
+
+
+def test_printed_addresses_follow_the_bind_and_hide_redis_passwords():
+    from connector.cli import bind_url, redacted_redis_url
+
+    assert bind_url("127.0.0.1:8123") == "http://127.0.0.1:8123"
+    assert bind_url("0.0.0.0:9000") == "http://127.0.0.1:9000"
+    assert bind_url("[::]:9000") == "http://[::1]:9000"
+    assert bind_url("localhost") == "http://localhost:8000"
+    assert bind_url("unix:/run/connector.sock") is None
+    assert redacted_redis_url("redis://:pw@db:6379/0") == "redis://***:***@db:6379/0"
+    assert redacted_redis_url("rediss://user:pw@db:6380/1") == "rediss://***:***@db:6380/1"
+    assert redacted_redis_url("unix:///var/run/redis.sock?db=0") == "unix:///var/run/redis.sock?db=0"
+
+
+def test_the_demo_tenants_copy_points_every_sandbox_url_at_the_run_s_sandbox(tmp_path, monkeypatch):
+    import tomllib
+
+    from connector.cli import DEMO_TENANTS, write_demo_tenants
+    from connector.settings import parse_tenants
+
+    monkeypatch.setenv("DEMO_SHOPIFY_SECRET", "x")
+    copy = write_demo_tenants(ROOT / DEMO_TENANTS, "http://127.0.0.1:45678", tmp_path / "var/demo-tenants.toml")
+    text = copy.read_text()
+    assert "8100" not in text
+    tenants = parse_tenants(tomllib.loads(text))
+    assert {str(t.loyalty.base_url) for t in tenants.values()} == {
+        "http://127.0.0.1:45678/glu",
+        "http://127.0.0.1:45678/loyaltylion",
+        "http://127.0.0.1:45678/voucherify",
+    }
