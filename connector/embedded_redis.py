@@ -4,8 +4,9 @@ Used by ``make run`` and the test suite when ``REDIS_URL`` is not set. Data goes
 directory given (``var/redis`` for ``make run``) with the append-only file on and, by default,
 ``appendfsync always``: Redis fsyncs the file before it answers a write, so a webhook that got
 its 2xx survives a crash of Redis and of the machine (``everysec``, Redis's default, can lose the
-last second on a power loss or kernel crash; selectable here to measure the difference). The server runs in its own session, so
-a Ctrl-C in the terminal reaches ``connector run``, which stops it last.
+last second on a power loss or kernel crash; selectable here to measure the difference). The
+server runs in its own session, so a Ctrl-C in the terminal reaches ``connector run``, which stops
+it last.
 
 The server listens on a local TCP port and, where the path fits, on a Unix socket in that
 directory (:attr:`EmbeddedRedis.local_url`): the web tier on the same host reaches it with less
