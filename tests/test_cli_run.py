@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from redis import Redis
 
-from connector.embedded_redis import free_port
+from connector.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +80,7 @@ class Run:
             "CONNECTOR_BIND": f"127.0.0.1:{self.web}",
             "CONNECTOR_TENANTS_FILE": "config/demo-tenants.toml",
             "DEMO_SHOPIFY_SECRET": "demo-shopify-secret",
-            "WEB_CONCURRENCY": "2",
+            "WEB_CONCURRENCY": "1",
             "PYTHONPATH": str(ROOT),
             **extra_env,
         }
@@ -164,7 +165,7 @@ def test_run_uses_its_own_ports_restarts_killed_children_and_stops_on_group_ctrl
         assert f"CONNECTOR_BIND=127.0.0.1:{run.web}" in output  # the printed send-sample command reaches it
         assert f"http://127.0.0.1:{run.sandbox}/glu" in (tmp_path / "var/demo-tenants.toml").read_text()
         assert (tmp_path / "var/redis/redis.sock").exists()  # make run talks to Redis over its socket
-        assert len(processes_working_in(tmp_path)) >= 6  # run, redis, sandbox, gunicorn + workers, worker
+        assert len(processes_working_in(tmp_path)) >= 6  # run, redis, sandbox, gunicorn + its worker, worker
 
         run.send_sample()
         run.wait("the order at this run's sandbox", lambda: run.sandbox_orders() == 1)
@@ -206,6 +207,14 @@ def test_group_sigterm_stops_redis_last_without_tracebacks(tmp_path):
     assert "Traceback" not in output, output[-5000:]
     assert "Error" not in output.split("stopping", 1)[1], output[-5000:]
     assert processes_working_in(tmp_path) == [], output[-3000:]
+    # The worker unregistered before Redis stopped: no ghost worker in the saved data.
+    saved = EmbeddedRedis(tmp_path / "var/redis").start()
+    try:
+        client = Redis(port=saved.port)
+        assert client.smembers("rq:workers") == set()
+        client.close()
+    finally:
+        saved.stop()
 
 
 def test_run_reports_every_configuration_problem_and_a_busy_port_before_starting(tmp_path):
