@@ -10,27 +10,69 @@ import json
 import os
 import random
 import signal
-import subprocess
+import socket
 import sys
 import time
 import uuid
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
 from connector.errors import ConfigError
 
+if TYPE_CHECKING:
+    from connector.embedded_redis import EmbeddedRedis
+
 DEMO_TENANTS = Path("config/demo-tenants.toml")
 
 
+def _print_problems(problems: list[str]) -> None:
+    noun = "error" if len(problems) == 1 else "errors"
+    print(f"{len(problems)} configuration {noun}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
 def _load_settings():  # type: ignore[no-untyped-def]
-    from connector.settings import load_settings
+    from connector.settings import config_problems, load_settings
 
     try:
         return load_settings()
     except ConfigError as exc:
-        sys.exit(f"configuration error: {exc}")
+        _print_problems(config_problems(exc))
+        sys.exit(1)
+
+
+def _warn_if_not_durable(redis_url: str) -> None:
+    """Print a warning when the Redis server can lose acknowledged webhooks (see durability.py)."""
+    from redis.exceptions import RedisError
+
+    from connector.durability import check_durability
+    from connector.queue import connect
+
+    client = connect(redis_url)
+    try:
+        client.ping()
+        durability = check_durability(client)
+    except RedisError:
+        return  # not reachable now: the worker says so itself, and waits for it
+    finally:
+        client.close()
+    if not durability.durable:
+        print(f"WARNING: Redis durability: {durability.message}", file=sys.stderr, flush=True)
+
+
+WORKER_CLASS_CHOICES = ("fork", "simple")
+
+
+def worker_class_problem() -> str | None:
+    """What is wrong with ``CONNECTOR_WORKER_CLASS`` (argparse does not check a default)."""
+    value = os.environ.get("CONNECTOR_WORKER_CLASS")
+    if value is None or value in WORKER_CLASS_CHOICES:
+        return None
+    return f"CONNECTOR_WORKER_CLASS: {value!r} is not one of {', '.join(WORKER_CLASS_CHOICES)}"
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -41,6 +83,11 @@ def cmd_worker(args: argparse.Namespace) -> None:
     settings = _load_settings()
     from connector.worker import WORKER_CLASSES
 
+    if args.worker_class not in WORKER_CLASSES:
+        _print_problems([worker_class_problem() or f"--worker-class: {args.worker_class!r} is not known"])
+        sys.exit(1)
+
+    _warn_if_not_durable(settings.redis_url)
     run_worker(
         connect(settings.redis_url),
         burst=args.burst,
@@ -120,96 +167,275 @@ def cmd_send_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
-    """Validate settings and the tenants file, print a summary."""
-    settings = _load_settings()
+    """Validate the environment and the tenants file (every error at once), reach Redis and judge
+    its durability; print a summary. Exit status 1 on any error."""
+    from redis.exceptions import RedisError
+
+    from connector.durability import check_durability
+    from connector.queue import connect
+    from connector.settings import Settings, config_problems, load_settings
+
+    problems: list[str] = []
+    settings: Settings | None = None
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        problems = config_problems(exc)
+    worker_class = worker_class_problem()
+    if worker_class:
+        problems.append(worker_class)
+    redis_url = settings.redis_url if settings else os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_line = ""
+    if not args.no_redis and not any(problem.startswith("REDIS_URL:") for problem in problems):
+        client = connect(redis_url)
+        try:
+            client.ping()
+        except RedisError as exc:
+            problems.append(f"REDIS_URL: cannot reach Redis at {redacted_redis_url(redis_url)}: {exc}")
+        else:
+            durability = check_durability(client)
+            redis_line = f"redis: {redacted_redis_url(redis_url)} answers; "
+            redis_line += ("durability: " if durability.durable else "WARNING, durability: ") + durability.message
+        finally:
+            client.close()
+    if problems:
+        _print_problems(problems)
+        sys.exit(1)
+    assert settings is not None
     for name, tenant in settings.tenants.items():
         sources = ", ".join(tenant.sources) or "none"
         print(f"{name}: {tenant.loyalty.platform} at {tenant.loyalty.base_url}; sources: {sources}")
+    if redis_line:
+        print(redis_line)
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def cmd_run(args: argparse.Namespace) -> None:
-    """Start Redis (unless REDIS_URL), the sandbox, gunicorn and a worker; Ctrl-C stops all."""
-    from connector.embedded_redis import EmbeddedRedis
+DEFAULT_BIND = "127.0.0.1:8000"
+DEFAULT_SANDBOX_PORT = 8100
+# The sandbox address config/demo-tenants.toml is written for; `connector run` replaces it by
+# the address of the sandbox it starts (--sandbox-port) in the copy it writes under var/.
+DEMO_SANDBOX_URL = f"http://127.0.0.1:{DEFAULT_SANDBOX_PORT}"
+RUN_DEMO_TENANTS = Path("var/demo-tenants.toml")
 
-    # SIGTERM (a process manager, `kill`) stops everything like Ctrl-C does; so does SIGINT when
-    # started in the background, where the shell would otherwise leave it ignored. The children
-    # run in their own sessions, so without this they would outlive us.
+
+def bind_address(bind: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a gunicorn ``bind`` as it binds it; ``None`` for ``unix:``/``fd://``."""
+    bind = bind.strip()
+    if bind.startswith(("unix:", "fd://")):
+        return None
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit() or (":" in host and not host.startswith("[")):
+        host, port = bind, "8000"  # "host" alone (or a bare IPv6 address): gunicorn's default port
+    host = host.strip("[]")
+    return ("0.0.0.0" if host in ("", "*") else host), int(port)
+
+
+def bind_url(bind: str) -> str | None:
+    """The http:// URL that reaches a gunicorn ``bind``; ``None`` for ``unix:``/``fd://``.
+
+    A wildcard address (``0.0.0.0``, ``::``) is reached on the loopback address.
+    """
+    address = bind_address(bind)
+    if address is None:
+        return None
+    host, port = address
+    if host == "0.0.0.0":
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = "[::1]" if host == "::" else f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def web_url() -> str:
+    """Where this machine reaches the web app: from ``CONNECTOR_BIND`` like gunicorn's config."""
+    return bind_url(os.environ.get("CONNECTOR_BIND") or DEFAULT_BIND) or bind_url(DEFAULT_BIND) or ""
+
+
+def redacted_redis_url(url: str) -> str:
+    """``url`` with its password (and user name) replaced, for printing."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    credentials, _, host = rest.partition("@")
+    return f"{scheme}://{'***:***' if ':' in credentials else '***'}@{host}"
+
+
+def write_demo_tenants(template: Path, sandbox_url: str, target: Path = RUN_DEMO_TENANTS) -> Path:
+    """The demo tenants file with every sandbox URL pointing at ``sandbox_url``; returns ``target``.
+
+    The demo file is written for the default sandbox port, so that it can be read as it is; a
+    run on another port must not post into whatever else listens on that port.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = template.read_text(encoding="utf-8").replace(DEMO_SANDBOX_URL, sandbox_url.rstrip("/"))
+    header = f"# Written by `connector run` from {template} for the sandbox at {sandbox_url}: edit that file.\n"
+    target.write_text(header + text, encoding="utf-8")
+    return target
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether a TCP listener could not bind ``host:port`` now (SO_REUSEADDR, like gunicorn)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _preflight(bind: str, sandbox_port: int, redis_port: int | None) -> list[str]:
+    """Problems that would make a child crash-loop at start, found before anything starts."""
+    from connector.settings import config_problems, load_settings
+
+    problems: list[str] = []
+    try:
+        load_settings()
+    except ConfigError as exc:
+        problems.extend(f"configuration error: {problem}" for problem in config_problems(exc))
+    worker_class = worker_class_problem()
+    if worker_class:
+        problems.append(f"configuration error: {worker_class}")
+    ports = [("127.0.0.1", sandbox_port, "--sandbox-port")]
+    if redis_port is not None:
+        ports.append(("127.0.0.1", redis_port, "--redis-port"))
+    web = bind_address(bind)
+    if web is not None:
+        ports.append((*web, "CONNECTOR_BIND"))
+    for host, port, option in ports:
+        if port_in_use(host, port):
+            problems.append(f"{host}:{port} is already in use (another `make run`?); choose another with {option}")
+    return problems
+
+
+class _RedisService:
+    """The embedded Redis as a supervised service (restarted on the same data and port)."""
+
+    name = "redis"
+
+    def __init__(self, server: EmbeddedRedis) -> None:
+        self.server = server
+
+    def start(self) -> None:
+        self.server.start()
+
+    def returncode(self) -> int | None:
+        process = self.server.process
+        return process.poll() if process else 0
+
+    def signal(self, signum: int) -> None:
+        process = self.server.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signum)  # SIGTERM: Redis writes its append-only file and exits
+
+    def alive(self) -> bool:
+        return self.returncode() is None
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """Start Redis (unless REDIS_URL), the sandbox, gunicorn and a worker; restart whichever dies;
+    Ctrl-C (or SIGTERM) stops web and worker, then the sandbox, then Redis."""
+    from connector.durability import check_durability
+    from connector.embedded_redis import EmbeddedRedis
+    from connector.queue import connect
+    from connector.supervisor import CrashLoopError, ProcessService, Service, Supervisor
+
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    env = dict(os.environ)
-    embedded = None
-    if not env.get("REDIS_URL"):
-        embedded = EmbeddedRedis(Path("var/redis"), port=args.redis_port).start()
-        env["REDIS_URL"] = embedded.local_url
-        print(f"redis     embedded at {embedded.local_url} and {embedded.url} (data in var/redis)")
-    else:
-        print(f"redis     {env['REDIS_URL']}")
-    tenants_file = Path(env.get("CONNECTOR_TENANTS_FILE", "config/tenants.toml"))
-    if not tenants_file.exists():
-        tenants_file = DEMO_TENANTS
+    # The environment of every child: what is set here is what they read.
+    env = os.environ
+    bind = env.get("CONNECTOR_BIND") or DEFAULT_BIND
+    web = bind_url(bind) or bind
+    sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
+    tenants_file = Path(env.get("CONNECTOR_TENANTS_FILE") or "config/tenants.toml")
+    demo = tenants_file.resolve() == DEMO_TENANTS.resolve() or (
+        not env.get("CONNECTOR_TENANTS_FILE") and not tenants_file.exists()
+    )
+    if demo:
+        # The demo file is rewritten for this run's sandbox; anything else is the merchant's own.
+        tenants_file = write_demo_tenants(DEMO_TENANTS, sandbox_url)
         env["CONNECTOR_TENANTS_FILE"] = str(tenants_file)
         env.setdefault("DEMO_SHOPIFY_SECRET", "demo-shopify-secret")
-        print(f"tenants   {tenants_file} (demo: create config/tenants.toml for your own)")
+    embedded_wanted = not env.get("REDIS_URL")
+    problems = _preflight(bind, args.sandbox_port, args.redis_port if embedded_wanted else None)
+    if problems:
+        sys.exit("connector run cannot start:\n  " + "\n  ".join(problems))
+    env.setdefault("CONNECTOR_ADMIN_PASSWORD", "")
+    services: list[Service] = []
+    if embedded_wanted:
+        embedded = EmbeddedRedis(Path("var/redis"), port=args.redis_port, die_with_parent=True)
+        services.append(_RedisService(embedded))
+        env["REDIS_URL"] = embedded.local_url
+        print(
+            f"redis     embedded at {embedded.local_url} and {embedded.url} "
+            f"(data in var/redis, appendfsync {embedded.appendfsync})"
+        )
+    else:
+        print(f"redis     {redacted_redis_url(env['REDIS_URL'])}")
+    if demo:
+        print(f"tenants   {tenants_file} (the demo, from {DEMO_TENANTS}; create config/tenants.toml for your own)")
     else:
         print(f"tenants   {tenants_file}")
-    env.setdefault("CONNECTOR_ADMIN_PASSWORD", "")
     bindir = Path(sys.executable).parent
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    services += [
+        ProcessService("sandbox", [str(bindir / "connector"), "sandbox", "--port", str(args.sandbox_port)]),
+        ProcessService("web", [str(bindir / "gunicorn"), "-c", "config/gunicorn.conf.py", "wsgi:app"]),
+        ProcessService("worker", [str(bindir / "connector"), "worker"]),
+    ]
+    supervisor = Supervisor(services, stop_order=[["web", "worker"], ["sandbox"], ["redis"]])
+    gave_up = False
+    interrupts = 0
 
-    def start(name: str, argv: list[str]) -> None:
-        procs.append((name, subprocess.Popen(argv, env=env, start_new_session=True)))
-
-    def stop_all() -> None:
-        for _name, proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for _name, proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        if embedded:
-            embedded.stop()
+    def count_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
 
     try:
-        start("sandbox", [str(bindir / "connector"), "sandbox", "--port", str(args.sandbox_port)])
-        start("web", [str(bindir / "gunicorn"), "-c", "config/gunicorn.conf.py", "wsgi:app"])
-        start("worker", [str(bindir / "connector"), "worker"])
-        time.sleep(2.0)
-        for name, proc in procs:
-            if proc.poll() is not None:
-                raise SystemExit(f"{name} exited with status {proc.returncode}; see the output above")
-        settings_env = env.get("CONNECTOR_TENANTS_FILE")
+        supervisor.start()  # Redis first: it answers PING before the others start
+        if not embedded_wanted:
+            client = connect(env["REDIS_URL"])
+            durability = check_durability(client)
+            client.close()
+            if not durability.durable:
+                print(f"WARNING   Redis durability: {durability.message}", file=sys.stderr)
+        sample_env = f"CONNECTOR_TENANTS_FILE={tenants_file}"
+        if demo:
+            sample_env += f" DEMO_SHOPIFY_SECRET={env['DEMO_SHOPIFY_SECRET']}"
+        if "CONNECTOR_BIND" in env:
+            sample_env += f" CONNECTOR_BIND={env['CONNECTOR_BIND']}"
         print("\nThe connector is running. Ctrl-C stops everything.\n")
-        print("  webhook URLs   http://127.0.0.1:8000/webhooks/<tenant>/<source>")
-        print("                 e.g. http://127.0.0.1:8000/webhooks/demo/shopify")
-        print("  health         http://127.0.0.1:8000/readyz   metrics: http://127.0.0.1:8000/metrics")
-        print(f"  sandbox        http://127.0.0.1:{args.sandbox_port}/glu/_sandbox/state")
+        print(f"  webhook URLs   {web}/webhooks/<tenant>/<source>")
+        print(f"                 e.g. {web}/webhooks/demo/shopify")
+        print(f"  health         {web}/readyz   metrics: {web}/metrics")
+        print(f"  sandbox        {sandbox_url}/glu/_sandbox/state")
         print("\nSend a signed sample Shopify order (in another terminal):\n")
-        print(
-            f"  CONNECTOR_TENANTS_FILE={settings_env} DEMO_SHOPIFY_SECRET={env.get('DEMO_SHOPIFY_SECRET', '...')} "
-            f".venv/bin/connector send-sample --tenant demo"
-        )
-        print(f"\nthen see it arrive:  curl -s http://127.0.0.1:{args.sandbox_port}/glu/_sandbox/state\n", flush=True)
+        print(f"  {sample_env} .venv/bin/connector send-sample --tenant demo")
+        print(f"\nthen see it arrive:  curl -s {sandbox_url}/glu/_sandbox/state\n")
         print(
             "A loyalty event back out (Voucherify → Klaviyo sandbox):\n\n  "
-            f"CONNECTOR_TENANTS_FILE={settings_env} DEMO_SHOPIFY_SECRET={env.get('DEMO_SHOPIFY_SECRET', '...')} "
-            ".venv/bin/connector send-sample --tenant demo --source voucherify"
-            f"\n  then: curl -s http://127.0.0.1:{args.sandbox_port}/klaviyo/_sandbox/state\n",
+            f"{sample_env} .venv/bin/connector send-sample --tenant demo --source voucherify"
+            f"\n  then: curl -s {sandbox_url}/klaviyo/_sandbox/state\n",
             flush=True,
         )
-        while all(proc.poll() is None for _n, proc in procs):
-            time.sleep(0.5)
-        dead = [name for name, proc in procs if proc.poll() is not None]
-        print(f"{', '.join(dead)} stopped; shutting down", file=sys.stderr)
+        while True:
+            supervisor.check()
+            time.sleep(0.2)
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
+    except CrashLoopError as exc:
+        print(f"connector run: {exc}", file=sys.stderr, flush=True)
+        gave_up = True
     finally:
-        stop_all()
+        # A second Ctrl-C while stopping kills what is still running instead of waiting.
+        signal.signal(signal.SIGINT, count_interrupt)
+        signal.signal(signal.SIGTERM, count_interrupt)
+        supervisor.stop(hurry=lambda: interrupts > 0)
+    if gave_up:
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     worker.add_argument(
         "--worker-class",
-        choices=("fork", "simple"),
+        choices=WORKER_CLASS_CHOICES,
         default=os.environ.get("CONNECTOR_WORKER_CLASS", "fork"),
         help="fork: a work horse per job (RQ's default, crash isolation); simple: jobs in-process "
         "(faster for short jobs). Default: $CONNECTOR_WORKER_CLASS or fork",
@@ -241,20 +467,27 @@ def main(argv: list[str] | None = None) -> None:
     sandbox.set_defaults(func=cmd_sandbox)
 
     run = sub.add_parser("run", help="start Redis, sandbox, web and worker (make run)")
-    run.add_argument("--sandbox-port", type=int, default=8100)
+    run.add_argument("--sandbox-port", type=int, default=DEFAULT_SANDBOX_PORT)
     run.add_argument("--redis-port", type=int, default=6390)
     run.set_defaults(func=cmd_run)
 
     send = sub.add_parser("send-sample", help="send a signed sample Shopify orders/paid webhook")
     send.add_argument("--tenant", default="demo")
-    send.add_argument("--url", default="http://127.0.0.1:8000")
+    send.add_argument(
+        "--url", default=None, help="the web app (default: from CONNECTOR_BIND, else http://127.0.0.1:8000)"
+    )
     send.add_argument("--source", choices=["shopify", "voucherify"], default="shopify")
     send.set_defaults(func=cmd_send_sample)
 
     check = sub.add_parser("check-config", help="validate the environment and the tenants file")
+    check.add_argument(
+        "--no-redis", action="store_true", help="do not connect to REDIS_URL (only check that it is well-formed)"
+    )
     check.set_defaults(func=cmd_check_config)
 
     args = parser.parse_args(argv)
+    if getattr(args, "url", "") is None:
+        args.url = web_url()
     args.func(args)
 
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.connection import parse_url
 
 from connector.destinations.config import GluConfig, LoyaltyLionConfig, VoucherifyConfig
 from connector.destinations.esp.config import EspBase, parse_esp
@@ -60,21 +61,64 @@ class Tenant(BaseModel):
         return ZoneInfo(self.timezone)
 
 
-def _resolve_env(value: Any, path: str) -> Any:
-    """Replace ``env:NAME`` strings by the variable's value, recursively."""
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigProblemsError(ConfigError):
+    """Every problem found in one pass over the environment and the tenants file."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def config_problems(exc: ConfigError) -> list[str]:
+    """The separate problems a ``ConfigError`` reports (one per line when printed)."""
+    return list(exc.problems) if isinstance(exc, ConfigProblemsError) else [str(exc)]
+
+
+class _Pass:
+    """Problems found so far, and the keys whose ``env:`` reference did not resolve.
+
+    A value that could not be read from the environment is validated as an empty string; the
+    errors that then follows at that key ("Field required", "not a URL"...) only repeat the
+    missing variable, so they are left out.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.unresolved: list[str] = []
+
+    def add(self, lines: list[str]) -> None:
+        for line in lines:
+            where = line.split(": ", 1)[0]
+            if not any(where == key or where.startswith(key + ".") for key in self.unresolved):
+                self.problems.append(line)
+
+
+def _resolve_env(value: Any, path: str, found: _Pass) -> Any:
+    """Replace ``env:NAME`` strings by the variable's value, recursively; note every bad one."""
     if isinstance(value, dict):
-        return {k: _resolve_env(v, f"{path}.{k}") for k, v in value.items()}
+        return {k: _resolve_env(v, f"{path}.{k}", found) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_resolve_env(v, f"{path}.{i}", found) for i, v in enumerate(value)]
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
-        if name not in os.environ:
-            raise ConfigError(f"{path}: environment variable {name} is not set")
-        return os.environ[name]
+        if name in os.environ and ENV_NAME.match(name):
+            return os.environ[name]
+        if not name:
+            problem = '"env:" must be followed by the name of an environment variable, e.g. "env:HARBOUR_GLU_KEY"'
+        elif not ENV_NAME.match(name):
+            problem = f'"env:{name}": {name!r} is not an environment variable name (letters, digits and _)'
+        else:
+            problem = f"environment variable {name} is not set"
+        found.problems.append(f"{path}: {problem}")
+        found.unresolved.append(path)
+        return ""
     return value
 
 
-def _format_validation(prefix: str, exc: ValidationError) -> str:
+def _format_validation(prefix: str, exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         parts = list(err["loc"])
@@ -84,47 +128,72 @@ def _format_validation(prefix: str, exc: ValidationError) -> str:
             parts.append("platform")  # a missing or unknown platform: name the key
         loc = ".".join(str(p) for p in parts)
         lines.append(f"{prefix}.{loc}: {err['msg']}" if loc else f"{prefix}: {err['msg']}")
-    return "; ".join(lines)
+    return lines
+
+
+def _parse_tenant(name: str, raw: dict[str, Any], found: _Pass) -> Tenant | None:
+    """One tenant table; every problem goes to ``found`` (``None`` when there was one)."""
+    prefix = f"tenants.{name}"
+    before = len(found.problems)
+    raw = _resolve_env(raw, prefix, found)
+    sources: dict[str, SourceConfig] = {}
+    raw_sources = raw.get("sources") or {}
+    if not isinstance(raw_sources, dict):
+        found.add([f"{prefix}.sources: must be a table of [tenants.{name}.sources.<source>] tables"])
+        raw_sources = {}
+    for slug, source_raw in raw_sources.items():
+        adapter = SOURCES.get(slug)
+        if adapter is None:
+            found.add([f"{prefix}.sources.{slug}: unknown source (known: {', '.join(sorted(SOURCES))})"])
+            continue
+        try:
+            sources[slug] = adapter.config_model.model_validate(
+                source_raw, context={"tenant_timezone": raw.get("timezone", "UTC")}
+            )
+        except ValidationError as exc:
+            found.add(_format_validation(f"{prefix}.sources.{slug}", exc))
+    esp: EspBase | None = None
+    if raw.get("esp") is not None:
+        try:
+            esp = parse_esp(raw["esp"], f"{prefix}.esp")
+        except ValueError as exc:
+            found.add(str(exc).split("; "))
+    try:
+        # Sources and ESP were validated above (a failed one is left out here, so the tenant's
+        # own keys are still checked in this pass).
+        tenant = Tenant.model_validate({**raw, "name": name, "sources": sources, "esp": esp})
+    except ValidationError as exc:
+        found.add(_format_validation(prefix, exc))
+        return None
+    return tenant if len(found.problems) == before else None
 
 
 def parse_tenants(document: dict[str, Any]) -> dict[str, Tenant]:
     """Validate a parsed tenants document into ``Tenant`` objects.
 
     Raises:
-        ConfigError: naming the first bad key(s).
+        ConfigProblemsError: naming every bad key of every tenant, in one pass.
     """
-    unknown_top = sorted(set(document) - {"tenants"})
-    if unknown_top:
-        raise ConfigError(f"{unknown_top[0]}: unknown top-level table (expected [tenants.<name>])")
+    found = _Pass()
+    for key in sorted(set(document) - {"tenants"}):
+        found.add([f"{key}: unknown top-level table (expected [tenants.<name>])"])
     tenants: dict[str, Tenant] = {}
-    for name, raw in (document.get("tenants") or {}).items():
+    raw_tenants = document.get("tenants") or {}
+    if not isinstance(raw_tenants, dict):
+        found.add(["tenants: must be a table of [tenants.<name>] tables"])
+        raw_tenants = {}
+    for name, raw in raw_tenants.items():
         prefix = f"tenants.{name}"
         if not TENANT_NAME.match(name):
-            raise ConfigError(f"{prefix}: tenant names are lower-case letters, digits, '-' and '_'")
+            found.add([f"{prefix}: tenant names are lower-case letters, digits, '-' and '_'"])
         if not isinstance(raw, dict):
-            raise ConfigError(f"{prefix}: must be a table")
-        raw = _resolve_env(raw, prefix)
-        sources: dict[str, SourceConfig] = {}
-        for slug, source_raw in (raw.get("sources") or {}).items():
-            adapter = SOURCES.get(slug)
-            if adapter is None:
-                raise ConfigError(f"{prefix}.sources.{slug}: unknown source (known: {', '.join(sorted(SOURCES))})")
-            try:
-                sources[slug] = adapter.config_model.model_validate(
-                    source_raw, context={"tenant_timezone": raw.get("timezone", "UTC")}
-                )
-            except ValidationError as exc:
-                raise ConfigError(_format_validation(f"{prefix}.sources.{slug}", exc)) from None
-        esp: EspBase | None = None
-        if raw.get("esp") is not None:
-            try:
-                esp = parse_esp(raw["esp"], f"{prefix}.esp")
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-        try:
-            tenants[name] = Tenant.model_validate({**raw, "name": name, "sources": sources, "esp": esp})
-        except ValidationError as exc:
-            raise ConfigError(_format_validation(prefix, exc)) from None
+            found.add([f"{prefix}: must be a table"])
+            continue
+        tenant = _parse_tenant(name, raw, found)
+        if tenant is not None:
+            tenants[name] = tenant
+    if found.problems:
+        raise ConfigProblemsError(found.problems)
     return tenants
 
 
@@ -154,6 +223,15 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=10.0, gt=0)
     queue_prefix: str = ""
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        try:
+            parse_url(value)  # type: ignore[no-untyped-call]  # what Redis.from_url does: scheme, host, port, db, options
+        except ValueError as exc:
+            raise ValueError(f"not a usable Redis URL: {exc}") from None
+        return value
+
     @field_validator("retry_schedule", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
@@ -174,15 +252,33 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment, turning validation errors into ``ConfigError``."""
+    """Build settings from the environment and read the tenants file, now (not at the first webhook).
+
+    Raises:
+        ConfigProblemsError: every problem of the environment and of the tenants file, in one pass.
+    """
+    problems: list[str] = []
+    settings: Settings | None = None
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        lines = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
             name = "REDIS_URL" if loc == "REDIS_URL" else f"CONNECTOR_{loc.upper()}"
-            lines.append(f"{name}: {err['msg']}")
-        raise ConfigError("; ".join(lines)) from None
-    settings.tenants  # noqa: B018 - validate the tenants file now, not at the first webhook
+            problems.append(f"{name}: {err['msg']}")
+    # The tenants file is checked even when the environment is not valid: one pass reports all.
+    tenants_file = (
+        settings.tenants_file
+        if settings is not None
+        else Path(overrides.get("tenants_file") or os.environ.get("CONNECTOR_TENANTS_FILE") or "config/tenants.toml")
+    )
+    try:
+        if settings is not None:
+            settings.tenants  # noqa: B018 - read and validated once, here
+        else:
+            load_tenants(tenants_file)
+    except ConfigError as exc:
+        problems.extend(config_problems(exc))
+    if problems or settings is None:
+        raise ConfigProblemsError(problems)
     return settings

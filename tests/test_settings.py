@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.errors import ConfigError
-from connector.settings import DEFAULT_RETRY_SCHEDULE, load_settings, parse_tenants
+from connector.settings import DEFAULT_RETRY_SCHEDULE, ConfigProblemsError, load_settings, parse_tenants
 
 GOOD = {
     "tenants": {
@@ -149,3 +149,103 @@ def test_example_and_demo_tenant_files_are_valid(monkeypatch):
     root = Path(__file__).parent.parent
     assert "demo" in parse_tenants(tomllib.loads((root / "config/demo-tenants.toml").read_text()))
     assert "harbour-hotels" in parse_tenants(tomllib.loads((root / "config/tenants.example.toml").read_text()))
+
+
+def test_every_problem_of_every_tenant_is_reported_in_one_pass(monkeypatch):
+    monkeypatch.delenv("HARBOUR_GLU_KEY")
+    harbour = GOOD["tenants"]["harbour-hotels"]
+    document = {
+        "extra": {},
+        "tenants": {
+            "harbour-hotels": {
+                **harbour,
+                "timezone": "Mars/Olympus",
+                "sources": {"shopify": {"secrets": ["x"]}, "woocommerce": {}},
+                "esp": {"provider": "klaviyo"},
+            },
+            "marina": {
+                "loyalty": {"platform": "glu", "base_url": "api.glu.io", "api_key": "env:"},
+                "sources": {"shopify": {"shop_domain": "m.myshopify.com", "secrets": ["env:MARINA_UNSET"]}},
+            },
+        },
+    }
+    with pytest.raises(ConfigProblemsError) as caught:
+        parse_tenants(document)
+    problems = caught.value.problems
+    expected = [
+        "extra: unknown top-level table",
+        "tenants.harbour-hotels.loyalty.api_key: environment variable HARBOUR_GLU_KEY is not set",
+        "tenants.harbour-hotels.timezone: ",
+        "tenants.harbour-hotels.sources.shopify.shop_domain: Field required",
+        "tenants.harbour-hotels.sources.woocommerce: unknown source",
+        "tenants.harbour-hotels.esp.api_key: Field required",
+        "tenants.marina.loyalty.api_key: ",
+        "tenants.marina.loyalty.base_url: ",
+        "tenants.marina.sources.shopify.secrets.0: environment variable MARINA_UNSET is not set",
+    ]
+    for start in expected:
+        assert sum(problem.startswith(start) for problem in problems) == 1, (start, problems)
+    assert len(problems) == len(expected), problems  # a missing variable is not also "Field required"
+    assert str(caught.value).count("; ") == len(expected) - 1
+
+
+def test_env_prefix_without_a_name_says_the_name_is_missing():
+    with pytest.raises(ConfigError) as caught:
+        parse_tenants(with_change(["tenants", "harbour-hotels", "loyalty", "api_key"], "env:"))
+    message = str(caught.value)
+    assert message.startswith("tenants.harbour-hotels.loyalty.api_key: ")
+    assert '"env:" must be followed by the name of an environment variable' in message
+    assert "environment variable  is" not in message
+    with pytest.raises(ConfigError, match="'HARBOUR GLU' is not an environment variable name"):
+        parse_tenants(with_change(["tenants", "harbour-hotels", "loyalty", "api_key"], "env:HARBOUR GLU"))
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:6379/0", "schemes"),
+        ("127.0.0.1:6379", "schemes"),
+        ("redis://127.0.0.1:port/0", "Port could not be cast"),
+        ("redis://127.0.0.1:99999/0", "Port out of range"),
+        ("redis://[::1/0", "Invalid IPv6 URL"),
+    ],
+)
+def test_an_unusable_redis_url_is_a_configuration_error_with_the_tenants_problems(tmp_path, monkeypatch, url, message):
+    path = tmp_path / "tenants.toml"
+    path.write_text('[tenants.a]\ntimezone = "Mars/Olympus"\n')
+    monkeypatch.setenv("CONNECTOR_TENANTS_FILE", str(path))
+    monkeypatch.setenv("REDIS_URL", url)
+    with pytest.raises(ConfigProblemsError) as caught:
+        load_settings()
+    problems = caught.value.problems
+    assert any(p.startswith("REDIS_URL: ") and message in p for p in problems), problems
+    assert any(p.startswith("tenants.a.timezone") for p in problems), problems  # same pass
+    assert any(p.startswith("tenants.a.loyalty: Field required") for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["whsec_not base64!", "whsec_", "whsec_a", "whsec_c2VjcmV0=c2VjcmV0", "not-whsec-at-all!"],
+)
+def test_a_malformed_standard_webhooks_secret_fails_at_load_without_showing_it(secret):
+    document = with_change(
+        ["tenants", "harbour-hotels", "sources"], {"standard": {"secrets": ["whsec_" + "QUJD" * 8, secret]}}
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_tenants(document)
+    message = str(caught.value)
+    assert message.startswith("tenants.harbour-hotels.sources.standard.secrets: ")
+    assert "secret 1 is not a Standard Webhooks secret" in message
+    assert secret not in message.replace("expected whsec_", "")  # the secret is never shown
+
+
+def test_well_formed_standard_webhooks_secrets_load():
+    import base64
+
+    padded = "whsec_" + base64.b64encode(b"a-key-of-some-length").decode()
+    unpadded = padded.rstrip("=")
+    bare = base64.b64encode(b"another key").decode()
+    document = with_change(
+        ["tenants", "harbour-hotels", "sources"], {"standard": {"secrets": [padded, unpadded, bare, ""]}}
+    )
+    assert len(parse_tenants(document)["harbour-hotels"].sources["standard"].secrets) == 4

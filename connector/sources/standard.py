@@ -13,11 +13,12 @@ answered ``ignored``. The schemas are published under ``schemas/`` and in the RE
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from connector.activities import Activity, LoyaltyEvent
@@ -26,6 +27,8 @@ from connector.sources import stay_events
 from connector.sources.base import Envelope, InboundRequest, SourceConfig, TranslationContext
 from connector.sources.glu_events import LOYALTY_EVENT_HANDLERS, check
 from connector.sources.wifi_login import handle_wifi_login
+
+WHSEC_PREFIX = "whsec_"
 
 # event type -> pure handler(payload data, envelope, context) -> activities
 EventHandler = Callable[[dict[str, Any], Envelope, TranslationContext], list[Activity]]
@@ -54,11 +57,37 @@ def _data(payload: Any) -> dict[str, Any]:
     return data
 
 
+def _check_secret(value: str, index: int) -> None:
+    """``whsec_`` (optional) then strict base64 of a non-empty key; the error never shows the secret."""
+    encoded = value.removeprefix(WHSEC_PREFIX)
+    try:
+        # The library pads unpadded base64 itself, so padding may be left off here too.
+        key = binascii.a2b_base64(encoded + "=" * (-len(encoded) % 4), strict_mode=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not key:
+        raise ValueError(
+            f"secret {index} is not a Standard Webhooks secret: expected {WHSEC_PREFIX} followed by the "
+            "base64 of the key, as the sender shows it"
+        )
+
+
 class StandardConfig(SourceConfig):
     """``[tenants.<t>.sources.standard]``."""
 
     secrets: list[SecretStr] = Field(min_length=1)
     events: list[str] | None = None  # accept only these types (default: every supported type)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets_decode(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        """A malformed secret fails at load, not as a 401 on every webhook (the library decodes
+        base64 leniently, so a typo would otherwise just make a different key)."""
+        for index, secret in enumerate(secrets):
+            value = secret.get_secret_value()
+            if value:  # an empty one (an unset rotation slot) is skipped at verification
+                _check_secret(value, index)
+        return secrets
 
 
 class StandardSource:

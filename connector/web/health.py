@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.exceptions import RedisError
 
+from connector.durability import DurabilityProbe
 from connector.metrics import RedisCollector
 from connector.web.errors import error_response
 
@@ -20,12 +21,19 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Redis answers; otherwise 503 so a load balancer stops sending webhooks here."""
+    """Redis answers; otherwise 503 so a load balancer stops sending webhooks here.
+
+    The body also says whether the server keeps every acknowledged webhook (``durability``:
+    ``appendonly``/``appendfsync``/``maxmemory-policy``, checked at most once a minute). A server
+    that does not is still ready: it is a warning for whoever runs it, not a reason to refuse.
+    """
+    redis = current_app.extensions["connector.redis"]
     try:
-        current_app.extensions["connector.redis"].ping()
+        redis.ping()
     except RedisError:
         return error_response(503, "redis_unavailable", "Redis is not reachable", {"Retry-After": "30"})
-    return jsonify({"status": "ready"})
+    probe = current_app.extensions.setdefault("connector.durability", DurabilityProbe())
+    return jsonify({"status": "ready", "durability": probe.current(redis).as_dict()})
 
 
 @bp.get("/metrics")
