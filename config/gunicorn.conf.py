@@ -20,7 +20,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 # webhooks to 100 slow connections; 64 lost none); an idle thread costs only its stack. Each thread
 # that serves the intake holds its own Redis connection (connector/queue.py), so Redis may see up
 # to workers x threads clients. Green threads (gevent, eventlet) are not an option as is: that
-# held connection is per OS thread, so greenlets would share one socket (measured: 500s, 503s and
+# held connection is per OS thread, so greenlets share one socket (measured with gevent: 500s, 503s,
 # fresh webhooks answered "duplicate"). In production put a buffering proxy in front anyway.
 threads = int(os.environ.get("CONNECTOR_WEB_THREADS", "64"))
 worker_class = os.environ.get("CONNECTOR_WEB_WORKER_CLASS") or ("gthread" if threads > 1 else "sync")
