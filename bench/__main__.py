@@ -3,10 +3,15 @@
 Scenarios (each prints its own lines; ratios are measured side by side in this run):
 
 1. Intake: signed Shopify ``orders/paid`` webhooks through the whole intake (verify, identify,
-   dedupe, enqueue into Redis with AOF on) under ``config/gunicorn.conf.py``, against a bare Flask
-   endpoint that only reads the body, under the same gunicorn settings. Paired rounds (both
-   servers, the same payloads, back to back, alternating which goes first); the ratio is the
-   median of the rounds' ratios.
+   dedupe, enqueue into Redis with AOF on and ``appendfsync always``) under
+   ``config/gunicorn.conf.py``, against a bare Flask endpoint that only reads the body, under the
+   same gunicorn settings; the same pair again with the old default (sync workers,
+   ``CONNECTOR_WEB_THREADS=1``); and the intake on a Redis with ``appendfsync everysec``. Paired
+   rounds (every server, fresh payloads of the same shape, back to back, rotating which goes
+   first); each ratio is the median of the rounds' ratios.
+1b. Slow clients (``slow``): 100 slowloris connections held open (bounded, loopback only) while
+   normal signed webhooks are sent at a steady rate, against the default and the old default:
+   share answered within 5 s, p50 and p99.
 2. Delivery: accepted webhooks worked off by ``connector worker --burst`` processes against the
    Glu sandbox (contact lookup/creation, activity post, ledger).
 3. PMS: Mews General Webhooks with batches of 50 reservations (each fetched from the Mews
@@ -16,8 +21,8 @@ Scenarios (each prints its own lines; ratios are measured side by side in this r
 5. Relay: signed Voucherify ``customer.*`` events to the Klaviyo sandbox with workers running:
    events/s end to end and p50/p99 from webhook sent to event received by the ESP.
 
-Options: ``python -m bench --requests 1000 --rounds 24 --concurrency 8 --deliveries 600 --workers 2``;
-``--only intake,pms`` runs a subset.
+Options: ``python -m bench --requests 500 --rounds 20 --concurrency 8 --slow 100 --deliveries 300
+--workers 2``; ``--only intake,slow`` runs a subset; ``--help`` lists them all.
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from bench.load import LoadResult, percentile, raw_request, run_load
+from bench.slow import SlowClients, send_paced
 from connector.embedded_redis import EmbeddedRedis, free_port
 from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.pms_samples import mews_batch, mews_batch_data
@@ -52,7 +59,7 @@ SECRET = "bench-shopify-secret"
 MEWS_TOKEN = "bench-mews-token"
 PURPLE_TOKEN = "bench-purple-token"
 VOUCHERIFY_SECRET = "bench-voucherify-secret"
-SCENARIOS = ("intake", "delivery", "pms", "wifi", "relay")
+SCENARIOS = ("intake", "slow", "delivery", "pms", "wifi", "relay")
 SHOP = "bench-shop.myshopify.com"
 SAMPLE = json.loads((ROOT / "connector/sandbox/samples/shopify-order.json").read_text())
 
@@ -125,54 +132,149 @@ def describe(label: str, result: LoadResult) -> str:
     )
 
 
-def bench_intake(args: argparse.Namespace, env: dict[str, str], ours: int, bare: int) -> float:
-    """Scenario 1; returns the median of the per-round ratios.
+@dataclass
+class Server:
+    """One gunicorn server of the intake comparison."""
 
-    Each round sends the same fresh payloads to both servers back to back, alternating which goes
-    first, and yields one ratio. On a shared machine whose speed drifts from minute to minute,
-    paired rounds compare like with like; the median of the pairs and their spread are reported.
+    label: str
+    port: int
+    results: list[LoadResult] = field(default_factory=list)
+
+    def median_rate(self) -> float:
+        """Median req/s over the rounds."""
+        return statistics.median(r.rate for r in self.results)
+
+
+# Ratios reported per round: (label, numerator, denominator) by server key.
+RATIOS = (
+    ("intake / bare (gthread, the default)", "ours", "bare"),
+    ("intake / bare (sync, the old default)", "ours_sync", "bare_sync"),
+    ("intake gthread / intake sync", "ours", "ours_sync"),
+    ("intake fsync always / everysec", "ours", "ours_everysec"),
+)
+
+
+def bench_intake(args: argparse.Namespace, servers: dict[str, Server]) -> dict[str, float]:
+    """Scenario 1; returns the median of the per-round ratios, by ratio label.
+
+    Each round sends fresh payloads of the same shape to every server back to back, the order
+    reversed every other round, and yields one value of each ratio. On a shared machine whose speed drifts
+    from minute to minute, paired rounds compare like with like; the median of the rounds and
+    their spread are reported.
     """
-    say(f"\n[intake] {args.requests} signed Shopify webhooks per round, {args.rounds} paired rounds, "
-        f"{args.concurrency} client processes, gunicorn {env.get('WEB_CONCURRENCY', 'default')} workers")
-    warm = [signed_order(1, 1, "127.0.0.1", ours, "bench") for _ in range(50)]
-    run_load("127.0.0.1", ours, warm, args.concurrency)
-    run_load("127.0.0.1", bare, warm, args.concurrency)
-    ratios, ours_results, bare_results = [], [], []
+    say(
+        f"\n[intake] {args.requests} signed Shopify webhooks per server per round, {args.rounds} rounds, "
+        f"{args.concurrency} client processes, {os.cpu_count() and os.cpu_count() * 2 + 1} gunicorn workers each "
+        f"(WEB_CONCURRENCY default); servers: " + "; ".join(s.label for s in servers.values())
+    )
+    for server in servers.values():
+        run_load(
+            "127.0.0.1",
+            server.port,
+            [signed_order(1, 1, "127.0.0.1", server.port) for _ in range(50)],
+            args.concurrency,
+        )
+    per_round: dict[str, list[float]] = {label: [] for label, _, _ in RATIOS}
     next_id = 10_000_000
+    # Servers run in this order (reversed every other round): each compared pair is adjacent
+    # or one apart, so the machine's drift between the two halves of a pair stays small.
+    keys = [key for key in ("bare_sync", "ours_sync", "ours", "ours_everysec", "bare") if key in servers]
     for round_number in range(1, args.rounds + 1):
-        payloads = [signed_order(next_id + i, i % 50, "127.0.0.1", ours) for i in range(args.requests)]
-        next_id += args.requests
-        if round_number % 2:
-            baseline = run_load("127.0.0.1", bare, payloads, args.concurrency)
-            intake = run_load("127.0.0.1", ours, payloads, args.concurrency)
-        else:
-            intake = run_load("127.0.0.1", ours, payloads, args.concurrency)
-            baseline = run_load("127.0.0.1", bare, payloads, args.concurrency)
-        if set(intake.statuses) != {202}:
-            raise SystemExit(f"intake answered {intake.statuses}: not every webhook was accepted")
-        ratios.append(intake.rate / baseline.rate)
-        ours_results.append(intake)
-        bare_results.append(baseline)
-        say(f" round {round_number}: intake / bare = {ratios[-1]:.0%}")
-        say(describe("bare Flask endpoint", baseline))
-        say(describe("connector intake", intake))
-    ratio = statistics.median(ratios)
-    rate = statistics.median(r.rate for r in ours_results)
-    bare_rate = statistics.median(r.rate for r in bare_results)
-    p50 = statistics.median(r.p50_ms for r in ours_results)
-    p99 = statistics.median(r.p99_ms for r in ours_results)
-    say(f" => intake {rate:.0f} req/s = {ratio:.0%} of the bare endpoint ({bare_rate:.0f} req/s), median of "
-        f"{len(ratios)} paired rounds (range {min(ratios):.0%}-{max(ratios):.0%}); p50 {p50:.2f} ms, p99 {p99:.2f} ms "
-        "(target >= 60%)")
-    return ratio
+        order = keys if round_number % 2 else keys[::-1]
+        # fresh delivery ids per server (two servers share a Redis, and a repeat is a duplicate),
+        # all signed before the first run so no server waits for another's payloads
+        payloads: dict[str, list[bytes]] = {}
+        for key in order:
+            payloads[key] = [
+                signed_order(next_id + i, i % 50, "127.0.0.1", servers[key].port) for i in range(args.requests)
+            ]
+            next_id += args.requests
+        rates: dict[str, float] = {}
+        for key in order:
+            server = servers[key]
+            result = run_load("127.0.0.1", server.port, payloads[key], args.concurrency)
+            if key.startswith("ours") and set(result.statuses) != {202}:
+                raise SystemExit(f"{server.label} answered {result.statuses}: not every webhook was accepted")
+            server.results.append(result)
+            rates[key] = result.rate
+        for label, top, bottom in RATIOS:
+            per_round[label].append(rates[top] / rates[bottom])
+        say(
+            f" round {round_number:>2}: "
+            + "  ".join(f"{key} {rates[key]:5.0f}" for key in keys)
+            + " req/s;  "
+            + "  ".join(f"{per_round[label][-1]:.0%}" for label, _, _ in RATIOS)
+        )
+    say(" medians over the rounds (range):")
+    for server in servers.values():
+        p50 = statistics.median(r.p50_ms for r in server.results)
+        p99 = statistics.median(r.p99_ms for r in server.results)
+        say(f"  {server.label:<44} {server.median_rate():6.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+    medians = {}
+    for label, _, _ in RATIOS:
+        values = per_round[label]
+        medians[label] = statistics.median(values)
+        say(f"  {label:<44} {medians[label]:6.0%}   (rounds {min(values):.0%}-{max(values):.0%})")
+    say("  target: intake >= 60% of the bare endpoint under the same gunicorn settings")
+    return medians
+
+
+def drained(port: int, quiet: float = 2.0) -> None:
+    """Wait until the server answers again, then ``quiet`` seconds more.
+
+    Requests that gave up during an attack may still sit in the listen backlog; a server that was
+    stuck works them off when the attack ends, and their jobs must not land in the next scenario.
+    """
+    probe = answers(f"http://127.0.0.1:{port}/healthz")
+    deadline = time.monotonic() + 60
+    while not probe() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(quiet)
+
+
+def bench_slow_clients(args: argparse.Namespace, servers: dict[str, Server]) -> None:
+    """Scenario 1b: normal signed webhooks while ``--slow`` slowloris connections are held open.
+
+    For the default (gthread) and the old default (sync): the slow connections are opened first
+    (half trickle their headers, half their body, a byte every half second each, reopened when
+    closed), then normal webhooks are sent at a steady rate; a webhook not answered within
+    ``--slow-deadline`` seconds counts as lost. The attack is bounded (it stops by itself) and
+    on loopback only.
+    """
+    seconds = args.slow_webhooks / args.slow_rate
+    say(
+        f"\n[slow clients] {args.slow} slow connections held open (headers or body trickled) while "
+        f"{args.slow_webhooks} normal signed webhooks are sent at {args.slow_rate}/s ({seconds:.0f} s); "
+        f"answered = a response within {args.slow_deadline:.0f} s"
+    )
+    next_id = 70_000_000
+    for key in ("ours", "ours_sync"):
+        server = servers[key]
+        payloads = [signed_order(next_id + i, i % 50, "127.0.0.1", server.port) for i in range(args.slow_webhooks)]
+        next_id += args.slow_webhooks
+        with SlowClients("127.0.0.1", server.port, args.slow, duration=seconds + args.slow_deadline + 30) as slow:
+            time.sleep(1.0)  # let the server take the slow connections in first
+            result = send_paced("127.0.0.1", server.port, payloads, args.slow_rate, args.slow_deadline)
+            opened = slow.opened
+        drained(server.port)
+        share = result.answered / result.sent
+        say(
+            f"  {server.label:<44} answered {result.answered}/{result.sent} = {share:.1%}   "
+            f"p50 {result.p(0.5):.1f} ms   p99 {result.p(0.99):.1f} ms   "
+            f"statuses {dict(sorted(result.statuses.items()))}"
+            f"   ({opened} slow connections opened)"
+        )
+    say("  target: >= 99% answered with the default settings")
 
 
 def bench_delivery(args: argparse.Namespace, env: dict[str, str], ours: int, redis_url: str, sandbox: int) -> None:
     """Scenario 2: accepted webhooks → worker processes → Glu sandbox, for both worker classes."""
     from redis import Redis
 
-    say(f"\n[delivery] {args.deliveries} accepted Shopify webhooks, {args.workers} `connector worker --burst` "
-        "processes, Glu sandbox over HTTP (contact lookup/creation, activity post, ledger)")
+    say(
+        f"\n[delivery] {args.deliveries} accepted Shopify webhooks, {args.workers} `connector worker --burst` "
+        "processes, Glu sandbox over HTTP (contact lookup/creation, activity post, ledger)"
+    )
     for worker_class in ("fork", "simple"):
         Redis.from_url(redis_url).flushdb()
         requests.post(f"http://127.0.0.1:{sandbox}/glu/_sandbox/reset", timeout=5)
@@ -182,8 +284,10 @@ def bench_delivery(args: argparse.Namespace, env: dict[str, str], ours: int, red
             raise SystemExit(f"intake answered {result.statuses}")
         seconds = run_workers(env, args.workers, worker_class)
         delivered = glu_activities(sandbox)
-        say(f"  --worker-class {worker_class:<6} {delivered} activities in {seconds:5.1f} s = "
-            f"{delivered / seconds:4.0f} webhooks/s end to end ({2 * delivered / seconds:.0f} jobs/s)")
+        say(
+            f"  --worker-class {worker_class:<6} {delivered} activities in {seconds:5.1f} s = "
+            f"{delivered / seconds:4.0f} webhooks/s end to end ({2 * delivered / seconds:.0f} jobs/s)"
+        )
         if delivered != args.deliveries:
             raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {delivered}")
 
@@ -192,9 +296,13 @@ def run_workers(env: dict[str, str], count: int, worker_class: str = "fork") -> 
     """Run ``count`` burst workers in parallel until the queues are empty; returns seconds."""
     started = time.perf_counter()
     workers = [
-        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker", "--burst", "--worker-class", worker_class],
-                         env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-m", "connector.cli", "worker", "--burst", "--worker-class", worker_class],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(count)
     ]
     for worker in workers:
@@ -227,8 +335,10 @@ def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox:
     say(describe(f"{args.pms_intake} messages at the intake", intake))
     say(f"  = {intake.rate * 50:.0f} reservation events/s accepted ({len(intake_payloads[0]) // 1024} KiB per message)")
     Redis.from_url(redis_url).flushdb()  # the intake-only messages name reservations the sandbox does not hold
-    say(f"  then {messages} messages whose reservations the Mews sandbox holds (every stay departed: Booking, "
-        f"Checked in, Checked out each), {args.workers} workers")
+    say(
+        f"  then {messages} messages whose reservations the Mews sandbox holds (every stay departed: Booking, "
+        f"Checked in, Checked out each), {args.workers} workers"
+    )
     payloads = []
     for index in range(messages):
         salt = f"bench-{uuid.uuid4().hex[:6]}-{index}"
@@ -240,8 +350,10 @@ def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox:
     run_load("127.0.0.1", ours, payloads, min(args.concurrency, messages))
     seconds = run_workers(env, args.workers)
     made = glu_activities(sandbox) - before
-    say(f"  {made} activities from {messages} messages in {seconds:.1f} s = {messages / seconds:.2f} messages/s, "
-        f"{made / seconds:.0f} activities/s through the workers")
+    say(
+        f"  {made} activities from {messages} messages in {seconds:.1f} s = {messages / seconds:.2f} messages/s, "
+        f"{made / seconds:.0f} activities/s through the workers"
+    )
     if made != messages * 150:
         raise SystemExit(f"expected {messages * 150} activities, got {made}")
 
@@ -250,16 +362,20 @@ def bench_wifi(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox
     """Scenario 4: a Purple login storm."""
     guests, reconnects = args.wifi_guests, args.wifi_reconnects
     say(f"\n[wifi] Purple login storm: {guests} guests x {1 + reconnects} logins in one local day at one venue")
-    payloads = [raw(path, headers, body, ours)
-                for path, headers, body in wifi_login_storm(guests, reconnects, tenant="bench", token=PURPLE_TOKEN)]
+    payloads = [
+        raw(path, headers, body, ours)
+        for path, headers, body in wifi_login_storm(guests, reconnects, tenant="bench", token=PURPLE_TOKEN)
+    ]
     before = glu_activities(sandbox, "Connected to wifi")
     result = run_load("127.0.0.1", ours, payloads, args.concurrency)
     say(describe("Purple logins", result))
     accepted = result.statuses.get(202, 0)
     seconds = run_workers(env, args.workers)
     made = glu_activities(sandbox, "Connected to wifi") - before
-    say(f"  {accepted} of {len(payloads)} logins became jobs ({accepted / len(payloads):.0%}); the rest were "
-        f"answered duplicate; {made} activities reached Glu ({made / len(payloads):.0%} of logins) in {seconds:.1f} s")
+    say(
+        f"  {accepted} of {len(payloads)} logins became jobs ({accepted / len(payloads):.0%}); the rest were "
+        f"answered duplicate; {made} activities reached Glu ({made / len(payloads):.0%} of logins) in {seconds:.1f} s"
+    )
     if made != guests:
         raise SystemExit(f"expected {guests} wifi activities, got {made}")
 
@@ -267,8 +383,7 @@ def bench_wifi(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox
 def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> None:
     """Scenario 5: Voucherify customer.* events to Klaviyo with workers already running."""
     count = args.relay_events
-    say(f"\n[relay] {count} signed Voucherify customer.* events to the Klaviyo sandbox, "
-        f"{args.workers} workers running")
+    say(f"\n[relay] {count} signed Voucherify customer.* events to the Klaviyo sandbox, {args.workers} workers running")
     requests.post(f"http://127.0.0.1:{sandbox}/klaviyo/_sandbox/reset", timeout=10)
     events = list(voucherify_events(count, VOUCHERIFY_SECRET))
     payloads = [raw("/webhooks/bench/voucherify", headers, body, ours) for headers, body in events]
@@ -281,24 +396,34 @@ def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbo
     finally:
         stop_workers(workers)
     say(describe("Voucherify intake", result))
-    latencies = sorted(received[eid] - sent for eid, sent in zip(event_ids, result.sent_at, strict=True)
-                       if eid in received)
+    latencies = sorted(
+        received[eid] - sent for eid, sent in zip(event_ids, result.sent_at, strict=True) if eid in received
+    )
     span = max(received.values()) - min(result.sent_at)
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
-    say(f"  burst: {len(received)} events at Klaviyo in {span:.1f} s = {len(received) / span:.0f} events/s end to end; "
-        f"webhook to ESP p50 {p50:.0f} ms, p99 {p99:.0f} ms (queueing behind the burst)")
+    say(
+        f"  burst: {len(received)} events at Klaviyo in {span:.1f} s = {len(received) / span:.0f} events/s end to end; "
+        f"webhook to ESP p50 {p50:.0f} ms, p99 {p99:.0f} ms (queueing behind the burst)"
+    )
     if len(received) != count:
         raise SystemExit(f"expected {count} events at Klaviyo, got {len(received)}")
     paced = paced_latencies(args, env, ours, sandbox)
-    say(f"  paced (one event every {1000 // args.relay_rate} ms, {len(paced)} events): webhook to ESP "
-        f"p50 {percentile(paced, 0.5) * 1000:.0f} ms, p99 {percentile(paced, 0.99) * 1000:.0f} ms")
+    say(
+        f"  paced (one event every {1000 // args.relay_rate} ms, {len(paced)} events): webhook to ESP "
+        f"p50 {percentile(paced, 0.5) * 1000:.0f} ms, p99 {percentile(paced, 0.99) * 1000:.0f} ms"
+    )
 
 
 def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
     """Long-running ``connector worker`` processes (stop them with :func:`stop_workers`)."""
     return [
-        subprocess.Popen([sys.executable, "-m", "connector.cli", "worker"], env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-m", "connector.cli", "worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(count)
     ]
 
@@ -350,15 +475,15 @@ timezone = "Europe/London"
 [tenants.bench.loyalty]
 platform = "glu"
 base_url = "{url}/glu"
-api_key = "{DEFAULT_KEYS['glu']}"
+api_key = "{DEFAULT_KEYS["glu"]}"
 [tenants.bench.sources.shopify]
 shop_domain = "{SHOP}"
 secrets = ["{SECRET}"]
 [tenants.bench.sources.mews]
 token = "{MEWS_TOKEN}"
 api_url = "{url}/mews"
-client_token = "{DEFAULT_KEYS['mews_client_token']}"
-access_token = "{DEFAULT_KEYS['mews_access_token']}"
+client_token = "{DEFAULT_KEYS["mews_client_token"]}"
+access_token = "{DEFAULT_KEYS["mews_access_token"]}"
 [tenants.bench.sources.purple]
 token = "{PURPLE_TOKEN}"
 [tenants.bench.sources.voucherify]
@@ -366,28 +491,41 @@ secrets = ["{VOUCHERIFY_SECRET}"]
 [tenants.bench.esp]
 provider = "klaviyo"
 base_url = "{url}/klaviyo"
-api_key = "{DEFAULT_KEYS['klaviyo']}"
+api_key = "{DEFAULT_KEYS["klaviyo"]}"
 """
 
 
 def main() -> None:
     """Run the scenarios and print the figures."""
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=24)
+    parser.add_argument("--requests", type=int, default=500, help="webhooks per server per intake round")
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--deliveries", type=int, default=600)
+    parser.add_argument("--deliveries", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pms-messages", type=int, default=4)
     parser.add_argument("--pms-intake", type=int, default=400)
     parser.add_argument("--wifi-guests", type=int, default=300)
     parser.add_argument("--wifi-reconnects", type=int, default=5)
-    parser.add_argument("--relay-events", type=int, default=300)
+    parser.add_argument("--relay-events", type=int, default=200)
     parser.add_argument("--relay-paced", type=int, default=40)
     parser.add_argument("--relay-rate", type=int, default=5, help="events per second in the paced run")
-    parser.add_argument("--redis-tcp", action="store_true",
-                        help="reach the embedded Redis over TCP loopback instead of its Unix socket "
-                             "(as a Redis on another host would be reached)")
+    parser.add_argument("--slow", type=int, default=100, help="slow connections held open in the slow scenario")
+    parser.add_argument("--slow-webhooks", type=int, default=150, help="normal webhooks sent meanwhile")
+    parser.add_argument("--slow-rate", type=float, default=10, help="normal webhooks per second meanwhile")
+    parser.add_argument("--slow-deadline", type=float, default=5, help="seconds before a webhook counts as lost")
+    parser.add_argument(
+        "--appendfsync",
+        choices=("always", "everysec"),
+        default="always",
+        help="the main embedded Redis's fsync policy (the intake comparison always has an everysec one too)",
+    )
+    parser.add_argument(
+        "--redis-tcp",
+        action="store_true",
+        help="reach the embedded Redis over TCP loopback instead of its Unix socket "
+        "(as a Redis on another host would be reached)",
+    )
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -395,41 +533,97 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown scenarios {unknown}; choose from {SCENARIOS}")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        redis = EmbeddedRedis(Path(tmp) / "redis", appendonly=True).start()
-        sandbox_port, ours, bare = free_port(), free_port(), free_port()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        # The default (issue 11, item 5): every write fsynced before the 2xx. A second server with
+        # everysec measures what that costs at the intake.
+        redis = stack.enter_context(embedded_redis(Path(tmp) / "redis", args.appendfsync))
+        everysec = stack.enter_context(embedded_redis(Path(tmp) / "redis-everysec", "everysec"))
+        sandbox_port = free_port()
         tenants = Path(tmp) / "tenants.toml"
         tenants.write_text(tenants_toml(sandbox_port))
         redis_url = redis.url if args.redis_tcp else redis.local_url
-        env = {**os.environ, "REDIS_URL": redis_url, "CONNECTOR_TENANTS_FILE": str(tenants),
-               "PYTHONPATH": str(ROOT)}
-        gunicorn = str(Path(sys.executable).parent / "gunicorn")
+        everysec_url = everysec.url if args.redis_tcp else everysec.local_url
+        env = {**os.environ, "REDIS_URL": redis_url, "CONNECTOR_TENANTS_FILE": str(tenants), "PYTHONPATH": str(ROOT)}
+        for variable in ("CONNECTOR_WEB_THREADS", "CONNECTOR_WEB_WORKER_CLASS"):
+            env.pop(variable, None)  # the defaults of config/gunicorn.conf.py are what is measured
         transport = "TCP loopback" if redis_url.startswith("redis://") else "its Unix socket"
-        say(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; Redis embedded with AOF (everysec), "
-            f"reached over {transport}; load generator on the same machine")
-        try:
-            with (
-                process([sys.executable, "-m", "connector.cli", "sandbox", "--port", str(sandbox_port)], env,
-                        answers(f"http://127.0.0.1:{sandbox_port}/"), "sandbox"),
-                process([gunicorn, "-c", "config/gunicorn.conf.py", "wsgi:app"],
-                        {**env, "CONNECTOR_BIND": f"127.0.0.1:{ours}"},
-                        answers(f"http://127.0.0.1:{ours}/healthz"), "connector web"),
-                process([gunicorn, "-c", "config/gunicorn.conf.py", "bench.bare:app"],
-                        {**env, "CONNECTOR_BIND": f"127.0.0.1:{bare}"},
-                        answers(f"http://127.0.0.1:{bare}/webhooks/x/y", "POST"), "bare web"),
-            ):
-                if "intake" in chosen:
-                    bench_intake(args, env, ours, bare)
-                if "delivery" in chosen:
-                    bench_delivery(args, env, ours, redis_url, sandbox_port)
-                if "pms" in chosen:
-                    bench_pms(args, env, ours, sandbox_port, redis_url)
-                if "wifi" in chosen:
-                    bench_wifi(args, env, ours, sandbox_port)
-                if "relay" in chosen:
-                    bench_relay(args, env, ours, sandbox_port)
-        finally:
-            redis.stop()
+        say(
+            f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+            f"before the run; Python {sys.version.split()[0]}; Redis embedded with AOF "
+            f"(appendfsync {args.appendfsync}; a second one with everysec), reached over {transport}; "
+            "load generator on the same machine"
+        )
+        stack.enter_context(
+            process(
+                [sys.executable, "-m", "connector.cli", "sandbox", "--port", str(sandbox_port)],
+                env,
+                answers(f"http://127.0.0.1:{sandbox_port}/"),
+                "sandbox",
+            )
+        )
+        sync = {"CONNECTOR_WEB_THREADS": "1"}  # the old default: sync workers
+        specs = {
+            "bare": ("bare Flask endpoint, gthread (default)", "bench.bare:app", {}),
+            "ours": ("connector intake, gthread (default)", "wsgi:app", {}),
+            "ours_everysec": ("connector intake, gthread, Redis everysec", "wsgi:app", {"REDIS_URL": everysec_url}),
+            "bare_sync": ("bare Flask endpoint, sync (old default)", "bench.bare:app", sync),
+            "ours_sync": ("connector intake, sync (old default)", "wsgi:app", sync),
+        }
+        if not {"intake", "slow"} & set(chosen):
+            specs = {"ours": specs["ours"]}
+        servers = {key: Server(label, free_port()) for key, (label, _, _) in specs.items()}
+        for key, (label, app, extra) in specs.items():
+            port = servers[key].port
+            probe = (
+                answers(f"http://127.0.0.1:{port}/healthz")
+                if app == "wsgi:app"
+                else answers(f"http://127.0.0.1:{port}/webhooks/x/y", "POST")
+            )
+            stack.enter_context(
+                process(
+                    [gunicorn_binary(), "-c", "config/gunicorn.conf.py", app],
+                    {**env, **extra, "CONNECTOR_BIND": f"127.0.0.1:{port}"},
+                    probe,
+                    label,
+                )
+            )
+        ours = servers["ours"].port
+        if "intake" in chosen:
+            bench_intake(args, servers)
+        if "slow" in chosen:
+            bench_slow_clients(args, servers)
+        if "delivery" in chosen:
+            bench_delivery(args, env, ours, redis_url, sandbox_port)
+        if "pms" in chosen:
+            bench_pms(args, env, ours, sandbox_port, redis_url)
+        if "wifi" in chosen:
+            bench_wifi(args, env, ours, sandbox_port)
+        if "relay" in chosen:
+            bench_relay(args, env, ours, sandbox_port)
+        say(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+
+
+def gunicorn_binary() -> str:
+    """The gunicorn next to this Python."""
+    return str(Path(sys.executable).parent / "gunicorn")
+
+
+@contextmanager
+def embedded_redis(data_dir: Path, appendfsync: str) -> Iterator[EmbeddedRedis]:
+    """An embedded Redis with the append-only file on and the given ``appendfsync`` policy.
+
+    Set with ``CONFIG SET`` after start, so this works whatever policy ``EmbeddedRedis`` starts with.
+    """
+    from redis import Redis
+
+    server = EmbeddedRedis(data_dir, appendonly=True).start()
+    try:
+        client = Redis(port=server.port)
+        client.config_set("appendfsync", appendfsync)
+        client.close()
+        yield server
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """gunicorn settings for the web tier (``gunicorn -c config/gunicorn.conf.py wsgi:app``).
 
 Environment overrides: ``CONNECTOR_BIND`` (default 127.0.0.1:8000), ``WEB_CONCURRENCY``
-(worker processes, default 2 x cores + 1), ``CONNECTOR_WEB_THREADS`` (threads per worker).
+(worker processes, default 2 x cores + 1), ``CONNECTOR_WEB_THREADS`` (threads per worker, default
+64; 1 selects gunicorn's sync worker, the default before issue 11), ``CONNECTOR_WEB_WORKER_CLASS``
+(a gunicorn worker class, default gthread; see below before choosing gevent or eventlet).
 """
 
 import multiprocessing
@@ -9,8 +11,19 @@ import os
 
 bind = os.environ.get("CONNECTOR_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.environ.get("CONNECTOR_WEB_THREADS", "1"))
-worker_class = "gthread" if threads > 1 else "sync"
+# Threaded workers, so a slow client cannot take the intake down. A sync worker reads a request
+# on its only thread: twenty connections trickling their headers or body (slowloris) held every
+# worker until gunicorn's timeout killed it, and no webhook was answered for the whole attack. A
+# gthread worker parks a slow client on one of its threads and goes on answering on the others;
+# `make bench` measures 100 slow connections against the defaults (README, Performance). 64 per
+# worker because gunicorn's workers take connections unevenly (24 threads x 5 workers still lost
+# webhooks to 100 slow connections; 64 lost none); an idle thread costs only its stack. Each thread
+# that serves the intake holds its own Redis connection (connector/queue.py), so Redis may see up
+# to workers x threads clients. Green threads (gevent, eventlet) are not an option as is: that
+# held connection is per OS thread, so greenlets share one socket (measured with gevent: 500s, 503s,
+# fresh webhooks answered "duplicate"). In production put a buffering proxy in front anyway.
+threads = int(os.environ.get("CONNECTOR_WEB_THREADS", "64"))
+worker_class = os.environ.get("CONNECTOR_WEB_WORKER_CLASS") or ("gthread" if threads > 1 else "sync")
 # Validate settings and the tenants file once, before forking: a bad config stops start-up.
 preload_app = True
 timeout = 30
