@@ -32,6 +32,10 @@ keepalive = 5
 accesslog = os.environ.get("CONNECTOR_ACCESS_LOG", None)
 errorlog = "-"
 loglevel = os.environ.get("CONNECTOR_LOG_LEVEL", "info")
+# gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), so a
+# second server on the machine (the bench runs five, the tests several) would take it over from
+# the first. The connector does not use it.
+control_socket_disable = True
 
 # HotspotSystem signs webhooks in a header whose name contains underscores
 # (HTTP_X_HOTSPOTSYSTEM_HMAC_SHA256). gunicorn >= 22 drops every such header by default
