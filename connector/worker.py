@@ -61,7 +61,9 @@ BLOCK_SECONDS = 1  # an idle worker blocks on the ingest queue this long, then l
 SCHEDULER_CHECK_SECONDS = 1.0
 RECOVERY_SECONDS = 2.0  # how often a worker looks for what dead workers left (a few reads)
 HEARTBEAT_SECONDS = 30.0
-SOCKET_TIMEOUT = 10  # no worker call blocks longer than BLOCK_SECONDS, so a hung Redis shows soon
+# RQ raises the socket timeout to its 405 s BLPOP + 10; no call here blocks longer than BLOCK_SECONDS,
+# so the client's own timeout (30 s from connector.queue.connect) stands and a hung Redis shows soon.
+SOCKET_TIMEOUT = 30
 
 # One round trip after every job: the worker is idle again, and an execution whose outcome never
 # reached Redis (its started-registry entry is still there) is queued again.
@@ -157,7 +159,7 @@ class ReliableWorker(BaseWorker):
 
     @property
     def connection_timeout(self) -> int:
-        """Socket timeout RQ gives the worker's connection (RQ: its 405 s BLPOP plus 10)."""
+        """The least socket timeout RQ lets the worker's connection have (see :data:`SOCKET_TIMEOUT`)."""
         return SOCKET_TIMEOUT
 
     # --- lifecycle --------------------------------------------------------------------------
