@@ -180,13 +180,18 @@ def test_a_redis_restart_between_pop_and_start_loses_no_job(env, sandbox, own_re
 # --- item 3: due retries start on time across worker kills ------------------------------------
 
 
-def test_a_new_worker_takes_over_the_scheduler_of_a_sigkilled_one(env, redis, workers):
-    env()
+def test_a_new_worker_takes_over_the_scheduler_lock_left_by_a_stack_killed_hard(env, own_redis, workers):
+    env(REDIS_URL=own_redis.url)
+    redis = connect(own_redis.url)
     first = workers.worker()
-    wait_for(lambda: scheduler_owner(redis), 30, "the first worker's scheduler to take the lock")
-    job_id, due = schedule_probe(redis, 2.5)
-    workers.kill_group(first)  # the worker and its scheduler; the lock stays behind (61 s TTL)
-    workers.worker()
+    owner = wait_for(lambda: scheduler_owner(redis), 30, "the first worker's scheduler to take the lock")
+    workers.kill_group(first)  # the worker and its scheduler, as a hard stop of the stack...
+    own_redis.stop()  # ...with Redis, whose append-only file keeps the lock (61 s TTL)
+    own_redis.start()
+    assert redis.get("rq:scheduler-lock:delivery") == owner.encode()
+    second = workers.worker()
+    wait_for(lambda: second.pid in registered_worker_pids(redis), 30, "the new worker to start")
+    job_id, due = schedule_probe(redis, 1.5)
     assert lateness(redis, job_id, due) <= LATENESS_LIMIT, workers.log()
 
 
