@@ -39,11 +39,12 @@ from rq.exceptions import NoSuchJobError, StopRequested
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
 from rq.logutils import blue, green
+from rq.registry import FailedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker, WorkerStatus
 
-from connector.queue import QUEUE_NAMES, get_queue
+from connector.queue import FAILURE_TTL, QUEUE_NAMES, get_queue
 from connector.recovery import (
     CLAIM_SCRIPT,
     REDIS_ERRORS,
@@ -313,6 +314,9 @@ class ReliableWorker(BaseWorker):
         while True:
             raw = self._claim(keys=[self.claim_key, *queue_keys])
             if raw is None and block:
+                if self.get_redis_server_version() < (6, 2, 0):  # no BLMOVE: look again in a second
+                    time.sleep(BLOCK_SECONDS)
+                    return None
                 # Blocks on the queue webhooks arrive in; the others are looked at every second.
                 raw = self.connection.blmove(queue_keys[0], self.claim_key, BLOCK_SECONDS, "LEFT", "RIGHT")
             if raw is None:
@@ -325,10 +329,11 @@ class ReliableWorker(BaseWorker):
                 continue
             except REDIS_ERRORS:
                 raise  # the claim stays; the next call returns it first
-            except Exception:
-                # An unreadable job hash would stop every worker that claims it; RQ drops it too.
-                self.log.exception("Worker %s: job %s cannot be read; left out of the queues", self.name, job_id)
-                self.connection.lrem(self.claim_key, 1, job_id)
+            except Exception as exc:
+                # An unreadable job hash would stop every worker that claims it (RQ drops the id):
+                # it goes to its queue's failed registry with the reason, for a person to look at.
+                self.log.exception("Worker %s: job %s cannot be read; moved to failed", self.name, job_id)
+                self._fail_unreadable(job_id, exc)
                 continue
             queue = self.queue_class(
                 job.origin,
@@ -338,6 +343,18 @@ class ReliableWorker(BaseWorker):
                 death_penalty_class=self.death_penalty_class,
             )
             return job, queue
+
+    def _fail_unreadable(self, job_id: str, exc: Exception) -> None:
+        job_key = Job.redis_job_namespace_prefix + job_id
+        origin = self.connection.hget(job_key, "origin")
+        with self.connection.pipeline() as pipeline:
+            pipeline.lrem(self.claim_key, 1, job_id)
+            if origin:
+                name = origin.decode() if isinstance(origin, bytes) else str(origin)
+                registry = FailedJobRegistry(name, connection=self.connection)
+                pipeline.zadd(registry.key, {job_id: time.time() + FAILURE_TTL})
+                pipeline.hset(job_key, mapping={"status": "failed", "exc_info": f"unreadable job: {exc!r}"})
+            pipeline.execute()
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None

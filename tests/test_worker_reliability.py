@@ -234,3 +234,14 @@ def test_a_worker_rides_out_a_redis_outage_mid_job(worker_class, env, sandbox, o
     assert registered_worker_pids(redis) == {proc.pid}
     job_id, due = schedule_probe(redis, 1.5)  # and its scheduler came through too
     assert lateness(redis, job_id, due) <= LATENESS_LIMIT, workers.log()
+
+
+def test_an_unreadable_job_goes_to_failed_and_the_worker_carries_on(client, sandbox, redis, work):
+    queue = get_queue(redis, INGEST_QUEUE)
+    queue.enqueue("time.time", job_id="unreadable")
+    redis.hset("rq:job:unreadable", "created_at", "not a time")  # a hash RQ cannot read back
+    assert post_order(client, "after-the-unreadable-one") == 202
+    work()
+    assert queue.failed_job_registry.get_job_ids() == ["unreadable"]
+    assert "unreadable job" in redis.hget("rq:job:unreadable", "exc_info").decode()
+    assert len(activities(sandbox)) == 1
