@@ -282,7 +282,7 @@ class ReliableWorker(BaseWorker):
     def supervise_scheduler(self) -> None:
         """Every second: restart this worker's scheduler when it is not running and a lock is free."""
         scheduler = self.scheduler
-        if scheduler is None or self._burst or time.monotonic() < self._next_scheduler_check:
+        if scheduler is None or self._burst or self._stop_requested or time.monotonic() < self._next_scheduler_check:
             return
         self._next_scheduler_check = time.monotonic() + SCHEDULER_CHECK_SECONDS
         process = scheduler._process
