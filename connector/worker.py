@@ -51,6 +51,7 @@ from connector.recovery import (
     Backoff,
     claim_key,
     free_scheduler_locks,
+    recover_abandoned_jobs,  # noqa: F401 - importable from here as before
     recover_lost_jobs,
     register_claimant,
     release_claims,
