@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -28,7 +29,7 @@ from enum import Enum
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
-from redis import Redis
+from redis import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -188,8 +189,8 @@ class AcceptCommands:
     def __init__(self, queue: Queue, schedule: Sequence[int], dedup_ttl: int, tenant: str, source: str) -> None:
         self.jobs = IngestJobHashes(queue, schedule)
         self.argc = 3 + 5 + 4 + len(self.jobs.static) + 8  # EVALSHA sha numkeys, keys, args, job hash
-        self.after_marker_and_job = resp_bulk(queue.key) + resp_bulk(queue.redis_queues_keys) + resp_bulk(
-            metrics.COUNTERS_KEY
+        self.after_marker_and_job = (
+            resp_bulk(queue.key) + resp_bulk(queue.redis_queues_keys) + resp_bulk(metrics.COUNTERS_KEY)
         )
         self.after_job_id = (
             resp_bulk(dedup_ttl)
@@ -260,12 +261,36 @@ _fork_generation = [0]
 os.register_at_fork(after_in_child=lambda: _fork_generation.__setitem__(0, _fork_generation[0] + 1))
 
 
+class _HeldConnection:
+    """A connection checked out of ``pool`` for one thread, given back to the pool when dropped.
+
+    Checked out once (the pool counts it as in use, so its cap stays true) and kept across
+    reconnects: a failed call only disconnects it and the next call reconnects the same object.
+    The thread-local that holds it is cleared when its thread ends, which returns it to the pool,
+    so servers that start a thread per request do not use the pool up either.
+    """
+
+    __slots__ = ("connection", "generation", "pool")
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.generation = _fork_generation[0]
+        self.connection: Any = pool.get_connection()
+
+    def __del__(self) -> None:
+        # Only the process that checked it out gives it back (a forked child's pool starts afresh).
+        if self.generation == _fork_generation[0]:
+            with contextlib.suppress(Exception):
+                self.pool.release(self.connection)
+
+
 def _held_connection(redis: Redis) -> Any:
-    """This thread's (and process's) own connection to ``redis``, made on first use."""
-    held = getattr(_connections, "held", None)
-    if held is None or held[0] is not redis.connection_pool or held[1] != _fork_generation[0]:
-        held = _connections.held = (redis.connection_pool, _fork_generation[0], redis.connection_pool.make_connection())
-    return held[2]
+    """This thread's (and process's) own connection to ``redis``, checked out on first use."""
+    held: _HeldConnection | None = getattr(_connections, "held", None)
+    if held is None or held.pool is not redis.connection_pool or held.generation != _fork_generation[0]:
+        _connections.held = None  # gives the old one back before a new one is checked out
+        held = _connections.held = _HeldConnection(redis.connection_pool)
+    return held.connection
 
 
 def _run_accept_script(redis: Redis, command: bytes) -> Any:
@@ -289,13 +314,11 @@ def _run_accept_script(redis: Redis, command: bytes) -> Any:
                 conn.send_packed_command((command,))
                 return conn.read_response()
         except RedisConnectionError:
-            conn.disconnect()
-            _connections.held = None
+            conn.disconnect()  # the same connection object reconnects on its next call
             if attempt == 2:
                 raise
         except (RedisTimeoutError, ResponseError):
             conn.disconnect()
-            _connections.held = None
             raise
     raise AssertionError("unreachable")
 

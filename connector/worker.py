@@ -1,30 +1,72 @@
+# mypy: disallow-untyped-calls=False
+# (this module extends RQ's worker and scheduler, whose methods are mostly unannotated)
 """Running RQ workers: the long-lived ``connector worker`` and the burst variant.
 
-Workers listen on every connector queue with the JSON serializer and the scheduler on (retries
-with a delay are scheduled jobs). ``--burst`` processes everything that is due, including due
-retries, and exits; ``wait_for_retries`` lets it also wait for retries due within that many
-seconds (handy in tests and one-off catch-ups).
+Workers listen on every connector queue (ingest first) with the JSON serializer and the
+scheduler on (retries with a delay are scheduled jobs). On top of RQ they guarantee:
+
+* **No accepted job is lost between queue and worker.** RQ pops from several queues with
+  ``BLPOP``, after which the job id exists only in the worker's memory until the started
+  registry is written. Here the id moves atomically into the worker's own claim list
+  (:data:`connector.recovery.CLAIM_SCRIPT`) and leaves it in the transaction that writes the
+  started registry; a dead worker's claims go back to their queues (:mod:`connector.recovery`).
+* **A Redis outage is ridden out**, by both worker classes: every call the worker itself makes
+  waits with backoff (at most 2 s between tries) and carries on when Redis answers. A job whose
+  outcome could not be recorded is queued again (the ledger makes the rerun safe).
+* **Scheduled jobs (retries) start on time.** Each worker checks its scheduler every second and
+  restarts it; the scheduler rides out outages, exits when its worker dies, and locks held by a
+  dead scheduler are taken over at once.
+
+``--burst`` processes everything that is due, including due retries, and exits;
+``wait_for_retries`` lets it also wait for retries due within that many seconds (handy in tests
+and one-off catch-ups).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
+from uuid import uuid4
 
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import NoSuchJobError, StopRequested
+from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
+from rq.logutils import blue, green
+from rq.registry import FailedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
-from rq.worker import BaseWorker
+from rq.worker import BaseWorker, WorkerStatus
 
 from connector import redaction
-from connector.queue import QUEUE_NAMES, get_queue
+from connector.queue import FAILURE_TTL, QUEUE_NAMES, get_queue
+from connector.recovery import (
+    CLAIM_SCRIPT,
+    REDIS_ERRORS,
+    Backoff,
+    claim_key,
+    free_scheduler_locks,
+    recover_abandoned_jobs,  # noqa: F401 - importable from here as before
+    recover_lost_jobs,
+    register_claimant,
+    release_claims,
+)
 
 log = logging.getLogger(__name__)
+
+BLOCK_SECONDS = 1  # an idle worker blocks on the ingest queue this long, then looks at every queue
+SCHEDULER_CHECK_SECONDS = 1.0
+RECOVERY_SECONDS = 2.0  # how often a worker looks for what dead workers left (a few reads)
+HEARTBEAT_SECONDS = 30.0
+# RQ raises the socket timeout to its 405 s BLPOP + 10; no call here blocks longer than BLOCK_SECONDS,
+# so the client's own timeout (30 s from connector.queue.connect) stands and a hung Redis shows soon.
+SOCKET_TIMEOUT = 30
 
 
 class RedactedFailures(BaseWorker):
@@ -47,7 +89,383 @@ def redact_reason(text: str) -> str:
     return redaction.redact(text, redaction.configured_secrets(jobs.settings())) if text else text
 
 
-class ConnectorWorker(RedactedFailures, Worker):
+# One round trip after every job: the worker is idle again, and an execution whose outcome never
+# reached Redis (its started-registry entry is still there) is queued again.
+# KEYS: 1 worker hash, 2 started registry, 3 execution hash, 4 the job's execution registry,
+#       5 job hash, 6 the job's queue. ARGV: 1 worker state, 2 started entry, 3 execution id, 4 job id.
+SETTLE_SCRIPT = """
+redis.call("HSET", KEYS[1], "state", ARGV[1])
+if redis.call("ZREM", KEYS[2], ARGV[2]) == 0 then return 0 end
+redis.call("DEL", KEYS[3])
+redis.call("ZREM", KEYS[4], ARGV[3])
+redis.call("HDEL", KEYS[1], "current_job")
+if redis.call("EXISTS", KEYS[5]) == 0 then return 0 end
+redis.call("HSET", KEYS[5], "status", "queued")
+redis.call("LPUSH", KEYS[6], ARGV[4])
+return 1
+"""
+
+
+class ConnectorScheduler(RQScheduler):
+    """RQ's scheduler that survives Redis outages, follows its worker, and takes over dead locks.
+
+    RQ's scheduler process ends on the first Redis error (in its heartbeat) and retries a lock
+    it lacks only every two minutes. This one keeps going through outages, tries missing locks
+    every second (releasing those of dead schedulers first), exits when it holds none (its
+    worker starts it again when one is free) and exits when its worker is gone.
+    """
+
+    _parent_pid = 0
+
+    def start(self) -> Any:
+        """Fork the scheduler process (remembering the worker that owns it)."""
+        self._parent_pid = os.getpid()
+        return super().start()
+
+    @property
+    def should_reacquire_locks(self) -> bool:
+        """Every round while a lock is missing (RQ: every two minutes)."""
+        return bool(self._queue_names != self.acquired_locks)
+
+    def acquire_locks(self, auto_start: bool = False) -> set[str]:
+        """Release locks of dead schedulers, then acquire or refresh ours as RQ does."""
+        free_scheduler_locks(self.connection, self._queue_names, self.name)
+        return set(super().acquire_locks(auto_start))
+
+    def work(self) -> None:
+        """The scheduler loop: heartbeat, enqueue due jobs, sleep a second; outages are waited out."""
+        self._install_signal_handlers()
+        backoff = Backoff()
+        registered = False
+        while True:
+            if self._stop_requested or (self._parent_pid and os.getppid() != self._parent_pid):
+                if not self._stop_requested:
+                    self.log.warning("Scheduler %s: its worker is gone, stopping", self.name)
+                try:
+                    self.stop()
+                except REDIS_ERRORS:
+                    pass  # the locks expire on their own
+                return
+            try:
+                if not registered:
+                    self.register_birth()
+                    registered = True
+                if self.should_reacquire_locks:
+                    self.acquire_locks()
+                if not self.acquired_locks:
+                    self.log.info("Scheduler %s: another scheduler holds every lock, stopping", self.name)
+                    self._stop_requested = True
+                    continue
+                self.heartbeat()
+                self.enqueue_scheduled_jobs()
+                backoff.reset()
+            except REDIS_ERRORS as exc:
+                self._status = self.Status.STARTED
+                self.log.warning("Scheduler %s: Redis unavailable (%s); trying again", self.name, exc)
+                backoff.wait()
+                continue
+            time.sleep(self.interval)
+
+
+class ReliableWorker(BaseWorker):
+    """What both connector worker classes add to RQ's: claim lists, outage riding, scheduler care."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.claim_key = claim_key(self.name)
+        self._claim = self.connection.register_script(CLAIM_SCRIPT)
+        self._settle = self.connection.register_script(SETTLE_SCRIPT)
+        self._next_heartbeat = 0.0
+        self._next_scheduler_check = 0.0
+        self._next_recovery = time.monotonic() + RECOVERY_SECONDS
+        self.stop_signalled = False
+        self._burst = True  # until work() starts the scheduler: no supervision
+
+    @property
+    def connection_timeout(self) -> int:
+        """The least socket timeout RQ lets the worker's connection have (see :data:`SOCKET_TIMEOUT`)."""
+        return SOCKET_TIMEOUT
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def register_birth(self) -> None:
+        """RQ's registration, plus the owner record of this worker's claim list."""
+        super().register_birth()
+        register_claimant(self.connection, self.name)
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """Note that a stop was asked for (``run_worker`` then does not start a new worker)."""
+        self.stop_signalled = True
+        super().request_stop(signum, frame)
+
+    def teardown(self) -> None:
+        """Give back claimed jobs that never started, then RQ's teardown; tolerates Redis being down."""
+        if not self.is_horse:
+            try:
+                release_claims(self.connection, self.claim_key)
+            except REDIS_ERRORS:
+                self.log.warning("Worker %s: Redis unavailable; its claims are recovered later", self.name)
+        try:
+            super().teardown()
+        except REDIS_ERRORS as exc:
+            self.log.warning("Worker %s: Redis unavailable at shutdown (%s)", self.name, exc)
+
+    def _wait_out(self, backoff: Backoff, what: str, exc: Exception) -> None:
+        """One backoff step of an outage; a requested stop ends the wait."""
+        if self._stop_requested:
+            raise StopRequested()
+        self.log.error("Worker %s: Redis unavailable while %s (%s); retrying", self.name, what, exc)
+        backoff.wait()
+
+    # --- calls RQ makes that must not end the worker in an outage ---------------------------------
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's heartbeat; a missed one during an outage is skipped (the hash has minutes of TTL)."""
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        try:
+            super().heartbeat(timeout)
+            self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+        except REDIS_ERRORS as exc:
+            self.log.warning("Worker %s: heartbeat skipped, Redis unavailable (%s)", self.name, exc)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """RQ's state write; in an outage only the in-memory state changes."""
+        if pipeline is not None:
+            super().set_state(state, pipeline)
+            return
+        try:
+            super().set_state(state)
+        except REDIS_ERRORS:
+            self._state = state
+
+    def set_current_job_working_time(self, current_job_working_time: float, pipeline: Any = None) -> None:
+        """RQ's progress note (informational); skipped in an outage."""
+        try:
+            super().set_current_job_working_time(current_job_working_time, pipeline)
+        except REDIS_ERRORS:
+            pass
+
+    def maintain_heartbeats(self, job: Job) -> None:
+        """RQ's heartbeats during a job; skipped in an outage (the horse keeps working)."""
+        try:
+            super().maintain_heartbeats(job)
+        except REDIS_ERRORS as exc:
+            self.log.warning("Worker %s: job heartbeat skipped, Redis unavailable (%s)", self.name, exc)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's suspension check; unknown in an outage, and the next dequeue waits for Redis anyway."""
+        try:
+            super().check_for_suspension(burst)
+        except REDIS_ERRORS:
+            pass
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's maintenance (registry cleaning); tried again on the next round after an outage."""
+        try:
+            super().run_maintenance_tasks()
+        except REDIS_ERRORS as exc:
+            self.log.warning("Worker %s: maintenance postponed, Redis unavailable (%s)", self.name, exc)
+
+    # --- the scheduler ------------------------------------------------------------------------
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """RQ's scheduler start with :class:`ConnectorScheduler`; an outage now is retried by supervision."""
+        self.scheduler = ConnectorScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        try:
+            self.scheduler.acquire_locks()
+            if self.scheduler.acquired_locks:
+                if burst:
+                    try:
+                        self.scheduler.register_birth()
+                        self.scheduler.enqueue_scheduled_jobs()
+                    finally:
+                        self.scheduler.release_locks()
+                        self.scheduler.register_death()
+                else:
+                    self.scheduler.start()
+        except REDIS_ERRORS as exc:
+            self.log.warning("Worker %s: scheduler not started yet, Redis unavailable (%s)", self.name, exc)
+        self._burst = burst
+
+    def supervise_scheduler(self) -> None:
+        """Every second: restart this worker's scheduler when it is not running and a lock is free."""
+        scheduler = self.scheduler
+        if scheduler is None or self._burst or self._stop_requested or time.monotonic() < self._next_scheduler_check:
+            return
+        self._next_scheduler_check = time.monotonic() + SCHEDULER_CHECK_SECONDS
+        process = scheduler._process
+        if process is not None and process.is_alive():
+            return
+        # The worker's own connection decides whether to try, so an idle worker that does not hold
+        # the locks costs a few reads a second and no new connection.
+        if free_scheduler_locks(self.connection, scheduler._queue_names, scheduler.name):
+            scheduler.acquire_locks(auto_start=True)
+            if scheduler._process is not None and scheduler._process.is_alive():
+                self.log.info("Worker %s: scheduler started (PID %s)", self.name, scheduler._process.pid)
+
+    # --- taking a job -------------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self.heartbeat()
+        if self.should_run_maintenance_tasks:
+            self.run_maintenance_tasks()
+        self.supervise_scheduler()
+        if now >= self._next_recovery:
+            self._next_recovery = now + RECOVERY_SECONDS
+            recover_lost_jobs(self.connection)
+
+    def _claim_next(self, block: bool) -> tuple[Job, Queue] | None:
+        """The next job, moved into this worker's claim list on the way (see the module docstring)."""
+        queue_keys = [queue.key for queue in self._ordered_queues]
+        while True:
+            raw = self._claim(keys=[self.claim_key, *queue_keys])
+            if raw is None and block:
+                if self.get_redis_server_version() < (6, 2, 0):  # no BLMOVE: look again in a second
+                    time.sleep(BLOCK_SECONDS)
+                    return None
+                # Blocks on the queue webhooks arrive in; the others are looked at every second.
+                raw = self.connection.blmove(queue_keys[0], self.claim_key, BLOCK_SECONDS, "LEFT", "RIGHT")
+            if raw is None:
+                return None
+            job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            try:
+                job = self.job_class.fetch(job_id, connection=self.connection, serializer=self.serializer)
+            except NoSuchJobError:
+                self.connection.lrem(self.claim_key, 1, job_id)  # deleted meanwhile, as RQ skips it
+                continue
+            except REDIS_ERRORS:
+                raise  # the claim stays; the next call returns it first
+            except Exception as exc:
+                # An unreadable job hash would stop every worker that claims it (RQ drops the id):
+                # it goes to its queue's failed registry with the reason, for a person to look at.
+                self.log.exception("Worker %s: job %s cannot be read; moved to failed", self.name, job_id)
+                self._fail_unreadable(job_id, exc)
+                continue
+            queue = self.queue_class(
+                job.origin,
+                connection=self.connection,
+                job_class=self.job_class,
+                serializer=self.serializer,
+                death_penalty_class=self.death_penalty_class,
+            )
+            return job, queue
+
+    def _fail_unreadable(self, job_id: str, exc: Exception) -> None:
+        job_key = Job.redis_job_namespace_prefix + job_id
+        origin = self.connection.hget(job_key, "origin")
+        with self.connection.pipeline() as pipeline:
+            pipeline.lrem(self.claim_key, 1, job_id)
+            if origin:
+                name = origin.decode() if isinstance(origin, bytes) else str(origin)
+                registry = FailedJobRegistry(name, connection=self.connection)
+                pipeline.zadd(registry.key, {job_id: time.time() + FAILURE_TTL})
+                pipeline.hset(job_key, mapping={"status": "failed", "exc_info": f"unreadable job: {exc!r}"})
+            pipeline.execute()
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """RQ's dequeue loop, with the claim-list pop and Redis outages waited out with backoff."""
+        qnames = ",".join(self.queue_names())
+        self.set_state(WorkerStatus.IDLE)
+        self.procline("Listening on " + qnames)
+        backoff = Backoff()
+        idle_since = time.monotonic()
+        while True:
+            if self._stop_requested:
+                return None
+            try:
+                self._housekeeping()
+                result = self._claim_next(block=timeout is not None)
+                backoff.reset()
+            except REDIS_ERRORS as exc:
+                self._wait_out(backoff, "waiting for a job", exc)
+                continue
+            if result is not None:
+                job, queue = result
+                self.reorder_queues(reference_queue=queue)
+                job.redis_server_version = self.get_redis_server_version()
+                if self.log_job_description:
+                    self.log.info("Worker %s: %s: %s (%s)", self.name, green(queue.name), blue(job.description), job.id)
+                else:
+                    self.log.info("Worker %s: %s: %s", self.name, green(queue.name), job.id)
+                return result
+            if timeout is None:
+                return None  # burst: nothing left
+            if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                self.log.info("Worker %s: idle for %d seconds, quitting", self.name, max_idle_time)
+                return None
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """Write the started registry and drop the claim in one transaction (RQ: no claim).
+
+        The execution id is chosen first, so a transaction whose answer was lost in an outage can
+        simply be sent again: it writes the same entries a second time.
+        """
+        execution = Execution(id=uuid4().hex, job_id=job.id, connection=self.connection, worker_name=self.name)
+        ttl = self.get_heartbeat_ttl(job)
+        backoff = Backoff()
+        while True:
+            try:
+                with self.connection.pipeline() as pipeline:
+                    execution.save(ttl=ttl, pipeline=pipeline)
+                    ExecutionRegistry(job_id=job.id, connection=pipeline).add(  # type: ignore[arg-type]
+                        execution=execution, ttl=ttl, pipeline=pipeline
+                    )
+                    job.started_job_registry.add_execution(execution, pipeline=pipeline, ttl=ttl, xx=False)
+                    self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+                    pipeline.lrem(self.claim_key, 1, job.id)
+                    pipeline.execute()
+                break
+            except REDIS_ERRORS as exc:
+                self._wait_out(backoff, f"starting job {job.id}", exc)
+        self.execution = execution
+        return execution
+
+    def settle(self, job: Job, execution: Execution) -> None:
+        """After a job: idle again, and queue the job again if its outcome never reached Redis."""
+        backoff = Backoff()
+        keys = [
+            self.key,
+            job.started_job_registry.key,
+            execution.key,
+            ExecutionRegistry(job_id=job.id, connection=self.connection).key,
+            job.key,
+            Queue.redis_queue_namespace_prefix + job.origin,
+        ]
+        args = [WorkerStatus.IDLE.value, execution.composite_key, execution.id, job.id]
+        while True:
+            try:
+                requeued = self._settle(keys=keys, args=args)
+                break
+            except REDIS_ERRORS as exc:
+                self._wait_out(backoff, f"recording the end of job {job.id}", exc)
+        self._state = WorkerStatus.IDLE
+        self.execution = None
+        if requeued:
+            self.log.warning(
+                "Worker %s: the outcome of job %s was not recorded (Redis); queued again", self.name, job.id
+            )
+
+
+class ConnectorWorker(RedactedFailures, ReliableWorker, Worker):
     """RQ's forking worker that also records its work horse's pid in its Redis hash.
 
     RQ puts each horse in its own process group, so a worker killed with SIGKILL can leave its
@@ -59,17 +477,43 @@ class ConnectorWorker(RedactedFailures, Worker):
         """Fork as RQ does, then note the horse pid (only the parent returns here)."""
         super().fork_work_horse(job, queue)
         if self.horse_pid:
-            self.connection.hset(self.key, "horse_pid", str(self.horse_pid))
+            try:
+                self.connection.hset(self.key, "horse_pid", str(self.horse_pid))
+            except REDIS_ERRORS:
+                pass  # only recovery's liveness check reads it, and it also checks the worker itself
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Fork a horse for the job and watch it, as RQ does; then settle the job's record."""
+        execution = self.prepare_execution(job)
+        self.fork_work_horse(job, queue)
+        try:
+            self.monitor_work_horse(job, queue)
+        except REDIS_ERRORS as exc:
+            # Only RQ's bookkeeping after the horse ended talks to Redis unguarded.
+            self.log.warning("Worker %s: Redis unavailable after job %s (%s)", self.name, job.id, exc)
+            if self.horse_pid:
+                self.wait_for_horse()
+                self._horse_pid = 0
+        self.settle(job, execution)
 
 
-class ConnectorSimpleWorker(RedactedFailures, SimpleWorker):
+class ConnectorSimpleWorker(RedactedFailures, ReliableWorker, SimpleWorker):
     """RQ's in-process worker (no fork per job): faster for short jobs, no crash isolation."""
 
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job in this process, as RQ does; then settle the job's record."""
+        execution = self.prepare_execution(job)
+        try:
+            self.perform_job(job, queue)
+        except REDIS_ERRORS as exc:
+            self.log.warning("Worker %s: Redis unavailable during job %s (%s)", self.name, job.id, exc)
+        self.settle(job, execution)
 
-WORKER_CLASSES: dict[str, type[BaseWorker]] = {"fork": ConnectorWorker, "simple": ConnectorSimpleWorker}
+
+WORKER_CLASSES: dict[str, type[ReliableWorker]] = {"fork": ConnectorWorker, "simple": ConnectorSimpleWorker}
 
 
-def build_worker(redis: Redis, worker_class: type[BaseWorker] = ConnectorWorker) -> BaseWorker:
+def build_worker(redis: Redis, worker_class: type[ReliableWorker] = ConnectorWorker) -> ReliableWorker:
     """A worker on every connector queue (ingest first, so translation keeps up)."""
     queues = [get_queue(redis, name) for name in QUEUE_NAMES]
     return worker_class(queues, connection=redis, serializer=JSONSerializer)
@@ -88,71 +532,6 @@ def next_scheduled(redis: Redis) -> float | None:
     return earliest - datetime.now(UTC).timestamp()
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed process nobody has reaped yet is a zombie: dead for our purpose
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _worker_is_dead(redis: Redis, worker_name: str) -> bool:
-    """True when the named worker and its horse are certainly gone (unregistered, or dead pids here)."""
-    if not worker_name:
-        return False
-    data = redis.hgetall(f"rq:worker:{worker_name}")
-    if not data:
-        return True
-    hostname = _text(data.get(b"hostname", b""))
-    if hostname != socket.gethostname():
-        return False  # another machine: leave it to RQ's heartbeat expiry
-    pid = int(data.get(b"pid", b"0") or 0)
-    horse = int(data.get(b"horse_pid", b"0") or 0)
-    return pid > 0 and not _alive(pid) and not _alive(horse)
-
-
-def recover_abandoned_jobs(redis: Redis) -> int:
-    """Hand jobs of workers that died mid-job (SIGKILL, OOM) back to RQ's own recovery.
-
-    RQ notices an abandoned job only when its started-registry entry expires (about 90 s) and a
-    worker runs maintenance (up to 10 min later). A worker killed on this host is known dead at
-    once, so its entries are marked expired and RQ's cleanup retries them (or fails them when
-    no attempt is left). Delivery is idempotent, so running the job again posts nothing twice.
-    """
-    recovered = 0
-    for name in QUEUE_NAMES:
-        registry = get_queue(redis, name).started_job_registry
-        for raw in redis.zrange(registry.key, 0, -1):
-            entry = raw.decode() if isinstance(raw, bytes) else str(raw)
-            job_id = registry.parse_job_id(entry)
-            # The execution record is written with the registry entry; the job hash may lag it.
-            worker_name = _text(
-                redis.hget(f"rq:execution:{entry}", "worker_name")
-                or redis.hget(f"rq:job:{job_id}", "worker_name")
-                or b""
-            )
-            if _worker_is_dead(redis, worker_name):
-                redis.zadd(registry.key, {entry: 0}, xx=True)
-                recovered += 1
-        if recovered:
-            registry.cleanup(timestamp=0)
-    if recovered:
-        log.warning("recovered %d job(s) abandoned by dead workers", recovered)
-    return recovered
-
-
 def preload() -> None:
     """Import the job code and read the settings once, before RQ forks a horse per job.
 
@@ -164,19 +543,30 @@ def preload() -> None:
     redaction.install_log_redaction(redaction.configured_secrets(jobs.settings()))
 
 
+def _until_redis_answers(redis: Redis, what: str) -> None:
+    backoff = Backoff()
+    while True:
+        try:
+            recover_lost_jobs(redis, wait=2.0)
+            return
+        except REDIS_ERRORS as exc:
+            log.error("Redis unavailable before %s (%s); retrying", what, exc)
+            backoff.wait()
+
+
 def run_worker(
     redis: Redis,
     *,
     burst: bool = False,
     wait_for_retries: float = 0.0,
-    worker_class: type[BaseWorker] = ConnectorWorker,
+    worker_class: type[ReliableWorker] = ConnectorWorker,
     logging_level: str = "INFO",
 ) -> None:
     """Work the queues; in burst mode keep going while retries fall due within the wait."""
-    recover_abandoned_jobs(redis)
     preload()
+    _until_redis_answers(redis, "starting")  # also hands back what dead workers left behind
     if not burst:
-        build_worker(redis, worker_class).work(with_scheduler=True, logging_level=logging_level)
+        _work_until_stopped(redis, worker_class, logging_level)
         return
     deadline = time.monotonic() + wait_for_retries
     while True:
@@ -189,3 +579,23 @@ def run_worker(
                 return
             time.sleep(due_in + 0.05)
         # Burst workers enqueue due scheduled jobs when they start; the loop starts another.
+
+
+def _work_until_stopped(redis: Redis, worker_class: type[ReliableWorker], logging_level: str) -> None:
+    """Run a worker until a stop is asked for; one that ends otherwise is replaced in this process."""
+    backoff = Backoff(first=1.0, cap=10.0)
+    while True:
+        worker = build_worker(redis, worker_class)
+        try:
+            worker.work(with_scheduler=True, logging_level=logging_level)
+        except REDIS_ERRORS as exc:  # at start-up (registration), before RQ's loop catches anything
+            log.error("worker could not start, Redis unavailable (%s)", exc)
+        if worker.stop_signalled:
+            return
+        log.error("worker %s ended without a stop request; starting a new one", worker.name)
+        try:
+            backoff.wait()
+        except StopRequested:
+            return
+        if worker.stop_signalled:  # a stop signal during the wait reaches the old worker's handler
+            return

@@ -158,3 +158,47 @@ def test_embedded_redis_falls_back_to_tcp_when_the_socket_path_is_too_long(tmp_p
     deep = tmp_path / ("d" * 120)
     server = EmbeddedRedis(deep)
     assert server.socket_path is None and server.local_url == server.url
+
+
+def test_intake_answers_again_after_a_redis_outage(env, tmp_path):
+    """A Redis outage longer than the pool's cap of reconnects must not leave the intake at 503."""
+    from conftest import load_fixture, shopify_headers
+
+    from connector import create_app
+    from connector.embedded_redis import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "outage", appendonly=False).start()
+    try:
+        # A small cap makes the leak show in a few requests (redis-py's default cap is 100).
+        client = create_app(env(REDIS_URL=f"{server.url}?max_connections=8")).test_client()
+        body = load_fixture("shopify", "orders_paid")
+
+        def post(delivery: str) -> int:
+            headers = shopify_headers(body, webhook_id=delivery)
+            return int(client.post("/webhooks/harbour/shopify", data=body, headers=headers).status_code)
+
+        assert post("before") == 202
+        server.stop()
+        assert {post(f"during-{n}") for n in range(30)} == {503}
+        server.start()  # the same port, as after a restart
+        assert client.get("/readyz").status_code == 200
+        assert [post(f"after-{n}") for n in range(30)] == [202] * 30
+    finally:
+        server.stop()
+
+
+def test_intake_threads_that_come_and_go_give_their_connection_back(redis_url):
+    """A server that runs each request on a new thread must not use up the pool either."""
+    import threading
+
+    from connector.queue import connect
+
+    client = connect(f"{redis_url}?max_connections=4", for_web=True)
+    client.flushdb()
+    outcomes: list[str] = []
+    for n in range(12):
+        thread = threading.Thread(target=lambda n=n: outcomes.append(accept(client, f"thread-{n}").status))
+        thread.start()
+        thread.join()
+    assert outcomes == ["accepted"] * 12
+    assert client.connection_pool._created_connections <= 2  # the intake's one and the flush's

@@ -1,0 +1,53 @@
+"""A real ``connector worker`` with one fault at an exact point, for tests/test_worker_reliability.py.
+
+Usage: ``python tests/worker_faults.py MODE MARKER_DIR [worker options...]``.
+
+The fault point is the first read of an ingest job's hash, which both RQ's own dequeue and the
+connector's come to right after taking the job id off its queue, before the started registry
+is written: the window in which a job id exists nowhere but in the worker.
+
+* ``kill-after-pop``: the worker SIGKILLs itself there.
+* ``wait-after-pop``: it writes ``popped`` and waits there until ``go`` exists (the test kills
+  it or restarts Redis meanwhile); if the read then fails it writes ``read-failed``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import rq.job
+
+
+def main() -> None:
+    mode, markers, options = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+    original = rq.job.Job.fetch.__func__  # type: ignore[attr-defined]
+    fired = [False]
+
+    def fetch(cls: type[rq.job.Job], id: str, *args: Any, **kwargs: Any) -> rq.job.Job:  # noqa: A002 - RQ's name
+        if fired[0] or not id.startswith("ingest-"):
+            return original(cls, id, *args, **kwargs)  # type: ignore[no-any-return]
+        fired[0] = True
+        (markers / "popped").write_text(id)
+        if mode == "kill-after-pop":
+            os.kill(os.getpid(), signal.SIGKILL)
+        while not (markers / "go").exists():
+            time.sleep(0.02)
+        try:
+            return original(cls, id, *args, **kwargs)  # type: ignore[no-any-return]
+        except Exception:
+            (markers / "read-failed").write_text(id)
+            raise
+
+    rq.job.Job.fetch = classmethod(fetch)  # type: ignore[assignment,method-assign]
+    from connector.cli import main as cli
+
+    cli(["worker", *options])
+
+
+if __name__ == "__main__":
+    main()
