@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
@@ -120,8 +121,8 @@ def _delete_job(redis: Redis, job_id: str) -> None:
     """The job, its results (return values and failure reasons) and every list or registry entry."""
     try:
         job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
-    except Exception:
-        job = None
+    except (NoSuchJobError, DeserializationError, ValueError, TypeError):
+        job = None  # gone meanwhile, or a hash RQ cannot read: its keys are deleted by name below
     if job is not None:
         job.delete()
     with redis.pipeline() as pipe:

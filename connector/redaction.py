@@ -147,8 +147,8 @@ class RedactingFilter(logging.Filter):
             return True
         try:
             message = record.getMessage()
-        except Exception:
-            return True
+        except (TypeError, ValueError, KeyError):
+            return True  # arguments that do not fit the format: logging reports that record itself
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.msg = self.redactor.redact(message)
