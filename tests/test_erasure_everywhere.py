@@ -9,18 +9,16 @@ data decompressed, for the address raw and lower-cased.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
 import sys
 import time
-import zlib
-from collections.abc import Iterator
 from typing import Any
 
 from conftest import load_fixture
 from relay_helpers import VOUCHERIFY_SECRET, esp_table, voucherify_headers
+from stack_helpers import redis_texts
 from wifi_support import SOCIALWIFI_AUTH, purple_login, wifi_tenants_toml
 
 from connector import create_app
@@ -52,50 +50,9 @@ def voucherify_event(n: int, email: str) -> bytes:
     return json.dumps(body).encode()
 
 
-def all_redis_text(redis: Any) -> Iterator[tuple[str, str]]:
-    """(key, text) for every key and value of every type; zlib and base64 layers decoded."""
-
-    def text(raw: Any) -> str:
-        data = raw if isinstance(raw, bytes) else str(raw).encode()
-        layers = [data]
-        try:
-            layers.append(base64.b64decode(data, validate=True))
-        except ValueError:
-            pass
-        for layer in list(layers):
-            try:
-                layers.append(zlib.decompress(layer))
-            except zlib.error:
-                pass
-        return "\n".join(layer.decode("utf-8", "replace") for layer in layers)
-
-    for key in redis.scan_iter(count=1000):
-        name = key.decode()
-        yield name, name
-        kind = redis.type(key).decode()
-        values: list[Any] = []
-        if kind == "string":
-            values = [redis.get(key)]
-        elif kind == "hash":
-            for field, value in redis.hgetall(key).items():
-                values += [field, value]
-        elif kind == "list":
-            values = redis.lrange(key, 0, -1)
-        elif kind == "set":
-            values = list(redis.smembers(key))
-        elif kind == "zset":
-            values = [member for member, _ in redis.zrange(key, 0, -1, withscores=True)]
-        elif kind == "stream":
-            for _, fields in redis.xrange(key):
-                for field, value in fields.items():
-                    values += [field, value]
-        for value in values:
-            yield name, text(value)
-
-
 def mentions(redis: Any, email: str) -> list[str]:
     needles = {email, email.lower()}
-    return sorted({key for key, text in all_redis_text(redis) if any(n in text for n in needles)})
+    return sorted({key for key, text in redis_texts(redis) if any(n in text for n in needles)})
 
 
 def test_erasure_leaves_no_trace_of_the_guest_in_redis(env, sandbox, redis, work):

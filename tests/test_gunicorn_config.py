@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import runpy
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import SHOPIFY_SECRET, glu_tenant_toml, load_fixture, shopify_headers
+from stack_helpers import gunicorn_server
 from wifi_support import ingest_count
 
 from bench.load import raw_request
@@ -59,34 +57,8 @@ def gunicorn(tmp_path: Path, redis_url: str, redis: object) -> Iterator[int]:
         "CONNECTOR_TENANTS_FILE": str(tenants),
         "CONNECTOR_BIND": f"127.0.0.1:{port}",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start")
-            time.sleep(0.1)
+    with gunicorn_server(env):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _order(number: int, port: int) -> bytes:

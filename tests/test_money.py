@@ -177,9 +177,7 @@ def test_to_minor_units_from_strings(amount: str, currency: str, minor: int) -> 
         (Decimal("-0"), "USD", 0),
     ],
 )
-def test_to_minor_units_from_int_and_decimal(
-    amount: int | Decimal, currency: str, minor: int
-) -> None:
+def test_to_minor_units_from_int_and_decimal(amount: int | Decimal, currency: str, minor: int) -> None:
     result = to_minor_units(amount, currency)
     assert result == minor
     assert type(result) is int
@@ -227,9 +225,7 @@ def test_rejects_malformed_strings(amount: str) -> None:
     assert repr(amount) in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "amount", [Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), Decimal("-Infinity")]
-)
+@pytest.mark.parametrize("amount", [Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), Decimal("-Infinity")])
 def test_rejects_non_finite_decimals(amount: Decimal) -> None:
     with pytest.raises(PayloadError, match="not a finite number"):
         to_minor_units(amount, "USD")
@@ -265,9 +261,7 @@ def test_rejects_other_types(amount: object) -> None:
         (Decimal("0.5"), "JPY", 0),
     ],
 )
-def test_rejects_more_decimal_places_than_the_currency_has(
-    amount: str | Decimal, currency: str, places: int
-) -> None:
+def test_rejects_more_decimal_places_than_the_currency_has(amount: str | Decimal, currency: str, places: int) -> None:
     with pytest.raises(PayloadError) as info:
         to_minor_units(amount, currency)
     message = str(info.value)
@@ -276,9 +270,7 @@ def test_rejects_more_decimal_places_than_the_currency_has(
 
 
 def test_jpy_fraction_message_matches_contract() -> None:
-    with pytest.raises(
-        PayloadError, match=r"'1500\.5' has more decimal places than JPY allows \(0\)"
-    ):
+    with pytest.raises(PayloadError, match=r"'1500\.5' has more decimal places than JPY allows \(0\)"):
         to_minor_units("1500.5", "JPY")
 
 
@@ -301,9 +293,7 @@ def test_rejects_absurdly_large_amounts() -> None:
     # A zero with a huge exponent is still zero, and cheap.
     assert to_minor_units(Decimal("0E+999999999"), "USD") == 0
     # Far more than 28 digits (Decimal's default precision) and still exact.
-    assert (
-        to_minor_units("1234567890123456789012345678.90", "USD") == 123456789012345678901234567890
-    )
+    assert to_minor_units("1234567890123456789012345678.90", "USD") == 123456789012345678901234567890
 
 
 # --- from_minor_units / format_major ---------------------------------------------------------

@@ -21,17 +21,15 @@ import os
 import re
 import subprocess
 import sys
-import zlib
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
 from conftest import load_fixture, shopify_headers, standard_webhook_headers
-from redis import Redis
+from stack_helpers import ROOT, gunicorn_server, redis_texts
 
 from connector import create_app
+from connector.embedded_redis import free_port
 from connector.queue import QUEUE_NAMES, get_queue
 from connector.sandbox import DEFAULT_KEYS, SandboxServer
 
@@ -269,49 +267,6 @@ def webhooks() -> Iterator[tuple[str, bytes, dict[str, str]]]:
         yield f"/webhooks/{esp}/loyaltylion", body, headers
 
 
-def redis_texts(redis: Redis) -> Iterator[tuple[str, str]]:
-    """(key, text) for every key and every value in Redis; zlib-compressed values decompressed."""
-
-    def text(raw: Any) -> str:
-        """The value, plus its zlib and base64 decodings where they apply (RQ stores job data
-        zlib-compressed, results base64-encoded and failure reasons base64 of zlib)."""
-        data = raw if isinstance(raw, bytes) else str(raw).encode()
-        layers = [data]
-        try:
-            layers.append(base64.b64decode(data, validate=True))
-        except ValueError:
-            pass
-        for layer in list(layers):
-            try:
-                layers.append(zlib.decompress(layer))
-            except zlib.error:
-                pass
-        return "\n".join(layer.decode("utf-8", "replace") for layer in layers)
-
-    for key in redis.scan_iter(count=1000):
-        name = key.decode()
-        yield name, name
-        kind = redis.type(key).decode()
-        values: list[Any] = []
-        if kind == "string":
-            values = [redis.get(key)]
-        elif kind == "hash":
-            for field, value in redis.hgetall(key).items():
-                values += [field, value]
-        elif kind == "list":
-            values = redis.lrange(key, 0, -1)
-        elif kind == "set":
-            values = list(redis.smembers(key))
-        elif kind == "zset":
-            values = [member for member, _ in redis.zrange(key, 0, -1, withscores=True)]
-        elif kind == "stream":
-            for _, fields in redis.xrange(key):
-                for field, value in fields.items():
-                    values += [field, value]
-        for value in values:
-            yield name, text(value)
-
-
 @pytest.fixture
 def echo_sandbox() -> Iterator[SandboxServer]:
     server = SandboxServer(keys=SANDBOX_KEYS).start()
@@ -447,55 +402,29 @@ def test_configured_secrets_cover_every_secret_setting(monkeypatch, tmp_path, re
 def test_gunicorn_access_log_masks_url_tokens(tmp_path, redis_url, redis):
     """With access logs on, the Purple token in the webhook URL is masked in every encoding."""
     import http.client
-    import socket
-    import time
 
     from wifi_support import PURPLE_TOKEN, purple_login, wifi_tenants_toml
 
-    root = Path(__file__).resolve().parents[1]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     tenants = tmp_path / "tenants.toml"
     token = "purple+tok=en~harbour!"  # raw and percent-encoded forms differ
     tenants.write_text(wifi_tenants_toml("http://127.0.0.1:9").replace(PURPLE_TOKEN, token))
     access = tmp_path / "access.log"
     env = {
         **os.environ,
-        "PYTHONPATH": str(root),
+        "PYTHONPATH": str(ROOT),
         "REDIS_URL": redis_url,
         "CONNECTOR_TENANTS_FILE": str(tenants),
         "CONNECTOR_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "1",
         "CONNECTOR_ACCESS_LOG": str(access),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(root / "config" / "gunicorn.conf.py"), "wsgi:app"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
+    with gunicorn_server(env):
         body = purple_login()
         for form in (token, quote(token, safe="")):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("POST", f"/webhooks/harbour/purple/{form}?t={form}", body=body, headers=JSON)
             assert conn.getresponse().status in (200, 202)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     log = access.read_text()
     assert log.count("/webhooks/harbour/purple/[redacted]?t=[redacted]") == 2, log
     assert not [form for form in forms(token) if form in log], log

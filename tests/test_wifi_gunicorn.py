@@ -5,24 +5,17 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import load_fixture
+from stack_helpers import gunicorn_server
 from wifi_support import hotspot_signature, ingest_count, wifi_tenants_toml
 
+from connector.embedded_redis import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -32,7 +25,7 @@ def gunicorn(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, red
     ``@pytest.mark.parametrize("gunicorn", [<FORWARDED_ALLOW_IPS>], indirect=True)`` changes
     which peers gunicorn trusts (default: 127.0.0.1,::1, i.e. this test).
     """
-    port = _free_port()
+    port = free_port()
     tenants = tmp_path / "tenants.toml"
     tenants.write_text(wifi_tenants_toml("http://127.0.0.1:9"))
     env = {
@@ -46,34 +39,8 @@ def gunicorn(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, red
     env.pop("FORWARDED_ALLOW_IPS", None)
     if getattr(request, "param", None):
         env["FORWARDED_ALLOW_IPS"] = request.param
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py"), "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            time.sleep(0.1)
+    with gunicorn_server(env):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _post(port: int, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
