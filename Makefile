@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench faults clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/connector run
 
 lint: $(STAMP)
-	$(BIN)/ruff check connector tests bench
+	$(BIN)/ruff check connector tests bench faults
 	$(BIN)/mypy
 
 test: $(STAMP) lint
@@ -26,6 +26,11 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The fault suite: 10,000 webhooks x 3 through the real stack under faults (minutes; not in CI).
+# Options through FAULTS_ARGS, e.g. make faults FAULTS_ARGS="--webhooks 500".
+faults: $(STAMP)
+	$(BIN)/python -m faults $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
