@@ -251,7 +251,8 @@ def send_all(
             plan.append((due, webhook.index * 3 + seq, webhook))
     heapq.heapify(plan)
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=args.senders, thread_name_prefix="sender") as pool:
+    pool = ThreadPoolExecutor(max_workers=args.senders, thread_name_prefix="sender")
+    try:
         futures = []
         while plan:
             due, _, webhook = plan[0]
@@ -263,6 +264,8 @@ def send_all(
             futures.append(pool.submit(sender.deliver, webhook))
         for future in futures:
             future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # on Ctrl-C, nothing more is sent
     progress.set()
 
 
@@ -393,7 +396,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run; 0 when every target is met, 1 otherwise."""
     args = parse_args(argv)
+    # SIGTERM, and SIGINT even when started in the background (where it would be ignored), stop
+    # the run through the same clean-up as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     rng = random.Random(args.seed)
     traffic = Traffic(args.webhooks, args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="faults-"))
@@ -411,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.fork_workers} fork + {args.simple_workers} simple workers; work directory {workdir}"
     )
     watch: RetryWatch | None = None
+    faults: Faults | None = None
     failed = True
     try:
         stack.start()
@@ -489,7 +496,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if watch is not None:
             watch.stop.set()
-        stack.close()
+        if faults is not None:  # no more kills and replacements while the stack stops
+            faults.stop.set()
+            with faults.lock:
+                stack.close()
+        else:
+            stack.close()
         if args.keep or failed:
             say(f"logs and Redis data kept in {workdir}")
         else:

@@ -225,7 +225,7 @@ class Stack:
         for worker in self.workers:
             if worker.proc.poll() is None:
                 worker.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 10  # a warm shutdown finishes the current job (5 s HTTP timeout)
         for worker in self.workers:
             try:
                 worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
