@@ -44,6 +44,7 @@ from faults.stack import Stack
 from faults.traffic import FAMILIES, LogicalWebhook, Traffic, tenants_toml
 
 DESTINATIONS = ("glu", "loyaltylion", "voucherify", "klaviyo", "mailchimp")
+PMS = ("mews", "apaleo", "cloudbeds")
 CREATE_PATHS = {
     "glu": ["/activities"],
     "loyaltylion": ["/v2/activities", "/v2/orders"],
@@ -224,7 +225,7 @@ class Faults:
 def arm_sandboxes(stack: Stack, args: argparse.Namespace) -> None:
     """Steady faults for the whole send phase: 500s on a share of all calls, drop_after on creates."""
     forever = 1_000_000_000
-    for vendor in (*DESTINATIONS, "mews"):
+    for vendor in (*DESTINATIONS, *PMS):
         if args.error_rate:
             stack.arm(vendor, {"mode": "status", "status": 500, "probability": args.error_rate, "count": forever})
     if args.drop_rate:
@@ -423,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         for collection, items in traffic.mews_seed.items():
             requests.post(f"{stack.sandbox_url}/mews/_sandbox/{collection}", json=items, timeout=60).raise_for_status()
+        for vendor, reservations in traffic.reservation_seed.items():
+            seeded = requests.post(f"{stack.sandbox_url}/{vendor}/_sandbox/reservations", json=reservations, timeout=60)
+            seeded.raise_for_status()
         requests.post(
             f"{stack.sandbox_url}/voucherify/_sandbox/plan", json={"hourly_limit": 10**9}, timeout=10
         ).raise_for_status()
@@ -451,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_thread.join()
         if faults.redis_at is not None:  # the send phase ended before the planned Redis kill
             say("send phase too short for the Redis kill; none done")
-        for vendor in (*DESTINATIONS, "mews"):
+        for vendor in (*DESTINATIONS, *PMS):
             stack.disarm(vendor)
         say(f"sent in {send_time:.0f} s; faults cleared; draining (timeout {args.drain_timeout:.0f} s)")
         drained, drain_time = drain(stack, faults, args.drain_timeout)

@@ -171,6 +171,44 @@ def never_run_scan(client: Redis, classifier: Classifier) -> list[str]:
     return orphans
 
 
+def holds(index: dict[str, Counter[tuple[str, str]]], destination: str, needle: str) -> int:
+    """How many distinct activity / event names ``destination`` holds under a key naming ``needle``."""
+    names = set()
+    for name, key in index.get(destination, Counter()):
+        if key == needle or key.endswith(":" + needle) or f":{needle}:" in key:
+            names.add(name)
+    return len(names)
+
+
+def check_expectations(
+    webhooks: list[LogicalWebhook], outcomes_of: dict[int, list[Outcome]], index: dict[str, Counter[tuple[str, str]]]
+) -> None:
+    """Independently of the job chains: what each business event must have produced is at its destination.
+
+    A stay's three events share one expectation (Booking, Checked in, Checked out); it is checked
+    when all of them ended as delivered, so a job chain that "succeeded" without sending what the
+    event implies is caught as lost.
+    """
+    groups: dict[tuple[str, str, int], list[LogicalWebhook]] = defaultdict(list)
+    for webhook in webhooks:
+        if webhook.expect is not None and webhook.acknowledged:
+            groups[webhook.expect].append(webhook)
+    for (tenant, needle, count), members in groups.items():
+        if not all(o.kind == "delivered" for w in members for o in outcomes_of[w.index]):
+            continue
+        destination = TENANT_PLATFORM.get(tenant) or TENANT_ESP.get(tenant, "glu")
+        found = holds(index, destination, needle)
+        if found < count:
+            for webhook in members:
+                outcomes_of[webhook.index].append(
+                    Outcome(
+                        "lost",
+                        f"{destination} holds {found} of the {count} activities for {webhook.source} "
+                        "(the job chain ended delivered)",
+                    )
+                )
+
+
 @dataclass
 class FamilyReport:
     """Counts of one family."""
@@ -192,6 +230,7 @@ def build_report(
     held = ", ".join(f"{name} {sum(counts.values())}" for name, counts in sorted(index.items()))
     classifier = Classifier(client, index)
     families = {name: FamilyReport() for name in (*FAMILIES, "total")}
+    outcomes_of: dict[int, list[Outcome]] = {}
     for webhook in webhooks:
         report = families[webhook.family]
         report.webhooks += 1
@@ -204,11 +243,17 @@ def build_report(
             outcomes += classifier.classify(job_id, webhook.family)
         if not webhook.job_ids:
             outcomes = [Outcome("ignored", webhook.ignored_at_intake or "answered without a job")]
-        worst = max(outcomes, key=lambda o: OUTCOMES.index(o.kind)) if outcomes else Outcome("lost", "no outcome")
-        report.outcomes[worst.kind] += 1
-        for outcome in outcomes:
-            if outcome.kind in {"failed", "lost", "never_run", "unfinished"}:
-                report.reasons[f"{outcome.kind}: {outcome.reason or '(no reason)'}"] += 1
+        outcomes_of[webhook.index] = outcomes or [Outcome("lost", "no outcome")]
+    check_expectations(webhooks, outcomes_of, index)
+    for webhook in webhooks:
+        if webhook.acknowledged:
+            report = families[webhook.family]
+            outcomes = outcomes_of[webhook.index]
+            worst = max(outcomes, key=lambda o: OUTCOMES.index(o.kind))
+            report.outcomes[worst.kind] += 1
+            for outcome in outcomes:
+                if outcome.kind in {"failed", "lost", "never_run", "unfinished"}:
+                    report.reasons[f"{outcome.kind}: {outcome.reason or '(no reason)'}"] += 1
     doubles = [f"destinations hold: {held}"]
     for destination, counts in index.items():
         for (name, key), count in counts.items():

@@ -7,8 +7,8 @@ Standard Webhooks timestamp is part of the signature). Families and sources:
 * ``shopify``: ``orders/paid`` in USD, EUR, GBP, JPY, KWD and BHD, to a Glu, a LoyaltyLion and a
   Voucherify tenant;
 * ``stays``: three events per stay in random order — Standard Webhooks ``stay.*`` (all three
-  platforms), Hostaway (full reservations, past dates) and Mews (thin messages; the reservation,
-  already departed, is seeded into the Mews sandbox first);
+  platforms), Hostaway (full reservations, past dates), and the thin Mews, Apaleo and Cloudbeds
+  messages (the reservation, already departed, is seeded into the PMS sandbox first);
 * ``wifi``: Purple logins (all three platforms) and the standard ``wifi.login``;
 * ``relay``: Voucherify ``customer.*`` events to Klaviyo and to Mailchimp, LoyaltyLion program
   events to Klaviyo.
@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connector.activities import hash_identifier
 from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.pms_samples import DEMO_ENTERPRISE, mews_batch_data
 from connector.sandbox.relay_samples import voucherify_event
@@ -43,6 +44,8 @@ SHOPIFY_SECRET = "faults-shopify-secret"
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"faults-standard-webhooks-secret!!").decode()
 PURPLE_TOKEN = "faults-purple-token"
 MEWS_TOKEN = "faults-mews-token"
+APALEO_TOKEN = "faults-apaleo-token"
+CLOUDBEDS_TOKEN = "faults-cloudbeds-token"
 HOSTAWAY_USER, HOSTAWAY_PASSWORD = "faults-hostaway", "faults-hostaway-password"
 VOUCHERIFY_SECRET = "faults-voucherify-secret"
 LOYALTYLION_SECRET = "faults-loyaltylion-secret"
@@ -79,6 +82,17 @@ def tenants_toml(sandbox_url: str) -> str:
         api_url = "{s}/mews"
         client_token = "{DEFAULT_KEYS["mews_client_token"]}"
         access_token = "{DEFAULT_KEYS["mews_access_token"]}"
+        [tenants.fx-glu.sources.apaleo]
+        token = "{APALEO_TOKEN}"
+        client_id = "{DEFAULT_KEYS["apaleo_client_id"]}"
+        client_secret = "{DEFAULT_KEYS["apaleo_client_secret"]}"
+        api_url = "{s}/apaleo"
+        identity_url = "{s}/apaleo"
+        [tenants.fx-glu.sources.cloudbeds]
+        token = "{CLOUDBEDS_TOKEN}"
+        api_url = "{s}/cloudbeds"
+        api_key = "{DEFAULT_KEYS["cloudbeds"]}"
+        currency = "GBP"
         [tenants.fx-glu.sources.hostaway]
         username = "{HOSTAWAY_USER}"
         password = "{HOSTAWAY_PASSWORD}"
@@ -138,6 +152,8 @@ class LogicalWebhook:
     statuses: list[int] = field(default_factory=list)  # the final answer of each delivery
     job_ids: set[str] = field(default_factory=set)
     ignored_at_intake: str | None = None
+    # What the destination must end up holding: (tenant, id in the business key, distinct activities)
+    expect: tuple[str, str, int] | None = None
 
     @property
     def acknowledged(self) -> bool:
@@ -182,6 +198,7 @@ class Traffic:
         self.now = datetime.now(UTC)
         self.webhooks: list[LogicalWebhook] = []
         self.mews_seed: dict[str, list[dict[str, Any]]] = {}
+        self.reservation_seed: dict[str, list[dict[str, Any]]] = {"apaleo": [], "cloudbeds": []}
         weights = {"shopify": 3, "stays": 3, "wifi": 2, "relay": 2}
         while len(self.webhooks) < count:
             family = self.rng.choices(list(weights), weights=list(weights.values()))[0]
@@ -201,8 +218,17 @@ class Traffic:
         """A Standard Webhooks delivery of ``body``, signed when it is sent."""
         return lambda: (f"/webhooks/{tenant}/standard", standard_headers(msg_id, body), body)
 
-    def _add(self, family: str, source: str, tenant: str, build: Callable[[], Request]) -> None:
-        self.webhooks.append(LogicalWebhook(len(self.webhooks), family, source, tenant, build))
+    def _add(
+        self,
+        family: str,
+        source: str,
+        tenant: str,
+        build: Callable[[], Request],
+        expect: str,
+        count: int = 1,
+    ) -> None:
+        webhook = LogicalWebhook(len(self.webhooks), family, source, tenant, build, expect=(tenant, expect, count))
+        self.webhooks.append(webhook)
 
     # ---------------------------------------------------------------------------- shopify
     def _add_shopify(self) -> None:
@@ -243,11 +269,11 @@ class Traffic:
             }
             return f"/webhooks/{tenant}/shopify", headers, body
 
-        self._add("shopify", "shopify", tenant, build)
+        self._add("shopify", "shopify", tenant, build, f"order:{order_id}")
 
     # ------------------------------------------------------------------------------ stays
     def _add_stays(self) -> None:
-        kind = self.rng.choice(("standard", "standard", "hostaway", "mews"))
+        kind = self.rng.choice(("standard", "standard", "hostaway", "mews", "apaleo", "cloudbeds"))
         getattr(self, f"_stay_{kind}")(len(self.webhooks))
 
     def _stay_standard(self, n: int) -> None:
@@ -289,7 +315,14 @@ class Traffic:
             data = {**base, "status": status, "updated_at": updated.isoformat(), **extra}
             body = json.dumps({"type": event, "timestamp": updated.isoformat(), "data": data}).encode()
             msg_id = f"msg_{self.run}_{n}_{status}"
-            self._add("stays", "standard", tenant, self._standard_request(tenant, msg_id, body))
+            self._add(
+                "stays",
+                "standard",
+                tenant,
+                self._standard_request(tenant, msg_id, body),
+                str(base["reservation_id"]),
+                3,
+            )
 
     def _stay_hostaway(self, n: int) -> None:
         created = json.loads((FIXTURES / "hostaway/reservation_created.json").read_text())
@@ -309,7 +342,14 @@ class Traffic:
             updated = (self.now - timedelta(days=20 - step)).strftime("%Y-%m-%d %H:%M:%S")
             body = json.dumps({**created, "event": event, "data": {**data, "status": status, "updatedOn": updated}})
             headers = {"Content-Type": "application/json", "Authorization": auth}
-            self._add("stays", "hostaway", "fx-glu", fixed_request("/webhooks/fx-glu/hostaway", headers, body.encode()))
+            self._add(
+                "stays",
+                "hostaway",
+                "fx-glu",
+                fixed_request("/webhooks/fx-glu/hostaway", headers, body.encode()),
+                str(data["id"]),
+                3,
+            )
 
     def _stay_mews(self, n: int) -> None:
         data = mews_batch_data(1, salt=f"{self.run}-{n}")
@@ -331,7 +371,61 @@ class Traffic:
                 "stays",
                 "mews",
                 "fx-glu",
-                lambda: (f"/webhooks/fx-glu/mews/{MEWS_TOKEN}", {"Content-Type": "application/json"}, body),
+                fixed_request(f"/webhooks/fx-glu/mews/{MEWS_TOKEN}", {"Content-Type": "application/json"}, body),
+                reservation,
+                3,
+            )
+
+    def _stay_apaleo(self, n: int) -> None:
+        reservation = json.loads((FIXTURES / "apaleo/reservation_checkedout.json").read_text())
+        reservation_id = f"FX{self.run.upper()}{n}-1"
+        reservation.update(id=reservation_id, bookingId=reservation_id.removesuffix("-1"))
+        reservation["primaryGuest"]["email"] = f"apaleo{n}.{self.run}@example.com"
+        self.reservation_seed["apaleo"].append(reservation)  # already departed: the worker reads it as it is now
+        message = json.loads((FIXTURES / "apaleo/reservation_checked_out.json").read_text())
+        for kind in ("created", "checked-in", "checked-out"):
+            body = json.dumps(
+                {
+                    **message,
+                    "type": kind,
+                    "id": str(uuid.UUID(int=self.rng.getrandbits(128))),
+                    "data": {"entityId": reservation_id},
+                }
+            ).encode()
+            self._add(
+                "stays",
+                "apaleo",
+                "fx-glu",
+                fixed_request(f"/webhooks/fx-glu/apaleo/{APALEO_TOKEN}", {"Content-Type": "application/json"}, body),
+                reservation_id,
+                3,
+            )
+
+    def _stay_cloudbeds(self, n: int) -> None:
+        reservation = json.loads((FIXTURES / "cloudbeds/reservation_checked_out.json").read_text())
+        reservation_id = str(8_000_000_000_000 + n)
+        reservation.update(reservationID=reservation_id, guestEmail=f"cloudbeds{n}.{self.run}@example.com")
+        self.reservation_seed["cloudbeds"].append(reservation)
+        message = json.loads((FIXTURES / "cloudbeds/status_checked_out.json").read_text())
+        created = json.loads((FIXTURES / "cloudbeds/reservation_created.json").read_text())
+        stamp = (self.now - timedelta(days=2)).timestamp()
+        bodies = [
+            {**created, "reservationID": reservation_id, "timestamp": stamp - 86400 * 20},
+            {**message, "reservationID": reservation_id, "status": "checked_in", "timestamp": stamp - 86400},
+            {**message, "reservationID": reservation_id, "status": "checked_out", "timestamp": stamp},
+        ]
+        for body in bodies:
+            self._add(
+                "stays",
+                "cloudbeds",
+                "fx-glu",
+                fixed_request(
+                    f"/webhooks/fx-glu/cloudbeds/{CLOUDBEDS_TOKEN}",
+                    {"Content-Type": "application/json"},
+                    json.dumps(body).encode(),
+                ),
+                reservation_id,
+                3,
             )
 
     # ------------------------------------------------------------------------------- wifi
@@ -344,7 +438,8 @@ class Traffic:
                 "wifi",
                 "purple",
                 tenant,
-                lambda: (f"/webhooks/{tenant}/purple/{PURPLE_TOKEN}", {"Content-Type": "application/json"}, body),
+                fixed_request(f"/webhooks/{tenant}/purple/{PURPLE_TOKEN}", {"Content-Type": "application/json"}, body),
+                hash_identifier(f"guest{1_000_000 + n:06d}@example.com"),
             )
             return
         at = (self.now - timedelta(minutes=3)).isoformat()
@@ -362,7 +457,11 @@ class Traffic:
         ).encode()
         msg_id = f"msg_{self.run}_wifi_{n}"
         self._add(
-            "wifi", "standard", "fx-glu", lambda: ("/webhooks/fx-glu/standard", standard_headers(msg_id, body), body)
+            "wifi",
+            "standard",
+            "fx-glu",
+            self._standard_request("fx-glu", msg_id, body),
+            hash_identifier(f"wifi{n}.{self.run}@example.com"),
         )
 
     # ------------------------------------------------------------------------------ relay
@@ -386,9 +485,13 @@ class Traffic:
                     body,
                 )
 
-            self._add("relay", "loyaltylion", "fx-relay", build_lion)
+            self._add("relay", "loyaltylion", "fx-relay", build_lion, event["payload"]["id"])
             return
         tenant = "fx-relay" if self.rng.random() < 0.6 else "fx-relay-mc"
-        body = json.dumps(voucherify_event(n, self.run, self.now), separators=(",", ":")).encode()
+        event_body = voucherify_event(n, self.run, self.now)
+        body = json.dumps(event_body, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "x-voucherify-signature": hex_hmac(VOUCHERIFY_SECRET, body)}
-        self._add("relay", "voucherify", tenant, lambda: (f"/webhooks/{tenant}/voucherify", headers, body))
+        event_id = str(event_body["event"]["id"])  # type: ignore[index]
+        self._add(
+            "relay", "voucherify", tenant, fixed_request(f"/webhooks/{tenant}/voucherify", headers, body), event_id
+        )
