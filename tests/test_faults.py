@@ -24,7 +24,7 @@ def test_short_fault_run_meets_every_target() -> None:
         "-m",
         "faults",
         "--webhooks",
-        "200",
+        "150",
         "--rate",
         "40",
         "--kill-every",
