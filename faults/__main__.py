@@ -359,7 +359,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__.split("\n")[0])
     parser.add_argument("--webhooks", type=int, default=10_000, help="logical webhooks (each sent 3 times)")
-    parser.add_argument("--rate", type=float, default=40.0, help="logical webhooks started per second")
+    parser.add_argument("--rate", type=float, default=25.0, help="logical webhooks started per second")
     parser.add_argument("--senders", type=int, default=8, help="sender threads")
     parser.add_argument("--fork-workers", type=int, default=3)
     parser.add_argument("--simple-workers", type=int, default=1)
