@@ -190,6 +190,7 @@ class Faults:
         self.stack, self.args, self.rng = stack, args, rng
         self.redis_at = send_seconds * args.redis_at if args.redis_kill else None
         self.stop = threading.Event()
+        self.calm = threading.Event()  # set near the end of the drain: no more kills, so it can settle
         self.lock = threading.Lock()  # the drain's worker replacement must not race a kill
         self.started = time.monotonic()
 
@@ -203,7 +204,7 @@ class Faults:
                 with self.lock:
                     for note in self.stack.replace_exited_workers():
                         say(note)
-                    if elapsed >= next_kill:
+                    if elapsed >= next_kill and not self.calm.is_set():
                         next_kill += self.args.kill_every
                         say(self.stack.kill_worker(self.rng, with_horse=self.rng.random() < 0.5))
                     if self.redis_at is not None and elapsed >= self.redis_at:
@@ -317,6 +318,9 @@ def drain(stack: Stack, faults: Faults, timeout: float, stall: float) -> tuple[b
             time.sleep(1)
             continue
         busy = state["queued"] + state["scheduled"] + state["started"]
+        if busy < 50 and not faults.calm.is_set():
+            faults.calm.set()
+            say("fewer than 50 jobs left: no more worker kills")
         calm = calm + 1 if busy == 0 else 0
         if calm >= 2:
             return True, time.monotonic() - started
@@ -469,14 +473,17 @@ def main(argv: list[str] | None = None) -> int:
         ).start()
         send_all(stack, traffic.webhooks, args, rng, sender, sent)
         send_time = time.monotonic() - started
+        if faults.redis_at is not None:  # the send phase ended before the planned Redis kill
+            faults.redis_at = None
+            say("send phase too short for the Redis kill; none done")
+        # The faults go on while the backlog drains (workers take ingest jobs first, so many
+        # deliveries run only now); worker kills stop once less than 50 jobs are left.
+        say(f"sent in {send_time:.0f} s; draining (timeout {args.drain_timeout:.0f} s)")
+        drained, drain_time = drain(stack, faults, args.drain_timeout, args.stall_timeout)
         faults.stop.set()
         fault_thread.join()
-        if faults.redis_at is not None:  # the send phase ended before the planned Redis kill
-            say("send phase too short for the Redis kill; none done")
         for vendor in (*DESTINATIONS, *PMS):
             stack.disarm(vendor)
-        say(f"sent in {send_time:.0f} s; faults cleared; draining (timeout {args.drain_timeout:.0f} s)")
-        drained, drain_time = drain(stack, faults, args.drain_timeout, args.stall_timeout)
         watch.stop.set()
         try:
             watch.poll()
