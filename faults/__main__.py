@@ -11,9 +11,10 @@ Run: ``python -m faults --webhooks 10000`` (``--help`` lists the knobs). What it
 4. meanwhile SIGKILLs a worker every few seconds (sometimes with its work horse) and starts a
    replacement, restarts any worker that exits by itself (counted), and SIGKILLs Redis once and
    restarts it on the same data directory;
-5. drains (faults cleared, until queues and the scheduled and started registries are empty, or a
-   timeout) and reports per family and in total: lost, doubled, failed with reasons,
-   acknowledged-but-never-run, unfinished, and the worst lateness of a scheduled retry.
+5. drains — the vendor faults go on, worker kills until fewer than 50 jobs are left — until the
+   queues and the scheduled and started registries are empty (or nothing moved for
+   ``--stall-timeout`` seconds), and reports per family and in total: lost, doubled, failed with
+   reasons, acknowledged-but-never-run, unfinished, and the worst lateness of a scheduled retry.
 
 Exits 1 when a target is missed: 0 lost, 0 doubled, every failure with a reason, 0 never-run,
 worst retry lateness < 5 s. Every process it started is stopped at the end, on Ctrl-C or error.

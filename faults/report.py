@@ -254,7 +254,8 @@ def build_report(
             for outcome in outcomes:
                 if outcome.kind in {"failed", "lost", "never_run", "unfinished"}:
                     report.reasons[f"{outcome.kind}: {outcome.reason or '(no reason)'}"] += 1
-    doubles = [f"destinations hold: {held}"]
+    per_destination = Counter(d for d, counts in index.items() for (_, _), n in counts.items() if n > 1)
+    doubles = [f"destinations hold: {held}; keys held twice or more: {dict(per_destination) or 0}"]
     for destination, counts in index.items():
         for (name, key), count in counts.items():
             if count > 1:
