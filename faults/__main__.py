@@ -11,7 +11,7 @@ Run: ``python -m faults --webhooks 10000`` (``--help`` lists the knobs). What it
 4. meanwhile SIGKILLs a worker every few seconds (sometimes with its work horse) and starts a
    replacement, restarts any worker that exits by itself (counted), and SIGKILLs Redis once and
    restarts it on the same data directory;
-5. drains — the vendor faults go on, worker kills until fewer than 50 jobs are left — until the
+5. drains — 500s and drop_after go on, worker kills until fewer than 50 jobs are left — until the
    queues and the scheduled and started registries are empty (or nothing moved for
    ``--stall-timeout`` seconds), and reports per family and in total: lost, doubled, failed with
    reasons, acknowledged-but-never-run, unfinished, and the worst lateness of a scheduled retry.
@@ -192,6 +192,8 @@ class Faults:
         self.redis_at = send_seconds * args.redis_at if args.redis_kill else None
         self.stop = threading.Event()
         self.calm = threading.Event()  # set near the end of the drain: no more kills, so it can settle
+        self.sending = threading.Event()  # 429 bursts only while webhooks are being sent
+        self.sending.set()
         self.lock = threading.Lock()  # the drain's worker replacement must not race a kill
         self.started = time.monotonic()
 
@@ -215,9 +217,9 @@ class Faults:
                         time.sleep(self.args.redis_down)
                         self.stack.restart_redis()
                         say(f"Redis restarted on the same data directory after {self.args.redis_down:.0f} s")
-                if elapsed >= next_burst:
+                if elapsed >= next_burst and self.sending.is_set():
                     next_burst += self.args.burst_every
-                    vendor = self.rng.choice(DESTINATIONS)
+                    vendor = self.rng.choice([v.strip() for v in self.args.burst_at.split(",") if v.strip()])
                     self.stack.arm(vendor, {"mode": "status", "status": 429, "retry_after": 2, "count": 15})
                     say(f"429 burst (15 calls, Retry-After 2) armed at {vendor}")
             except Exception as exc:
@@ -401,6 +403,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drop-at", default=",".join(CREATE_PATHS), help="comma-separated vendors whose creates get drop_after faults"
     )
+    parser.add_argument(
+        "--burst-at", default=",".join(DESTINATIONS), help="comma-separated vendors that get the 429 bursts"
+    )
     parser.add_argument("--attempts", type=int, default=8, help="sender attempts per delivery")
     parser.add_argument("--retry-schedule", default="1,2,4,8,15", help="CONNECTOR_RETRY_SCHEDULE of the run")
     parser.add_argument("--drain-timeout", type=float, default=1800.0, help="longest drain, seconds")
@@ -474,11 +479,13 @@ def main(argv: list[str] | None = None) -> int:
         ).start()
         send_all(stack, traffic.webhooks, args, rng, sender, sent)
         send_time = time.monotonic() - started
+        faults.sending.clear()
         if faults.redis_at is not None:  # the send phase ended before the planned Redis kill
             faults.redis_at = None
             say("send phase too short for the Redis kill; none done")
-        # The faults go on while the backlog drains (workers take ingest jobs first, so many
-        # deliveries run only now); worker kills stop once less than 50 jobs are left.
+        # The 500s and drop_after go on while the backlog drains (workers take ingest jobs first,
+        # so many deliveries run only now), and worker kills until fewer than 50 jobs are left;
+        # 429 bursts stop with the sending.
         say(f"sent in {send_time:.0f} s; draining (timeout {args.drain_timeout:.0f} s)")
         drained, drain_time = drain(stack, faults, args.drain_timeout, args.stall_timeout)
         faults.stop.set()
