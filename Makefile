@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint bench fuzz clean
+.PHONY: install run test lint bench fuzz faults clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/connector run
 
 lint: $(STAMP)
-	$(BIN)/ruff check connector tests bench fuzz
+	$(BIN)/ruff check connector tests bench fuzz faults
 	$(BIN)/mypy
 
 test: $(STAMP) lint
@@ -29,6 +29,11 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)  # malformed input over every source against gunicorn + workers (python -m fuzz --help)
 	$(BIN)/python -m fuzz
+
+# The fault suite: 10,000 webhooks x 3 through the real stack under faults (minutes; not in CI).
+# Options through FAULTS_ARGS, e.g. make faults FAULTS_ARGS="--webhooks 500".
+faults: $(STAMP)
+	$(BIN)/python -m faults $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

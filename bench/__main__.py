@@ -164,7 +164,7 @@ def bench_intake(args: argparse.Namespace, servers: dict[str, Server]) -> dict[s
     """
     say(
         f"\n[intake] {args.requests} signed Shopify webhooks per server per round, {args.rounds} rounds, "
-        f"{args.concurrency} client processes, {os.cpu_count() and os.cpu_count() * 2 + 1} gunicorn workers each "
+        f"{args.concurrency} client processes, {(os.cpu_count() or 1) * 2 + 1} gunicorn workers each "
         f"(WEB_CONCURRENCY default); servers: " + "; ".join(s.label for s in servers.values())
     )
     for server in servers.values():

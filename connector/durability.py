@@ -66,10 +66,7 @@ def check_durability(redis: Redis) -> Durability:
         return Durability(
             None,
             settings,
-            [
-                f"cannot read the server's persistence settings (CONFIG GET: {exc}); make sure it runs "
-                f"{RECOMMENDATION}"
-            ],
+            [f"cannot read the server's persistence settings (CONFIG GET: {exc}); make sure it runs {RECOMMENDATION}"],
         )
     except RedisError as exc:
         return Durability(None, settings, [f"cannot check the server's persistence settings: {exc}"])

@@ -232,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nstatus codes per source ({sent[0]} requests in {time.monotonic() - started:.0f}s):")
     for source in targets.SOURCES:
-        counts = ", ".join(f"{k}: {v}" for k, v in sorted(statuses[source].items()))
-        print(f"  {source:14} {counts}")
+        line = ", ".join(f"{k}: {v}" for k, v in sorted(statuses[source].items()))
+        print(f"  {source:14} {line}")
     total = Counter[str]()
-    for counts in statuses.values():
-        for key, value in counts.items():
+    for per_source in statuses.values():
+        for key, value in per_source.items():
             total[key.split(" ", 1)[1]] += value
     print(f"  {'all':14} " + ", ".join(f"{k}: {v}" for k, v in sorted(total.items())))
     print("jobs finished: " + ", ".join(f"{k} {v}" for k, v in sorted(finished.items())) + f"; still pending {left}")

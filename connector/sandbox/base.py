@@ -12,12 +12,19 @@ vendor holds) and ``/_sandbox/reset``. Faults apply to the next N vendor API cal
 * ``{"mode": "echo", "status": 400, "count": 1}`` — answer that status with the request itself
   (method, path, query, headers, body) in the error body, as careless servers do: the connector
   must not store, log or show the credentials it finds there.
+* ``{"mode": "drop_after", "count": 1}`` — handle the call normally (the vendor stores what it
+  creates), then close the connection instead of sending a 2xx answer: the caller cannot tell
+  whether the write happened.
 
-Add ``"path": "/activities"`` to a fault to aim it at calls whose path ends that way only.
+Add ``"path": "/activities"`` to a fault to aim it at calls whose path ends that way only, and
+``"probability": 0.1`` to make it hit only that share of the calls it applies to (``count`` then
+counts hits; ``make faults`` arms ``{"mode": "status", "status": 500, "probability": 0.1,
+"count": 1000000000}`` for a steady 10 % of 500s).
 """
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -40,6 +47,10 @@ class Fault:
     seconds: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     path: str | None = None  # only calls whose path ends with this (e.g. "/activities")
+    probability: float = 1.0  # share of the matching calls it hits
+
+
+DROP_AFTER_FLAG = "sandbox.drop_after"
 
 
 class FaultInjector:
@@ -54,7 +65,7 @@ class FaultInjector:
     def arm(self, spec: dict[str, Any]) -> Fault:
         """Add a fault from its JSON spec."""
         mode = spec.get("mode", "status")
-        if mode not in {"status", "slow", "drop", "echo"}:
+        if mode not in {"status", "slow", "drop", "echo", "drop_after"}:
             raise ValueError(f"unknown fault mode {mode!r}")
         fault = Fault(
             mode=mode,
@@ -64,7 +75,10 @@ class FaultInjector:
             seconds=float(spec.get("seconds", 0)),
             headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
             path=spec.get("path"),
+            probability=float(spec.get("probability", 1.0)),
         )
+        if not 0.0 <= fault.probability <= 1.0:
+            raise ValueError("probability must be between 0 and 1")
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -87,6 +101,8 @@ class FaultInjector:
             self.calls += 1
             for index, fault in enumerate(self._faults):
                 if fault.path and not path.endswith(fault.path):
+                    continue
+                if fault.probability < 1.0 and random.random() >= fault.probability:
                     continue
                 fault.count -= 1
                 if fault.count <= 0:
@@ -151,6 +167,11 @@ def apply_fault(
         return None
     if fault.mode == "drop":
         return drop_connection()
+    if fault.mode == "drop_after":
+        # The route runs and stores what it creates; the after-request hook of
+        # add_control_routes then drops the connection instead of answering.
+        request.environ[DROP_AFTER_FLAG] = True
+        return None
     body = error_body(fault.status)
     if fault.mode == "echo":
         body = {**body, "echo": echoed_request()}
@@ -170,7 +191,14 @@ def apply_fault(
 def add_control_routes(
     bp: Blueprint, injector: FaultInjector, state: Callable[[], Any], reset: Callable[[], None]
 ) -> None:
-    """``/_sandbox/faults``, ``/_sandbox/state`` and ``/_sandbox/reset`` on a vendor blueprint."""
+    """``/_sandbox/faults``, ``/_sandbox/state`` and ``/_sandbox/reset`` on a vendor blueprint,
+    and the after-request hook that carries out ``drop_after`` faults."""
+
+    @bp.after_request
+    def _drop_after(response: Response) -> Response:
+        if request.environ.get(DROP_AFTER_FLAG) and 200 <= response.status_code < 300:
+            return drop_connection()  # the write happened; its answer never reaches the caller
+        return response
 
     @bp.post("/_sandbox/faults")
     def _arm() -> tuple[Response, int]:

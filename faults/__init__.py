@@ -1,0 +1,1 @@
+"""The project's own fault suite (``make faults``): see ``faults/__main__.py``."""

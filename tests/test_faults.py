@@ -1,0 +1,65 @@
+"""A short ``make faults`` run in the suite: the faults today's code survives, every target met.
+
+150 logical webhooks of every family, each delivered three times, through the real stack (gunicorn,
+embedded Redis, the sandbox server, fork and simple workers) while every vendor answers 5 % 500s,
+Glu, LoyaltyLion and Klaviyo answer bursts of 429 with ``Retry-After``, and their creates are stored
+and then lose their answer (``drop_after``). Seven retries, so that a job failing every attempt
+(about one Mews ingest in a million) does not make the test flaky; no 429 bursts at Mailchimp, whose
+10 s pause (it documents no 429 signal) would outlast them. Worker SIGKILLs and the Redis SIGKILL
+are left to ``make faults``: on today's code they orphan acknowledged jobs and stall retries
+(issue 11, items 2-4), which the full run reports.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_short_fault_run_meets_every_target() -> None:
+    argv = [
+        sys.executable,
+        "-m",
+        "faults",
+        "--webhooks",
+        "150",
+        "--rate",
+        "40",
+        "--kill-every",
+        "0",
+        "--no-redis-kill",
+        "--drop-at",
+        "glu,loyaltylion,klaviyo",
+        "--drop-rate",
+        "0.05",
+        "--burst-every",
+        "3",
+        "--burst-at",
+        "glu,loyaltylion,klaviyo",
+        "--redeliver-within",
+        "3",
+        "--fork-workers",
+        "2",
+        "--simple-workers",
+        "1",
+        "--error-rate",
+        "0.05",
+        "--retry-schedule",
+        "1,1,2,2,3,4,5",
+        "--drain-timeout",
+        "90",
+        "--progress",
+        "30",
+    ]
+    run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    out = run.stdout
+    assert run.returncode == 0, out[-4000:] + run.stderr[-2000:]
+    total = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.MULTILINE)
+    assert total is not None and total.groups() == ("150", "150", "0", "150")  # all acknowledged and delivered
+    assert "targets: 0 lost or unfinished met; 0 doubled met" in out
+    retries = re.search(r"(\d+) retries measured", out)
+    assert retries is not None and int(retries.group(1)) > 0  # the injected faults did force retries
