@@ -9,6 +9,9 @@ vendor holds) and ``/_sandbox/reset``. Faults apply to the next N vendor API cal
   (or the vendor's own rate-limit headers);
 * ``{"mode": "slow", "seconds": 3, "count": 1}`` — sleep before answering normally;
 * ``{"mode": "drop", "count": 1}`` — close the connection without an answer;
+* ``{"mode": "drop_after", "count": 1}`` — handle the call normally (the vendor stores what it
+  creates), then close the connection instead of sending a 2xx answer: the caller cannot tell
+  whether the write happened;
 * ``{"mode": "echo", "status": 400, "count": 1}`` — answer that status with the request itself
   (method, path, query, headers, body) in the error body, as careless servers do: the connector
   must not store, log or show the credentials it finds there.
@@ -42,6 +45,9 @@ class Fault:
     path: str | None = None  # only calls whose path ends with this (e.g. "/activities")
 
 
+DROP_AFTER_FLAG = "sandbox.drop_after"
+
+
 class FaultInjector:
     """A thread-safe FIFO of faults consumed by vendor API calls."""
 
@@ -54,7 +60,7 @@ class FaultInjector:
     def arm(self, spec: dict[str, Any]) -> Fault:
         """Add a fault from its JSON spec."""
         mode = spec.get("mode", "status")
-        if mode not in {"status", "slow", "drop", "echo"}:
+        if mode not in {"status", "slow", "drop", "drop_after", "echo"}:
             raise ValueError(f"unknown fault mode {mode!r}")
         fault = Fault(
             mode=mode,
@@ -151,6 +157,11 @@ def apply_fault(
         return None
     if fault.mode == "drop":
         return drop_connection()
+    if fault.mode == "drop_after":
+        # The route runs and stores what it creates; the after-request hook of
+        # add_control_routes then drops the connection instead of answering.
+        request.environ[DROP_AFTER_FLAG] = True
+        return None
     body = error_body(fault.status)
     if fault.mode == "echo":
         body = {**body, "echo": echoed_request()}
@@ -170,7 +181,14 @@ def apply_fault(
 def add_control_routes(
     bp: Blueprint, injector: FaultInjector, state: Callable[[], Any], reset: Callable[[], None]
 ) -> None:
-    """``/_sandbox/faults``, ``/_sandbox/state`` and ``/_sandbox/reset`` on a vendor blueprint."""
+    """``/_sandbox/faults``, ``/_sandbox/state`` and ``/_sandbox/reset`` on a vendor blueprint,
+    and the after-request hook that carries out ``drop_after`` faults."""
+
+    @bp.after_request
+    def _drop_after(response: Response) -> Response:
+        if request.environ.get(DROP_AFTER_FLAG) and 200 <= response.status_code < 300:
+            return drop_connection()  # the write happened; its answer never reaches the caller
+        return response
 
     @bp.post("/_sandbox/faults")
     def _arm() -> tuple[Response, int]:
