@@ -207,3 +207,34 @@ def test_mailchimp_sandbox_lists_member_events(sandbox: SandboxServer) -> None:
     assert page["total_items"] == 3
     assert [e["properties"]["event_id"] for e in page["events"]] == ["1", "0"]  # newest first
     assert set(page["events"][0]) == {"name", "occurred_at", "properties"}
+
+
+def test_voucherify_sandbox_lists_customer_activity_as_documented(sandbox: SandboxServer) -> None:
+    """ "List Customer Activity": the list envelope, ``type``/``start_date`` filters, cursor paging
+    by ``starting_after_id``, 400 on a bad ``limit``, 404 for an unknown customer."""
+    base = f"{sandbox.url}/voucherify/v1"
+    headers = {"X-App-Id": DEFAULT_KEYS["voucherify_app_id"], "X-App-Token": DEFAULT_KEYS["voucherify_app_token"]}
+    for n in range(3):
+        body = {
+            "event": "wifi_login",
+            "customer": {"source_id": "ada@example.com"},
+            "metadata": {"connector_key": str(n)},
+        }
+        assert requests.post(f"{base}/events", json=body, headers=headers, timeout=5).status_code == 200
+    url = f"{base}/customers/ada@example.com/activity"
+    query: dict[str, str | int] = {"type": "customer.custom_event", "limit": 2, "start_date": "2020-01-01T00:00:00Z"}
+    first = requests.get(url, params=query, headers=headers, timeout=5).json()
+    assert (first["object"], first["data_ref"], first["has_more"]) == ("list", "data", True)
+    assert [activity_event(a)["metadata"]["connector_key"] for a in first["data"]] == ["2", "1"]  # type: ignore[index]
+    assert set(first["data"][0]) == {"id", "type", "data", "created_at", "group_id"}
+    rest = requests.get(
+        url, params={**query, "starting_after_id": first["more_starting_after"]}, headers=headers, timeout=5
+    ).json()
+    assert [activity_event(a)["metadata"]["connector_key"] for a in rest["data"]] == ["0"]  # type: ignore[index]
+    assert rest["has_more"] is False and "more_starting_after" not in rest
+    everything = requests.get(url, headers=headers, timeout=5).json()["data"]
+    assert [a["type"] for a in everything][-1] == "customer.created"
+    later = requests.get(url, params={"start_date": "2999-01-01T00:00:00Z"}, headers=headers, timeout=5).json()
+    assert later["data"] == []
+    assert requests.get(url, params={"limit": 101}, headers=headers, timeout=5).status_code == 400
+    assert requests.get(f"{base}/customers/nobody/activity", headers=headers, timeout=5).status_code == 404
