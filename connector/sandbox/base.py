@@ -9,18 +9,22 @@ vendor holds) and ``/_sandbox/reset``. Faults apply to the next N vendor API cal
   (or the vendor's own rate-limit headers);
 * ``{"mode": "slow", "seconds": 3, "count": 1}`` — sleep before answering normally;
 * ``{"mode": "drop", "count": 1}`` — close the connection without an answer;
-* ``{"mode": "drop_after", "count": 1}`` — handle the call normally (the vendor stores what it
-  creates), then close the connection instead of sending a 2xx answer: the caller cannot tell
-  whether the write happened;
 * ``{"mode": "echo", "status": 400, "count": 1}`` — answer that status with the request itself
   (method, path, query, headers, body) in the error body, as careless servers do: the connector
   must not store, log or show the credentials it finds there.
+* ``{"mode": "drop_after", "count": 1}`` — handle the call normally (the vendor stores what it
+  creates), then close the connection instead of sending a 2xx answer: the caller cannot tell
+  whether the write happened.
 
-Add ``"path": "/activities"`` to a fault to aim it at calls whose path ends that way only.
+Add ``"path": "/activities"`` to a fault to aim it at calls whose path ends that way only, and
+``"probability": 0.1`` to make it hit only that share of the calls it applies to (``count`` then
+counts hits; ``make faults`` arms ``{"mode": "status", "status": 500, "probability": 0.1,
+"count": 1000000000}`` for a steady 10 % of 500s).
 """
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -43,6 +47,7 @@ class Fault:
     seconds: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     path: str | None = None  # only calls whose path ends with this (e.g. "/activities")
+    probability: float = 1.0  # share of the matching calls it hits
 
 
 DROP_AFTER_FLAG = "sandbox.drop_after"
@@ -60,7 +65,7 @@ class FaultInjector:
     def arm(self, spec: dict[str, Any]) -> Fault:
         """Add a fault from its JSON spec."""
         mode = spec.get("mode", "status")
-        if mode not in {"status", "slow", "drop", "drop_after", "echo"}:
+        if mode not in {"status", "slow", "drop", "echo", "drop_after"}:
             raise ValueError(f"unknown fault mode {mode!r}")
         fault = Fault(
             mode=mode,
@@ -70,7 +75,10 @@ class FaultInjector:
             seconds=float(spec.get("seconds", 0)),
             headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
             path=spec.get("path"),
+            probability=float(spec.get("probability", 1.0)),
         )
+        if not 0.0 <= fault.probability <= 1.0:
+            raise ValueError("probability must be between 0 and 1")
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -93,6 +101,8 @@ class FaultInjector:
             self.calls += 1
             for index, fault in enumerate(self._faults):
                 if fault.path and not path.endswith(fault.path):
+                    continue
+                if fault.probability < 1.0 and random.random() >= fault.probability:
                     continue
                 fault.count -= 1
                 if fault.count <= 0:
