@@ -287,7 +287,7 @@ def relay(event_data: dict[str, Any]) -> dict[str, Any]:
     client = redis()
 
     def send() -> dict[str, Any]:
-        esp = build_esp_client(esp_config, client, timeout=settings().http_timeout)
+        esp = build_esp_client(esp_config, client, timeout=settings().http_timeout, tenant=tenant.name)
         esp.hide(event.email)  # an ESP echoing the address must not put it in the failed-job reason
         receipt = esp.send(event, esp_config.event_name(event.type))
         return {

@@ -311,8 +311,9 @@ def test_loyaltylion_lost_answers_are_reconciled_not_reposted(
 def test_voucherify_resend_after_unknown_outcome_is_counted(
     env: Callable[..., Settings], sandbox: SandboxServer, redis: Redis, work: Callable[..., None]
 ) -> None:
-    """The event call's connection drops: the outcome is unknown and Voucherify offers no lookup,
-    so the retry re-sends and counts it for support. A refused call (429) is no such case."""
+    """The event call's connection drops before Voucherify handled it: the outcome is unknown, the
+    retry finds no such event in the customer's activity, re-sends and counts it. A refused call
+    (429) is no such case."""
     settings = env(tenant_toml("voucherify", sandbox.url))
     vouch = vendor(sandbox, "voucherify")
     vouch.faults.arm({"mode": "slow", "seconds": 0, "count": 1})  # the customer upsert passes

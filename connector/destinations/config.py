@@ -149,6 +149,10 @@ class VoucherifyConfig(BaseModel):
     booking_status_event: str = "hotel_booking_status_changed"
     customer_source_id: Literal["email", "email_hash"] = "email"
     hourly_limit: int | None = Field(default=None, ge=1, description="The plan's API calls per hour")
+    # The event-metadata key that carries our business key: it must be in each event's metadata
+    # schema, and it is how a retry after an unknown outcome finds the event in the customer's
+    # activity (see VoucherifyClient.find_event).
+    business_key_metadata: str = Field(default="connector_key", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
     @field_validator("event_names")
     @classmethod

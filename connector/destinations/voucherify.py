@@ -14,11 +14,15 @@ custom event; Errors; Limits — ``voucherifyio/voucherify-openapi:docs/guides/d
 * Hourly plan limits: every answer's ``X-Rate-Limit-Remaining`` is read; at 0, or on 429, the
   shared budget is paused until ``X-Rate-Limit-Retry`` (epoch seconds) or ``Retry-After`` and the
   job is retried then. 402 (plan exceeded / subscription) is fatal with a clear reason, as is 401.
-* No server dedup for events: the ledger guarantees once. An attempt marker detects a retry whose
-  earlier attempt's outcome is unknown (timeout or connection lost after sending); Voucherify
-  documents no lookup of an event by our key, so that attempt re-sends (counted as
-  ``deliveries{outcome="resent_unknown_outcome"}``) and the event's ``metadata.connector_key``
-  lets support find a rare duplicate.
+* No server dedup for events: the ledger guarantees once. The event's metadata carries our
+  business key (``business_key_metadata``, default ``connector_key``). An attempt marker detects a
+  retry whose earlier attempt's outcome is unknown (5xx, timeout or connection lost after
+  sending); that retry first lists the customer's activity (``GET
+  /v1/customers/{id}/activity?type=customer.custom_event&start_date=<first attempt - 10 min>``,
+  "List Customer Activity", paged by ``starting_after_id`` = ``more_starting_after`` while
+  ``has_more``) and re-sends only when no custom event of that name carries our key (counted as
+  ``deliveries{outcome="resent_unknown_outcome"}``; found: ``found_unknown_outcome``). Where the
+  event sits in an activity's ``data`` is not pinned down by the docs: :func:`activity_event`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -35,7 +40,7 @@ from connector.activities import Activity, hash_identifier
 from connector.destinations.base import ContactCache, Receipt
 from connector.destinations.claims import AttemptMarkers
 from connector.destinations.config import VoucherifyConfig, is_status_update, reversed_key
-from connector.destinations.http import HttpClient, isoformat, parse_retry_after, redact
+from connector.destinations.http import HttpClient, isoformat, parse_retry_after, path_segment, redact
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
 from connector.money import exponent
 from connector.ratelimit import RateLimiter
@@ -43,6 +48,10 @@ from connector.ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 UNLIMITED = 1_000_000_000  # no configured hourly limit: only the vendor's pause signals apply
+RECONCILE_SLACK = timedelta(minutes=10)  # clock skew between us and Voucherify's created_at
+RECONCILE_PAGE = 100  # the documented maximum ``limit`` of List Customer Activity
+RECONCILE_MAX_PAGES = 20
+CUSTOM_EVENT_ACTIVITY = "customer.custom_event"
 
 
 def budget_name(app_id: str) -> str:
@@ -94,7 +103,7 @@ def customer_body(activity: Activity, config: VoucherifyConfig) -> dict[str, Any
 def event_body(activity: Activity, config: VoucherifyConfig) -> dict[str, Any]:
     """The ``POST /v1/events`` body: event name, customer by ``source_id``, flat metadata."""
     metadata: dict[str, Any] = {
-        "connector_key": activity.business_key,
+        config.business_key_metadata: activity.business_key,
         "activity": activity.type,
         "source": activity.source,
         "happened_at": isoformat(activity.happened_at),
@@ -129,6 +138,37 @@ def event_body(activity: Activity, config: VoucherifyConfig) -> dict[str, Any]:
         "customer": {"source_id": source_id(activity, config)},
         "metadata": metadata,
     }
+
+
+def activity_event(item: Any) -> dict[str, Any] | None:
+    """The custom event inside one customer activity of type ``customer.custom_event``, or ``None``.
+
+    UNVERIFIED, and the one place to correct: Voucherify's reference types the activity's ``data``
+    as ``{"data": <EventCustomerCustomEvent>, "event_source": …}`` while its older docs and SDKs put
+    the type's fields (``event``: the custom event with ``type`` = its name and ``metadata``)
+    directly in ``data``, and one SDK names it ``custom_event``. All three places are read.
+    """
+    if not isinstance(item, dict) or item.get("type") != CUSTOM_EVENT_ACTIVITY:
+        return None
+    data = item.get("data")
+    for holder in (data, data.get("data") if isinstance(data, dict) else None):
+        if not isinstance(holder, dict):
+            continue
+        for field in ("event", "custom_event"):
+            event = holder.get(field)
+            if isinstance(event, dict):
+                return event
+    return None
+
+
+def carries(item: Any, event_name: str, key_field: str, key: str) -> bool:
+    """Whether a customer activity is our custom event ``event_name`` carrying business key ``key``."""
+    event = activity_event(item)
+    if event is None:
+        return False
+    metadata = event.get("metadata")
+    name = event.get("type")
+    return isinstance(metadata, dict) and metadata.get(key_field) == key and name in (event_name, None)
 
 
 class VoucherifyClient(HttpClient):
@@ -230,10 +270,46 @@ class VoucherifyClient(HttpClient):
             )
         body = event_body(activity, self.config)
         customer_id = self.upsert_customer(activity, contacts)
+        remote_id = f"{customer_id}:{body['event']}"
         earlier = self.markers.begin(activity)
         if earlier is not None:
-            log.warning("voucherify: re-sending %s after an attempt of unknown outcome", body["event"])
+            if self.find_event(customer_id, body["event"], activity.business_key, earlier):
+                log.info("voucherify: %s found after an attempt of unknown outcome", body["event"])
+                metrics.count(self.redis, "deliveries", destination=self.platform, outcome="found_unknown_outcome")
+                return Receipt(platform=self.platform, remote_id=remote_id, created=False)
+            log.warning("voucherify: re-sending %s: not found after an attempt of unknown outcome", body["event"])
             metrics.count(self.redis, "deliveries", destination=self.platform, outcome="resent_unknown_outcome")
         with self.markers.attempt(activity, first=earlier is None):
             self.request("POST", "/v1/events", json=body)
-        return Receipt(platform=self.platform, remote_id=f"{customer_id}:{body['event']}", created=True)
+        return Receipt(platform=self.platform, remote_id=remote_id, created=True)
+
+    def find_event(self, customer_id: str, event_name: str, key: str, since: float) -> bool:
+        """Whether the customer's activity since the first attempt (less clock slack) holds the
+        custom event ``event_name`` carrying our business ``key``."""
+        start = datetime.fromtimestamp(since).astimezone() - RECONCILE_SLACK
+        path = f"/v1/customers/{path_segment(customer_id)}/activity"
+        params: dict[str, Any] = {
+            "type": CUSTOM_EVENT_ACTIVITY,
+            "start_date": isoformat(start),
+            "limit": RECONCILE_PAGE,
+        }
+        field = self.config.business_key_metadata
+        for _ in range(RECONCILE_MAX_PAGES):
+            page = self.json(self.request("GET", path, params=params))
+            items = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(items, list):  # cannot tell: never guess "absent" and send twice
+                raise FatalDestinationError(
+                    f"voucherify: the customer activity answer has no data list; check the customer's activity for "
+                    f"metadata.{field} = {key} before requeueing",
+                    destination=self.destination,
+                )
+            if any(carries(item, event_name, field, key) for item in items):
+                return True
+            cursor = page.get("more_starting_after")
+            if not page.get("has_more") or not cursor:
+                return False
+            params = {**params, "starting_after_id": cursor}
+        raise RetriableDestinationError(
+            "voucherify: too much customer activity to reconcile an attempt of unknown outcome; will retry",
+            destination=self.destination,
+        )

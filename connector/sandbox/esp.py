@@ -4,7 +4,8 @@ Each is mounted under ``/<vendor>`` of the sandbox server and checks what the re
 (auth, required fields, the vendor's name and property rules), answers with the vendor's success
 status (Klaviyo 202, Mailchimp 204, Braze 200, Customer.io 200, ActiveCampaign 200 ``success: 1``,
 Intercom 202) and the vendor's error bodies, and applies the vendor's own dedup where it has one
-(Klaviyo ``unique_id``, Customer.io ULID ``id``, Intercom name + created_at + user). A 429 fault
+(Klaviyo ``unique_id``, Customer.io ULID ``id``, Intercom name + created_at + user); Mailchimp
+also lists a member's events (``GET …/members/{hash}/events``). A 429 fault
 carries the vendor's signal: ``Retry-After`` (Klaviyo, ActiveCampaign), ``X-RateLimit-Reset``
 epoch seconds (Braze, Intercom), nothing (Mailchimp, Customer.io document none).
 
@@ -285,6 +286,25 @@ class MailchimpSandbox(EspSandbox):
                     }
                 )
             return Response(status=204)
+
+        @bp.get("/lists/<path:list_id>/members/<subscriber_hash>/events")
+        def list_member_events(list_id: str, subscriber_hash: str) -> Any:
+            """ "List member events": ``count`` (default 10, max 1000) and ``offset``; newest first
+            (the order is not documented)."""
+            if list_id != self.list_id or subscriber_hash not in self.profiles:
+                return self.error(404, "The requested resource could not be found.")
+            try:
+                count = int(request.args.get("count", "10"))
+                offset = int(request.args.get("offset", "0"))
+            except ValueError:
+                return self.error(400, "count and offset must be integers.")
+            if not 1 <= count <= 1000 or offset < 0:
+                return self.error(400, "count must be 1-1000 and offset at least 0.")
+            with self.lock:
+                email = self.profiles[subscriber_hash]["email_address"]
+                held = [e for e in reversed(self.events) if e["email"] == email]
+            page = [{k: e[k] for k in ("name", "occurred_at", "properties")} for e in held[offset : offset + count]]
+            return jsonify({"events": page, "total_items": len(held), "_links": []})
 
 
 class BrazeSandbox(EspSandbox):

@@ -11,13 +11,23 @@ Documented (docs.voucherify.io; voucherify-openapi ``Limits.md``, ``Errors.md``)
 * ``POST /v1/customers`` creates or updates (by ``source_id``) and returns the customer.
 * ``POST /v1/events`` tracks a custom event for ``customer`` (created when unknown) with
   ``metadata``; no dedup. ``GET /v1/customers/{id or source_id}``.
+* ``GET /v1/customers/{id or source_id}/activity`` ("List Customer Activity"): ``limit`` 1-100
+  (default 10), ``order`` ``created_at`` | ``-created_at``, ``starting_after_id``, ``start_date``,
+  ``end_date``, ``type``; answers ``{"object": "list", "data_ref": "data", "data": [...],
+  "has_more", "more_starting_after"}``. Each tracked event and each created customer is an
+  activity ``{"id", "type", "data", "created_at", "group_id"}``; a ``customer.custom_event``'s
+  ``data`` is ``{"data": {"event": <custom event with metadata>, "event_schema", "customer",
+  "referral", "loyalty"}, "event_source"}`` as the reference's schema nests it.
 
 Inferred (isolated here): an event name missing from the project's event schema → 400
-``invalid_payload``; the events answer is ``{"object": "event", "type", "customer", ...}``.
+``invalid_payload``; the events answer is ``{"object": "event", "type", "customer", ...}``; the
+activity list's default order (newest first here) and that an event's activity is listed as soon
+as the event call answers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -27,7 +37,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.sandbox.base import Fault, FaultInjector, add_control_routes, apply_fault
+from connector.sandbox.base import Fault, FaultInjector, add_control_routes, apply_fault, parse_aware
 
 EVENT_SCHEMA = {
     "shopify_order",
@@ -62,6 +72,10 @@ def _error(status: int, message: str, details: str = "") -> tuple[Response, int]
     return jsonify(_error_body(status, message, details)), status
 
 
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -83,6 +97,7 @@ class VoucherifySandbox:
         with getattr(self, "lock", threading.Lock()):
             self.customers: dict[str, dict[str, Any]] = {}
             self.events: list[dict[str, Any]] = []
+            self.activities: list[dict[str, Any]] = []  # each with the owner's "_customer" id
             self.event_posts = 0
             self.hourly_limit = self.default_hourly_limit
             self.plan_exceeded = False
@@ -151,7 +166,68 @@ class VoucherifySandbox:
             "created_at": _now(),
         }
         self.customers[customer["id"]] = customer
+        self._record_activity(customer, "customer.created", {"customer": self._simple(customer)})
         return customer
+
+    @staticmethod
+    def _simple(customer: dict[str, Any]) -> dict[str, Any]:
+        return {"id": customer["id"], "source_id": customer.get("source_id"), "object": "customer"}
+
+    def _record_activity(self, customer: dict[str, Any], kind: str, data: dict[str, Any]) -> None:
+        """Append a customer activity (lock held by the caller)."""
+        at = datetime.now(UTC)
+        self.activities.append(
+            {
+                "_customer": customer["id"],
+                "_at": at,
+                "id": "evcus_" + uuid.uuid4().hex[:18],
+                "type": kind,
+                "data": {"data": data, "event_source": {"channel": "API", "api_key": {"app_id": self.app_id}}},
+                "created_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "group_id": "v-" + uuid.uuid4().hex[:18],
+            }
+        )
+
+    def list_activity(self, key: str, args: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``(status, body)`` of one page of a customer's activity for the query ``args``."""
+        try:
+            limit = int(args.get("limit", "10"))
+        except ValueError:
+            return 400, _error_body(400, "Invalid Query", "limit must be an integer")
+        order = args.get("order", "-created_at")
+        if not 1 <= limit <= 100 or order not in {"created_at", "-created_at"}:
+            return 400, _error_body(400, "Invalid Query", "limit must be 1-100, order created_at or -created_at")
+        start = parse_aware(args["start_date"]) if "start_date" in args else _EPOCH
+        end = parse_aware(args["end_date"]) if "end_date" in args else _FOREVER
+        if start is None or end is None:
+            return 400, _error_body(400, "Invalid Query", "start_date and end_date must be ISO 8601 date-times")
+        with self.lock:
+            customer = self._find_customer(key)
+            if customer is None:
+                return 404, _error_body(404, "Resource not found", f"customer {key}")
+            items = [
+                a
+                for a in self.activities
+                if a["_customer"] == customer["id"]
+                and a["type"] == args.get("type", a["type"])
+                and start <= a["_at"] <= end
+            ]
+        if order == "-created_at":
+            items.reverse()
+        after = args.get("starting_after_id")
+        if after:
+            ids = [a["id"] for a in items]
+            items = items[ids.index(after) + 1 :] if after in ids else []
+        page, more = items[:limit], len(items) > limit
+        body: dict[str, Any] = {
+            "object": "list",
+            "data_ref": "data",
+            "data": [{k: v for k, v in a.items() if not k.startswith("_")} for a in page],
+            "has_more": more,
+        }
+        if more:
+            body["more_starting_after"] = page[-1]["id"]
+        return 200, body
 
     def blueprint(self) -> Blueprint:
         """The Flask blueprint serving this sandbox."""
@@ -213,6 +289,11 @@ class VoucherifySandbox:
                 customer = self._find_customer(key)
             return jsonify(customer) if customer else _error(404, "Resource not found", f"customer {key}")
 
+        @bp.get("/v1/customers/<key>/activity")
+        def list_customer_activity(key: str) -> Any:
+            status, body = self.list_activity(key, request.args.to_dict())
+            return jsonify(body), status
+
         @bp.post("/v1/events")
         def track_event() -> Any:
             body = json_body()
@@ -234,15 +315,36 @@ class VoucherifySandbox:
             with self.lock:
                 self.event_posts += 1
                 stored = self._upsert(customer)
-                self.events.append(
+                record = {
+                    "id": "evcus_" + uuid.uuid4().hex[:18],
+                    "event": event,
+                    "customer_id": stored["id"],
+                    "source_id": stored.get("source_id"),
+                    "metadata": metadata,
+                    "created_at": _now(),
+                }
+                self.events.append(record)
+                simple = self._simple(stored)
+                custom_event = {
+                    "id": record["id"],
+                    "object": "event",
+                    "type": event,
+                    "customer": simple,
+                    "referral": {},
+                    "loyalty": {},
+                    "metadata": metadata,
+                    "created_at": record["created_at"],
+                }
+                self._record_activity(
+                    stored,
+                    "customer.custom_event",
                     {
-                        "id": "evcus_" + uuid.uuid4().hex[:18],
-                        "event": event,
-                        "customer_id": stored["id"],
-                        "source_id": stored.get("source_id"),
-                        "metadata": metadata,
-                        "created_at": _now(),
-                    }
+                        "event": custom_event,
+                        "event_schema": {"id": "ms_" + hashlib.sha256(event.encode()).hexdigest()[:16], "name": event},
+                        "customer": simple,
+                        "referral": None,
+                        "loyalty": None,
+                    },
                 )
             return jsonify(
                 {

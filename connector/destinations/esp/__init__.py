@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.activities import hash_identifier
+from connector.destinations.claims import AttemptMarkers
 from connector.destinations.esp.activecampaign import ActiveCampaignClient
 from connector.destinations.esp.base import EspClient, EspReceipt
 from connector.destinations.esp.braze import BrazeClient
@@ -97,14 +98,16 @@ def client_arguments(config: EspBase, provider: str) -> tuple[str, str, dict[str
     raise FatalDestinationError(f"ESP provider {provider!r} is not supported", destination=provider)
 
 
-def build_esp_client(config: EspBase, redis: Any, *, timeout: float = 10.0) -> EspClient:
-    """The client for a tenant's ``[esp]`` table (``redis`` backs the rate budget)."""
+def build_esp_client(config: EspBase, redis: Any, *, timeout: float = 10.0, tenant: str | None = None) -> EspClient:
+    """The client for a tenant's ``[esp]`` table (``redis`` backs the rate budget and, given the
+    ``tenant``, the attempt markers that let a client reconcile an attempt of unknown outcome)."""
     provider = str(getattr(config, "provider", ""))
     if provider not in CLIENTS:
         raise FatalDestinationError(f"ESP provider {provider!r} is not supported", destination=provider)
     limiter = rate_limiter(config, redis, provider)
+    markers = AttemptMarkers(redis, tenant, provider) if tenant else None
     base_url, secret, options = client_arguments(config, provider)
-    return CLIENTS[provider](base_url, limiter=limiter, timeout=timeout, secrets=(secret,), **options)
+    return CLIENTS[provider](base_url, limiter=limiter, timeout=timeout, secrets=(secret,), markers=markers, **options)
 
 
 __all__ = ["CLIENTS", "EspClient", "EspReceipt", "build_esp_client", "relay_skip_reason"]

@@ -5,7 +5,10 @@ the ESP needs it, a profile upsert first). Calls take one unit of the account's 
 :class:`~connector.ratelimit.RateLimiter` budget; a 429 pauses that budget for every worker for
 as long as the vendor said (its own header, see each client's ``retry_after_hint``, else
 ``default_429_pause``) and is raised as retriable with that ``retry_after``, so the job is
-rescheduled no sooner. No email address is logged: paths holding one are redacted.
+rescheduled no sooner. No email address is logged: paths holding one are redacted. A client
+built for a tenant carries that tenant's :class:`~connector.destinations.claims.AttemptMarkers`
+for its provider, so one without server dedup (Mailchimp) can reconcile an attempt of unknown
+outcome before sending again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, ClassVar
 import requests
 
 from connector.activities import LoyaltyEvent
+from connector.destinations.claims import AttemptMarkers
 from connector.destinations.http import HttpClient, parse_reset_epoch, parse_retry_after, redact
 from connector.errors import FatalDestinationError, RetriableDestinationError
 from connector.ratelimit import RateLimiter
@@ -73,10 +77,12 @@ class EspClient(HttpClient):
         timeout: float = 10.0,
         secrets: tuple[str, ...] = (),
         auth: tuple[str, str] | None = None,
+        markers: AttemptMarkers | None = None,
     ) -> None:
         super().__init__(base_url, headers=headers, timeout=timeout, secrets=secrets)
         self.destination = self.provider
         self.limiter = limiter
+        self.markers = markers
         if auth is not None:
             self.session.auth = auth
 

@@ -8,20 +8,34 @@ first upserted with ``PUT /lists/{list}/members/{hash}`` and ``status_if_new`` (
 ``transactional``: never subscribes anyone; an existing member keeps their status), unless
 ``upsert_member = false``. The event: ``name`` 2-30 characters of letters, digits, ``_`` and
 ``-`` (checked at config load), ``properties`` with **string values only**, ``occurred_at`` and
-``is_syncing = false`` (so automations fire); success is 204. Mailchimp has no event dedup, so the
-relay ledger is the only guard. Limits are ~10 concurrent connections per user and no back-off
-header is documented: the default budget is 10 calls/s and a 429 pauses 10 s (``Retry-After`` is
-honoured if one ever comes).
+``is_syncing = false`` (so automations fire); success is 204.
+
+Mailchimp has no event dedup, so the relay ledger is the guard, and an attempt marker covers its
+blind spot: a retry after an attempt of unknown outcome (5xx, timeout, connection lost after
+sending) first lists the member's events (``GET …/members/{hash}/events``, "List member events":
+``count`` up to 1000, ``offset``; answer ``{"events": [{"name", "occurred_at", "properties"}],
+"total_items"}``) and posts again only when no event of that name carries our ``event_id`` and
+``loyalty_source`` properties.
+
+Limits are ~10 concurrent connections per user and no back-off header is documented: the default
+budget is 10 calls/s and a 429 pauses 10 s (``Retry-After`` is honoured if one ever comes).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any, ClassVar
 
 from connector.activities import LoyaltyEvent
 from connector.destinations.esp.base import EspClient, EspReceipt, event_properties
 from connector.destinations.http import isoformat, path_segment
+from connector.errors import FatalDestinationError, RetriableDestinationError
+
+log = logging.getLogger(__name__)
+
+RECONCILE_PAGE = 1000  # the documented maximum ``count`` of List member events
+RECONCILE_MAX_PAGES = 10
 
 
 def subscriber_hash(email: str) -> str:
@@ -74,5 +88,49 @@ class MailchimpClient(EspClient):
         member = f"/lists/{path_segment(self.list_id)}/members/{path_segment(digest)}"
         if self.upsert_member:
             self.call("PUT", member, json=member_body(event, self.status_if_new))
-        response = self.call("POST", f"{member}/events", json=event_body(event, name))
+        body = event_body(event, name)
+        if self.markers is None:  # not built for a tenant: no reconciliation possible
+            response = self.call("POST", f"{member}/events", json=body)
+            return EspReceipt(provider=self.provider, status=response.status_code, name=name)
+        earlier = self.markers.begin(event)
+        if earlier is not None:
+            if self.holds_event(member, body):
+                log.info("mailchimp: %s %s found after an attempt of unknown outcome", name, event.event_id)
+                return EspReceipt(provider=self.provider, status=200, name=name)
+            log.warning(
+                "mailchimp: re-sending %s %s: not found after an attempt of unknown outcome", name, event.event_id
+            )
+        with self.markers.attempt(event, first=earlier is None):
+            response = self.call("POST", f"{member}/events", json=body)
         return EspReceipt(provider=self.provider, status=response.status_code, name=name)
+
+    def holds_event(self, member: str, body: dict[str, Any]) -> bool:
+        """Whether the member's events hold one named like ``body`` with its ``event_id`` and
+        ``loyalty_source`` properties (the order of the list is undocumented: every page is read)."""
+        wanted = {k: body["properties"].get(k) for k in ("event_id", "loyalty_source")}
+        offset = 0
+        for _ in range(RECONCILE_MAX_PAGES):
+            page = self.json(self.call("GET", f"{member}/events", params={"count": RECONCILE_PAGE, "offset": offset}))
+            events = page.get("events") if isinstance(page, dict) else None
+            if not isinstance(events, list):  # cannot tell: never guess "absent" and post twice
+                raise FatalDestinationError(
+                    "mailchimp: the member events answer has no events list; check the member's events "
+                    f"for event_id {wanted['event_id']} before requeueing",
+                    destination=self.provider,
+                )
+            for item in events:
+                properties = item.get("properties") if isinstance(item, dict) else None
+                if (
+                    isinstance(properties, dict)
+                    and item.get("name") == body["name"]
+                    and all(properties.get(k) == v for k, v in wanted.items())
+                ):
+                    return True
+            offset += len(events)
+            total = page.get("total_items")
+            if not events or not isinstance(total, int) or offset >= total:
+                return False
+        raise RetriableDestinationError(
+            "mailchimp: too many member events to reconcile an attempt of unknown outcome; will retry",
+            destination=self.provider,
+        )
