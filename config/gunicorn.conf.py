@@ -1,6 +1,7 @@
 """gunicorn settings for the web tier (``gunicorn -c config/gunicorn.conf.py wsgi:app``).
 
-Environment overrides: ``CONNECTOR_BIND`` (default 127.0.0.1:8000), ``WEB_CONCURRENCY``
+Environment overrides: ``CONNECTOR_BIND`` (default 127.0.0.1:8000, or 0.0.0.0:$PORT where a
+platform such as Heroku sets ``PORT``, as the ``Procfile``'s web process expects), ``WEB_CONCURRENCY``
 (worker processes, default 2 x cores + 1), ``CONNECTOR_WEB_THREADS`` (threads per worker, default
 64; 1 selects gunicorn's sync worker, the default before issue 11), ``CONNECTOR_WEB_WORKER_CLASS``
 (a gunicorn worker class, default gthread; see below before choosing gevent or eventlet).
@@ -9,7 +10,9 @@ Environment overrides: ``CONNECTOR_BIND`` (default 127.0.0.1:8000), ``WEB_CONCUR
 import multiprocessing
 import os
 
-bind = os.environ.get("CONNECTOR_BIND", "127.0.0.1:8000")
+# A platform that runs the Procfile hands the web process its port in PORT; CONNECTOR_BIND wins.
+_platform_port = os.environ.get("PORT")
+bind = os.environ.get("CONNECTOR_BIND") or (f"0.0.0.0:{_platform_port}" if _platform_port else "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 # Threaded workers, so a slow client cannot take the intake down. A sync worker reads a request
 # on its only thread: twenty connections trickling their headers or body (slowloris) held every

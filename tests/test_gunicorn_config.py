@@ -20,7 +20,7 @@ from connector.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "gunicorn.conf.py"
-OVERRIDES = ("CONNECTOR_WEB_THREADS", "CONNECTOR_WEB_WORKER_CLASS", "WEB_CONCURRENCY")
+OVERRIDES = ("CONNECTOR_WEB_THREADS", "CONNECTOR_WEB_WORKER_CLASS", "WEB_CONCURRENCY", "CONNECTOR_BIND", "PORT")
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, object]:
@@ -38,6 +38,21 @@ def test_default_is_gthread_and_the_environment_still_overrides(monkeypatch):
     custom = _settings(monkeypatch, CONNECTOR_WEB_THREADS="8", WEB_CONCURRENCY="2")
     assert (custom["worker_class"], custom["threads"], custom["workers"]) == ("gthread", 8, 2)
     assert _settings(monkeypatch, CONNECTOR_WEB_WORKER_CLASS="sync")["worker_class"] == "sync"
+
+
+def test_bind_follows_connector_bind_then_port(monkeypatch):
+    assert _settings(monkeypatch)["bind"] == "127.0.0.1:8000"
+    assert _settings(monkeypatch, PORT="5123")["bind"] == "0.0.0.0:5123"  # the Procfile's platforms
+    assert _settings(monkeypatch, PORT="5123", CONNECTOR_BIND="127.0.0.1:9001")["bind"] == "127.0.0.1:9001"
+
+
+def test_procfile_runs_the_web_tier_and_a_worker():
+    processes = dict(
+        line.split(": ", 1)
+        for line in (ROOT / "Procfile").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert processes == {"web": "gunicorn -c config/gunicorn.conf.py wsgi:app", "worker": "connector worker"}
 
 
 @pytest.fixture
