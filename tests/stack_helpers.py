@@ -4,60 +4,27 @@ every text Redis holds (for the scans that must find no secret and no erased add
 from __future__ import annotations
 
 import base64
-import http.client
-import subprocess
 import sys
-import tempfile
-import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.__main__ import answers, process
+
 ROOT = Path(__file__).resolve().parents[1]
 GUNICORN_CONFIG = ROOT / "config" / "gunicorn.conf.py"
 
 
 @contextmanager
-def gunicorn_server(env: dict[str, str], *, start_timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+def gunicorn_server(env: dict[str, str]) -> Iterator[None]:
     """``gunicorn -c config/gunicorn.conf.py wsgi:app`` with ``env`` (which names the port in
-    ``CONNECTOR_BIND``), once it answers ``/healthz``; stopped (and reaped) on the way out."""
-    host, port = env["CONNECTOR_BIND"].rsplit(":", 1)
-    # Its log goes to a file, not a pipe: a pipe nobody reads would stall a chatty server.
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            try:
-                conn = http.client.HTTPConnection(host, int(port), timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                log.seek(0)
-                raise RuntimeError(f"gunicorn did not start: {log.read().decode(errors='replace')[-2000:]}")
-            time.sleep(0.1)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    ``CONNECTOR_BIND``), once it answers ``/healthz``; stopped on the way out (the bench's own
+    server runner, so the tests start gunicorn exactly as ``make bench`` does)."""
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "wsgi:app"]
+    with process(argv, env, answers(f"http://{env['CONNECTOR_BIND']}/healthz"), "test gunicorn"):
+        yield
 
 
 def _layers(raw: Any) -> str:
