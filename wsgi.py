@@ -4,7 +4,7 @@ import logging
 
 from redis.exceptions import RedisError
 
-from connector import create_app
+from connector.web import create_app
 from connector.durability import check_durability
 from connector.queue import connect
 

@@ -19,12 +19,14 @@ from typing import Any
 
 from redis import Redis
 
-from connector import erasure, metrics, pms, stays
+from connector import erasure, metrics, stays
 from connector.activities import Activity, LoyaltyEvent, hash_identifier
-from connector.destinations import build_loyalty_destination
-from connector.destinations.base import Receipt
-from connector.destinations.esp import build_esp_client, relay_skip_reason
 from connector.errors import ErasureRequested, PayloadError, UnsupportedEvent
+from connector.esps.base import build_esp_client
+from connector.esps.config import relay_skip_reason
+from connector.platforms.base import Receipt
+from connector.platforms.registry import build_loyalty_destination
+from connector.pms import registry as pms
 from connector.queue import (
     DELIVERY_QUEUE,
     FAILURE_TTL,
@@ -39,8 +41,8 @@ from connector.queue import (
     retry_for,
 )
 from connector.settings import Settings, Tenant, load_settings
-from connector.sources import SOURCES
 from connector.sources.base import Envelope, TranslationContext, load_body_text, translation_guard
+from connector.sources.registry import SOURCES
 from connector.sources.stay import group_stays
 
 log = logging.getLogger(__name__)
@@ -152,19 +154,17 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
     context = TranslationContext(
         tenant=env.tenant, timezone=tenant.zone, platform=tenant.loyalty.platform, now=datetime.now(UTC)
     )
-    references = getattr(adapter, "references", None)
     # Translation is pure: whatever it raises by accident comes from the payload's shape and
     # fails the job once as a PayloadError (translation_guard). The PMS fetch is I/O, outside it.
     pure = f"{env.source} payload"
     try:
-        relays = getattr(adapter, "is_loyalty_event", None)
-        if relays is not None and relays(env.event_type):
+        if adapter.is_loyalty_event(env.event_type):
             with translation_guard(pure):
-                events: list[LoyaltyEvent] = adapter.to_loyalty_events(env, payload, context, config)  # type: ignore[attr-defined]
+                events: list[LoyaltyEvent] = adapter.to_loyalty_events(env, payload, context, config)
             return {"status": "translated", "relays": enqueue_relays(tenant, events)}
-        if references is not None:  # thin events: fetch each referenced id once, then translate
-            with translation_guard(pure):
-                ids = references(env, payload, config)
+        with translation_guard(pure):
+            ids = adapter.references(env, payload, config)
+        if ids is not None:  # a thin event: fetch each referenced id once, then translate
             fetched = pms.fetch(env.source, config, ids, timeout=settings().http_timeout)
             payload = {"message": payload, "fetched": fetched}
         with translation_guard(pure):

@@ -6,7 +6,7 @@ percent-encoded (``quote_plus``), a header echo gives HTTP Basic credentials bas
 its backslashes. :class:`Redactor` replaces every one of those forms, and any base64 token that
 decodes to text containing a secret, by ``[redacted]``.
 
-Used by every outbound client (:mod:`connector.destinations.http`), by the workers on every failed
+Used by every outbound client (:mod:`connector.http`), by the workers on every failed
 job's reason before RQ stores it, and by :class:`RedactingFilter` on every log record of the web
 and worker processes. :func:`configured_secrets` collects what to hide from the settings.
 """

@@ -20,19 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
-from connector.destinations.config import GluConfig, LoyaltyLionConfig, VoucherifyConfig
-from connector.destinations.esp.config import EspBase, parse_esp
 from connector.errors import ConfigError
-from connector.sources import SOURCES
+from connector.esps.config import EspBase
+from connector.esps.registry import parse_esp
+from connector.platforms.base import PlatformConfig
+from connector.platforms.registry import parse_loyalty
 from connector.sources.base import SourceConfig
+from connector.sources.registry import SOURCES
 
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_RETRY_SCHEDULE = (10, 60, 300, 900, 3600, 10800, 21600, 43200, 86400)
-
-
-LoyaltyConfig = Annotated[GluConfig | LoyaltyLionConfig | VoucherifyConfig, Field(discriminator="platform")]
-"""``[tenants.<t>.loyalty]``: the platform that receives activities, chosen by ``platform``."""
-LOYALTY_PLATFORMS = ("glu", "loyaltylion", "voucherify")
 
 
 class Tenant(BaseModel):
@@ -42,9 +39,9 @@ class Tenant(BaseModel):
 
     name: str
     timezone: str = "UTC"
-    loyalty: LoyaltyConfig
+    loyalty: PlatformConfig  # the registered model its ``platform`` names (connector.platforms.registry)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
-    esp: EspBase | None = None  # one of the provider models in destinations/esp/config.py
+    esp: EspBase | None = None  # the registered model its ``provider`` names (connector.esps.registry)
 
     @field_validator("timezone")
     @classmethod
@@ -60,6 +57,8 @@ class Tenant(BaseModel):
         """The tenant's timezone as a ``ZoneInfo``."""
         return ZoneInfo(self.timezone)
 
+
+_UNCHECKED = PlatformConfig(platform="unchecked")  # stands in for a loyalty table that failed its own checks
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -122,10 +121,6 @@ def _format_validation(prefix: str, exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         parts = list(err["loc"])
-        if len(parts) > 1 and parts[0] == "loyalty" and parts[1] in LOYALTY_PLATFORMS:
-            del parts[1]  # the discriminated union's tag is not a key the merchant wrote
-        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            parts.append("platform")  # a missing or unknown platform: name the key
         loc = ".".join(str(p) for p in parts)
         lines.append(f"{prefix}.{loc}: {err['msg']}" if loc else f"{prefix}: {err['msg']}")
     return lines
@@ -152,6 +147,14 @@ def _parse_tenant(name: str, raw: dict[str, Any], found: _Pass) -> Tenant | None
             )
         except ValidationError as exc:
             found.add(_format_validation(f"{prefix}.sources.{slug}", exc))
+    loyalty: PlatformConfig | None = None
+    if "loyalty" not in raw:
+        found.add([f"{prefix}.loyalty: Field required"])
+    else:
+        try:
+            loyalty = parse_loyalty(raw["loyalty"], f"{prefix}.loyalty")
+        except ValueError as exc:
+            found.add(str(exc).split("; "))
     esp: EspBase | None = None
     if raw.get("esp") is not None:
         try:
@@ -161,7 +164,9 @@ def _parse_tenant(name: str, raw: dict[str, Any], found: _Pass) -> Tenant | None
     try:
         # Sources and ESP were validated above (a failed one is left out here, so the tenant's
         # own keys are still checked in this pass).
-        tenant = Tenant.model_validate({**raw, "name": name, "sources": sources, "esp": esp})
+        # A loyalty table that failed its checks (reported above) is stood in for here.
+        checked = {"sources": sources, "esp": esp, "loyalty": loyalty or _UNCHECKED}
+        tenant = Tenant.model_validate({**raw, "name": name, **checked})
     except ValidationError as exc:
         found.add(_format_validation(prefix, exc))
         return None

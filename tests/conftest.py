@@ -21,11 +21,12 @@ import pytest
 from redis import Redis
 from standardwebhooks import Webhook
 
-from connector import create_app, jobs
+from connector import jobs
 from connector.embedded_redis import EmbeddedRedis
 from connector.queue import connect
 from connector.sandbox import SandboxServer
 from connector.settings import Settings, load_settings
+from connector.web import create_app
 from connector.worker import run_worker
 
 FIXTURES = Path(__file__).parent / "fixtures"

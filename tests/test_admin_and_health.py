@@ -6,8 +6,8 @@ import base64
 
 from conftest import load_fixture, shopify_headers
 
-from connector import create_app
 from connector.queue import DELIVERY_QUEUE, get_queue
+from connector.web import create_app
 
 
 def basic(password: str) -> dict[str, str]:

@@ -12,8 +12,8 @@ import time
 from conftest import load_fixture, shopify_headers
 from wifi_support import MERAKI_VALIDATOR, wifi_tenants_toml
 
-from connector import create_app
 from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, QUEUE_NAMES, get_queue
+from connector.web import create_app
 
 ADMIN_PASSWORD = "pw"
 

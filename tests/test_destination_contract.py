@@ -340,7 +340,7 @@ def test_loyaltylion_tenant_answers_shopify_orders_ignored_with_the_reason(
     import hashlib
     import hmac
 
-    from connector import create_app
+    from connector.web import create_app
 
     settings = env(tenant_toml("loyaltylion", sandbox.url))
     client = create_app(settings).test_client()

@@ -17,11 +17,11 @@ import pytest
 from conftest import SHOPIFY_SECRET, load_fixture, shopify_headers
 from redis import Redis
 
-from connector import create_app
 from connector.cli import main
 from connector.durability import check_durability
 from connector.embedded_redis import EmbeddedRedis, free_port
 from connector.queue import connect
+from connector.web import create_app
 from connector.worker import WORKER_CLASSES, run_worker
 
 

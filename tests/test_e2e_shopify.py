@@ -11,9 +11,9 @@ from typing import Any
 
 from conftest import MARINA_SHOPIFY_SECRET, load_fixture, shopify_headers, tenants_toml
 
-from connector import create_app
 from connector.metrics import read_counters
 from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, fetch_job, get_queue
+from connector.web import create_app
 
 
 def post_order(client: Any, body: bytes, **kwargs: Any) -> Any:

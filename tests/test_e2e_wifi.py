@@ -22,11 +22,12 @@ from wifi_support import (
     wifi_tenants_toml,
 )
 
-from connector import create_app, metrics
+from connector import metrics
 from connector.activities import hash_identifier
 from connector.erasure import erasure_key
 from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, get_queue
 from connector.settings import Settings
+from connector.web import create_app
 
 JSON = {"Content-Type": "application/json"}
 LISTENER = "wifiWebhookListener"

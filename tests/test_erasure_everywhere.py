@@ -21,9 +21,9 @@ from relay_helpers import VOUCHERIFY_SECRET, esp_table, voucherify_headers
 from stack_helpers import redis_texts
 from wifi_support import SOCIALWIFI_AUTH, purple_login, wifi_tenants_toml
 
-from connector import create_app
 from connector.activities import hash_identifier
 from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, RELAY_QUEUE, get_queue
+from connector.web import create_app
 
 EMAIL = "Mary.Jackson@Example.com"  # the address of the socialwifi Delete fixture, in mixed case
 OTHER = "Grace.Hopper@example.com"

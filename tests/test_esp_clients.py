@@ -11,22 +11,23 @@ import requests
 from pydantic import SecretStr
 
 from connector.activities import LOYALTY_EVENT_NAMES, LoyaltyEvent
-from connector.destinations.esp import build_esp_client, rate_limiter
-from connector.destinations.esp.activecampaign import form
-from connector.destinations.esp.braze import track_body
-from connector.destinations.esp.config import MAILCHIMP_NAME, parse_esp
-from connector.destinations.esp.customerio import CROCKFORD, event_body, event_ulid
-from connector.destinations.esp.intercom import metadata
-from connector.destinations.esp.mailchimp import event_body as mailchimp_body
-from connector.destinations.esp.mailchimp import subscriber_hash
-from connector.destinations.http import parse_reset_epoch
 from connector.errors import ConfigError, FatalDestinationError, RetriableDestinationError
+from connector.esps.base import build_esp_client, rate_limiter
+from connector.esps.config import MAILCHIMP_NAME
+from connector.esps.registry import parse_esp
+from connector.http import parse_reset_epoch
 from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.relay_samples import voucherify_events
 from connector.settings import parse_tenants
 from connector.sources.base import InboundRequest
-from connector.sources.voucherify import SOURCE as VOUCHERIFY
-from connector.sources.voucherify import VoucherifyConfig
+from connector.vendors.activecampaign.esp import form
+from connector.vendors.braze.esp import track_body
+from connector.vendors.customerio.esp import CROCKFORD, event_body, event_ulid
+from connector.vendors.intercom.esp import metadata
+from connector.vendors.mailchimp.esp import event_body as mailchimp_body
+from connector.vendors.mailchimp.esp import subscriber_hash
+from connector.vendors.voucherify.source import SOURCE as VOUCHERIFY
+from connector.vendors.voucherify.source import VoucherifyConfig
 
 
 def sample_event(**changes: object) -> LoyaltyEvent:

@@ -7,8 +7,8 @@ from datetime import datetime
 import pytest
 
 from connector.activities import Activity, Booking, Person
-from connector.destinations.glu import GluClient, activity_body
 from connector.errors import FatalDestinationError, RetriableDestinationError
+from connector.vendors.glu.platform import GluClient, activity_body
 
 ACTIVITY = Activity(
     type="Booking",

@@ -23,7 +23,7 @@ DEEP = b"[" * 2000 + b"]" * 2000
 
 @pytest.fixture
 def app_client(env: Any, sandbox: Any) -> Any:
-    from connector import create_app
+    from connector.web import create_app
 
     return create_app(env(targets.tenants_toml(sandbox.url))).test_client()
 
@@ -176,7 +176,7 @@ def test_a_shape_error_fails_the_job_once_with_the_field_named(app_client, redis
 
 def test_an_accident_in_translation_fails_the_job_once_as_a_payload_error(app_client, redis, work, monkeypatch):
     """The last-resort guard: an exception translation raises by accident is a PayloadError."""
-    from connector.sources import shopify
+    from connector.vendors.shopify import source as shopify
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         return {}.get("x").get("y")  # AttributeError, as a translation bug would raise

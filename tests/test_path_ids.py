@@ -16,15 +16,15 @@ import pytest
 from conftest import load_fixture
 from pms_helpers import APALEO_TOKEN, glu_activities, pms_toml
 
-from connector import create_app
 from connector.activities import Activity, Booking, LoyaltyEvent, Person
-from connector.destinations.config import LoyaltyLionConfig
-from connector.destinations.esp import build_esp_client
-from connector.destinations.esp.config import parse_esp
-from connector.destinations.http import path_segment
-from connector.destinations.loyaltylion import LoyaltyLionClient
 from connector.errors import PayloadError
+from connector.esps.base import build_esp_client
+from connector.esps.registry import parse_esp
+from connector.http import path_segment
+from connector.platforms.config import LoyaltyLionConfig
 from connector.sandbox import DEFAULT_KEYS
+from connector.vendors.loyaltylion.platform import LoyaltyLionClient
+from connector.web import create_app
 
 WEIRD = "../R/1?x=2#frag.."
 WEIRD_SEGMENT = "..%2FR%2F1%3Fx%3D2%23frag.."

@@ -12,9 +12,9 @@ import pytest
 from conftest import load_fixture
 from pms_helpers import STANDARD_SECRET, standard_headers
 
-from connector import create_app
 from connector.sandbox import DEFAULT_KEYS, SandboxServer
 from connector.settings import Settings
+from connector.web import create_app
 
 KEY = "harbourpms:LON-1:RES-20931"
 

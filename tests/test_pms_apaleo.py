@@ -19,9 +19,9 @@ from pms_helpers import (
 )
 
 from connector.errors import UnsupportedEvent
-from connector.pms.apaleo import forget_tokens
-from connector.sources.apaleo import SOURCE, ApaleoConfig
 from connector.sources.base import InboundRequest
+from connector.vendors.apaleo.pms import forget_tokens
+from connector.vendors.apaleo.source import SOURCE, ApaleoConfig
 
 CONFIG = ApaleoConfig(token=APALEO_TOKEN, client_id="c", client_secret="s", account_id="HARB")
 KEY = "apaleo:LON:XPGMSXGF-1"
@@ -79,7 +79,7 @@ def test_identify_and_references():
 
 @pytest.fixture
 def apaleo_client(env: Any, sandbox: Any) -> Any:
-    from connector import create_app
+    from connector.web import create_app
 
     forget_tokens()
     return create_app(env(pms_toml(sandbox.url), TEST_MEWS_ACCESS_TOKEN="x")).test_client()

@@ -39,7 +39,7 @@ BODIES = [
 
 @pytest.fixture
 def pms_client(env: Any, sandbox: Any) -> Any:
-    from connector import create_app
+    from connector.web import create_app
 
     return create_app(env(pms_toml(sandbox.url), TEST_MEWS_ACCESS_TOKEN="x")).test_client()
 

@@ -18,7 +18,7 @@ from pms_helpers import (
 
 from connector.errors import UnsupportedEvent
 from connector.sources.base import InboundRequest
-from connector.sources.cloudbeds import SOURCE, CloudbedsConfig
+from connector.vendors.cloudbeds.source import SOURCE, CloudbedsConfig
 
 CONFIG = CloudbedsConfig(token=CLOUDBEDS_TOKEN, api_key="k", property_id="318267", currency="GBP")
 KEY = "cloudbeds:318267:7061304407766"
@@ -89,7 +89,7 @@ def test_other_events_are_ignored_at_the_door():
 
 @pytest.fixture
 def cb_client(env: Any, sandbox: Any) -> Any:
-    from connector import create_app
+    from connector.web import create_app
 
     return create_app(env(pms_toml(sandbox.url), TEST_MEWS_ACCESS_TOKEN="x")).test_client()
 

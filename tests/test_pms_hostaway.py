@@ -13,7 +13,7 @@ from pms_helpers import HOSTAWAY_PASSWORD, context, glu_activities, ingest_queue
 
 from connector.errors import UnsupportedEvent
 from connector.sources.base import Envelope, InboundRequest
-from connector.sources.hostaway import SOURCE, HostawayConfig
+from connector.vendors.hostaway.source import SOURCE, HostawayConfig
 
 CONFIG = HostawayConfig(username="hostaway-harbour", password=HOSTAWAY_PASSWORD, account_id=10452)
 KEY = "hostaway:40160:4521337"
@@ -71,7 +71,7 @@ def test_other_account_is_ignored():
 
 @pytest.fixture
 def ha_client(env: Any, sandbox: Any) -> Any:
-    from connector import create_app
+    from connector.web import create_app
 
     return create_app(env(pms_toml(sandbox.url), TEST_MEWS_ACCESS_TOKEN="x")).test_client()
 

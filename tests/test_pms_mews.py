@@ -23,7 +23,7 @@ from pms_helpers import (
 from connector.errors import UnsupportedEvent
 from connector.metrics import read_counters
 from connector.sources.base import InboundRequest
-from connector.sources.mews import SOURCE, MewsConfig
+from connector.vendors.mews.source import SOURCE, MewsConfig
 
 CONFIG = MewsConfig(
     token=MEWS_TOKEN,
@@ -137,7 +137,7 @@ def mews_env(env: Any, sandbox: Any) -> Any:
 
 @pytest.fixture
 def mews_client(mews_env: Any) -> Any:
-    from connector import create_app
+    from connector.web import create_app
 
     return create_app(mews_env).test_client()
 
@@ -299,8 +299,8 @@ def test_mews_batch_sample_for_benchmarks():
 def test_rejected_credentials_fail_the_ingest_job_with_the_reason(env, sandbox, work, redis):
     from rq.registry import FailedJobRegistry
 
-    from connector import create_app
     from connector.queue import INGEST_QUEUE, fetch_job, get_queue
+    from connector.web import create_app
 
     client = create_app(env(pms_toml(sandbox.url), TEST_MEWS_ACCESS_TOKEN="revoked-token")).test_client()
     set_state(sandbox, "confirmed")

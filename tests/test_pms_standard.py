@@ -21,8 +21,8 @@ from pms_helpers import (
 )
 
 from connector.errors import PayloadError, UnsupportedEvent
-from connector.sources.standard import SOURCE, StandardConfig
-from connector.sources.stay_events import json_schema
+from connector.vendors.standard.source import SOURCE, StandardConfig
+from connector.vendors.standard.stay_events import json_schema
 
 SCHEMA = Path(__file__).parent.parent / "schemas" / "stay-event.schema.json"
 KEY = "harbourpms:LON-1:RES-20931"
@@ -36,7 +36,7 @@ def translate(name: str) -> Any:
 
 def test_published_schema_is_the_generated_one():
     assert json.loads(SCHEMA.read_text()) == json_schema(), (
-        "run: python -m connector.sources.stay_events > schemas/stay-event.schema.json"
+        "run: python -m connector.vendors.standard.stay_events > schemas/stay-event.schema.json"
     )
 
 
@@ -116,7 +116,7 @@ def test_invalid_data_names_fields_without_values():
 
 @pytest.fixture
 def std_client(env: Any, sandbox: Any) -> Any:
-    from connector import create_app
+    from connector.web import create_app
 
     return create_app(env(pms_toml(sandbox.url), TEST_MEWS_ACCESS_TOKEN="x")).test_client()
 

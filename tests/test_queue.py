@@ -164,8 +164,8 @@ def test_intake_answers_again_after_a_redis_outage(env, tmp_path):
     """A Redis outage longer than the pool's cap of reconnects must not leave the intake at 503."""
     from conftest import load_fixture, shopify_headers
 
-    from connector import create_app
     from connector.embedded_redis import EmbeddedRedis
+    from connector.web import create_app
 
     server = EmbeddedRedis(tmp_path / "outage", appendonly=False).start()
     try:

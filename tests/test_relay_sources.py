@@ -23,13 +23,13 @@ from relay_helpers import (
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.queue import INGEST_QUEUE, get_queue
 from connector.sources.base import InboundRequest, TranslationContext
-from connector.sources.glu_events import json_schema
-from connector.sources.loyaltylion import SOURCE as LOYALTYLION
-from connector.sources.loyaltylion import LoyaltyLionConfig, canonical_type
-from connector.sources.standard import SOURCE as STANDARD
-from connector.sources.standard import StandardConfig
-from connector.sources.voucherify import SOURCE as VOUCHERIFY
-from connector.sources.voucherify import VoucherifyConfig, compact_json
+from connector.vendors.loyaltylion.source import SOURCE as LOYALTYLION
+from connector.vendors.loyaltylion.source import LoyaltyLionConfig, canonical_type
+from connector.vendors.standard.loyalty_events import json_schema
+from connector.vendors.standard.source import SOURCE as STANDARD
+from connector.vendors.standard.source import StandardConfig
+from connector.vendors.voucherify.source import SOURCE as VOUCHERIFY
+from connector.vendors.voucherify.source import VoucherifyConfig, compact_json
 
 VF_CONFIG = VoucherifyConfig(secrets=[SecretStr(VOUCHERIFY_SECRET)])
 LL_CONFIG = LoyaltyLionConfig(secrets=[SecretStr(LOYALTYLION_SECRET)])
@@ -269,7 +269,7 @@ def test_committed_schema_equals_generated():
 
 
 def test_web_bad_voucherify_signature_is_401_and_no_job(env, sandbox, redis):
-    from connector import create_app
+    from connector.web import create_app
 
     client = create_app(env(relay_toml(sandbox.url))).test_client()
     body = load_fixture("voucherify", "customer_loyalty_tier_upgraded_v2024")
@@ -280,7 +280,7 @@ def test_web_bad_voucherify_signature_is_401_and_no_job(env, sandbox, redis):
 
 
 def test_web_bad_loyaltylion_signature_is_401_and_no_job(env, sandbox, redis):
-    from connector import create_app
+    from connector.web import create_app
 
     client = create_app(env(relay_toml(sandbox.url))).test_client()
     body = load_fixture("loyaltylion", "customer_tier_upgraded")
@@ -290,7 +290,7 @@ def test_web_bad_loyaltylion_signature_is_401_and_no_job(env, sandbox, redis):
 
 
 def test_web_types_outside_esp_events_are_ignored(env, sandbox, redis):
-    from connector import create_app
+    from connector.web import create_app
 
     toml = relay_toml(sandbox.url, events=["customer.rewarded.loyalty_points"])
     client = create_app(env(toml)).test_client()
@@ -312,7 +312,7 @@ def test_web_unsupported_voucherify_type_is_ignored(client_for_relay):
 
 
 def test_web_no_esp_configured_is_ignored(env, sandbox):
-    from connector import create_app
+    from connector.web import create_app
 
     toml = relay_toml(sandbox.url).split("[tenants.harbour.esp]")[0]
     client = create_app(env(toml)).test_client()
@@ -370,6 +370,6 @@ def test_web_customer_without_email_is_ignored_and_no_job(client_for_relay, redi
 
 @pytest.fixture
 def client_for_relay(env, sandbox):
-    from connector import create_app
+    from connector.web import create_app
 
     return create_app(env(relay_toml(sandbox.url))).test_client()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.destinations.http import parse_retry_after
+from connector.http import parse_retry_after
 from connector.queue import make_job_id, next_delay
 
 

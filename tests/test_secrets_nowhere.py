@@ -28,10 +28,10 @@ import pytest
 from conftest import load_fixture, shopify_headers, standard_webhook_headers
 from stack_helpers import ROOT, gunicorn_server, redis_texts
 
-from connector import create_app
 from connector.embedded_redis import free_port
 from connector.queue import QUEUE_NAMES, get_queue
 from connector.sandbox import DEFAULT_KEYS, SandboxServer
+from connector.web import create_app
 
 # Characters that every encoding changes: / + = & % ? # " \ and a space.
 SPECIAL = '/+= &%?#"\\'

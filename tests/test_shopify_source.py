@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources.base import Envelope, InboundRequest, TranslationContext
-from connector.sources.shopify import SOURCE, ShopifyConfig, order_to_activity
+from connector.vendors.shopify.source import SOURCE, ShopifyConfig, order_to_activity
 
 CONFIG = ShopifyConfig(
     shop_domain="Harbour-Hotels.myshopify.com",

@@ -25,10 +25,11 @@ from hypothesis import strategies as st
 from connector.activities import Activity, LoyaltyEvent
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.settings import parse_tenants
-from connector.sources import SOURCES
 from connector.sources.base import BodyError, Envelope, InboundRequest, TranslationContext, load_body
+from connector.sources.registry import SOURCES
 from fuzz import mutate, targets
 
+RECEIVED_AT = "2026-11-25T10:00:00+00:00"
 TENANT = parse_tenants(tomllib.loads(targets.tenants_toml("http://sandbox.invalid")))[targets.TENANT]
 CONTEXT = TranslationContext(
     tenant=targets.TENANT, timezone=ZoneInfo("Europe/London"), platform="glu", now=datetime(2026, 6, 1, tzinfo=UTC)
@@ -66,7 +67,7 @@ def _headers(source: str, raw: bytes) -> dict[str, str]:
 
 def check_identify(source: str, raw: bytes) -> Envelope | None:
     adapter, config = SOURCES[source], TENANT.sources[source]
-    request = InboundRequest(raw=raw, headers=_headers(source, raw), path_token="x")
+    request = InboundRequest(raw=raw, headers=_headers(source, raw), path_token="x", received_at=RECEIVED_AT)
     try:
         return adapter.identify(request, config, targets.TENANT)
     except (PayloadError, UnsupportedEvent, SignatureError):
@@ -77,16 +78,14 @@ def check_translation(source: str, envelope: Envelope, payload: Any, fetched: An
     """How many activities / events the payload made (0: refused with a connector error)."""
     adapter, config = SOURCES[source], TENANT.sources[source]
     try:
-        relays = getattr(adapter, "is_loyalty_event", None)
-        if relays is not None and relays(envelope.event_type):
-            events = adapter.to_loyalty_events(envelope, payload, CONTEXT, config)  # type: ignore[attr-defined]
+        if adapter.is_loyalty_event(envelope.event_type):
+            events = adapter.to_loyalty_events(envelope, payload, CONTEXT, config)
             assert all(isinstance(e, LoyaltyEvent) for e in events)
             for event in events:
                 LoyaltyEvent.model_validate(event.model_dump(mode="json"))
             return len(events)
-        references = getattr(adapter, "references", None)
-        if references is not None:
-            ids = references(envelope, payload, config)
+        ids = adapter.references(envelope, payload, config)
+        if ids is not None:
             assert isinstance(ids, list) and all(isinstance(i, str) for i in ids)
             payload = {"message": payload, "fetched": fetched}
         activities = adapter.to_activities(envelope, payload, CONTEXT, config)

@@ -22,15 +22,16 @@ from relay_helpers import relay_toml, voucherify_headers
 from test_destination_contract import WIFI_KEY, stream
 from test_loyalty_platforms import MemoryContacts, activity
 
-from connector import create_app, jobs
+from connector import jobs
 from connector.activities import Activity
-from connector.destinations.config import VoucherifyConfig
-from connector.destinations.voucherify import VoucherifyClient, activity_event, carries
 from connector.errors import RetriableDestinationError
 from connector.metrics import read_counters
+from connector.platforms.config import VoucherifyConfig
 from connector.queue import DELIVERY_QUEUE, RELAY_QUEUE, fetch_job, get_queue
 from connector.sandbox import DEFAULT_KEYS, SandboxServer
 from connector.settings import Settings
+from connector.vendors.voucherify.platform import VoucherifyClient, activity_event, carries
+from connector.web import create_app
 
 LOST_BEFORE = [  # the write did not happen: the vendor never handled it, or failed without storing
     {"mode": "drop", "count": 1},

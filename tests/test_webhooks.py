@@ -7,10 +7,10 @@ import io
 import pytest
 from conftest import MARINA_SHOPIFY_SECRET, load_fixture, shopify_headers
 
-from connector import create_app
 from connector.embedded_redis import free_port
 from connector.metrics import read_counters
 from connector.queue import INGEST_QUEUE, get_queue
+from connector.web import create_app
 
 BODY = load_fixture("shopify", "orders_paid")
 URL = "/webhooks/harbour/shopify"

@@ -24,10 +24,10 @@ from wifi_support import (
 from connector.activities import hash_identifier
 from connector.errors import ErasureRequested, PayloadError, SignatureError, UnsupportedEvent
 from connector.settings import Tenant, parse_tenants
-from connector.sources import SOURCES
 from connector.sources.base import Envelope, InboundRequest, TranslationContext
+from connector.sources.registry import SOURCES
 from connector.sources.wifi import WifiConfig, business_key, parse_time, period_start
-from connector.sources.wifi_login import SCHEMA_PATH, json_schema
+from connector.vendors.standard.wifi_login import SCHEMA_PATH, json_schema
 
 RECEIVED = "2026-11-25T23:59:00+00:00"
 
@@ -198,9 +198,9 @@ def test_purple_validation_post_is_answered_without_a_job(tenants):
     adapter = SOURCES["purple"]
     config = tenants["harbour"].sources["purple"]
     for raw in (b"", load_fixture("purple", "validation")):
-        answer = adapter.answer_ping(InboundRequest(raw=raw, headers={}), config)  # type: ignore[attr-defined]
+        answer = adapter.answer_ping(InboundRequest(raw=raw, headers={}), config)
         assert answer is not None and answer.status == 200
-    assert adapter.answer_ping(InboundRequest(raw=load_fixture("purple", "login"), headers={}), config) is None  # type: ignore[attr-defined]
+    assert adapter.answer_ping(InboundRequest(raw=load_fixture("purple", "login"), headers={}), config) is None
 
 
 # --- meraki ----------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def test_meraki_rejects_bad_body_secret(tenants, secret):
 
 def test_meraki_get_answers_validator_as_text(tenants):
     answer = SOURCES["meraki"].answer_get(
-        InboundRequest(raw=b"", headers={}, method="GET"),  # type: ignore[attr-defined]
+        InboundRequest(raw=b"", headers={}, method="GET"),
         tenants["harbour"].sources["meraki"],
     )
     assert (answer.status, answer.body, answer.content_type) == (200, MERAKI_VALIDATOR, "text/plain")
@@ -386,7 +386,7 @@ def test_hotspotsystem_rejects_bad_signatures(tenants, signature):
 
 
 def test_standard_wifi_login_handler(tenants):
-    from connector.sources.standard import EVENT_HANDLERS
+    from connector.vendors.standard.source import EVENT_HANDLERS
 
     body = json.loads(load_fixture("standard", "wifi_login"))
     context = TranslationContext(

@@ -20,9 +20,9 @@ import pytest
 from conftest import load_fixture, shopify_headers
 from redis import Redis
 
-from connector import create_app
 from connector.embedded_redis import EmbeddedRedis
 from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, connect, fetch_job, get_queue
+from connector.web import create_app
 
 FAULTS = Path(__file__).parent / "worker_faults.py"
 ORDER = load_fixture("shopify", "orders_paid")

@@ -13,75 +13,49 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from connector.sandbox.apaleo import ApaleoSandbox
-from connector.sandbox.cloudbeds import CloudbedsSandbox
-from connector.sandbox.esp import (
-    ActiveCampaignSandbox,
-    BrazeSandbox,
-    CustomerIoSandbox,
-    IntercomSandbox,
-    KlaviyoSandbox,
-    MailchimpSandbox,
-)
-from connector.sandbox.glu import GluSandbox
-from connector.sandbox.loyaltylion import LoyaltyLionSandbox
-from connector.sandbox.mews import MewsSandbox
-from connector.sandbox.voucherify import VoucherifySandbox
+from connector.esps.registry import ESPS
+from connector.parts import Part
+from connector.platforms.registry import PLATFORMS
+from connector.pms.registry import PMS_APIS
 
-DEFAULT_KEYS = {
-    "glu": "sandbox-glu-key",
-    "mews_client_token": "sandbox-mews-client-token",
-    "mews_access_token": "sandbox-mews-access-token",
-    "apaleo_client_id": "sandbox-apaleo-client",
-    "apaleo_client_secret": "sandbox-apaleo-secret",
-    "cloudbeds": "sandbox-cloudbeds-key",
-    "klaviyo": "pk_sandbox_klaviyo",
-    "mailchimp": "sandbox-mailchimp-key-us1",
-    "braze": "sandbox-braze-key",
-    "customerio": "sandbox-customerio-key",
-    "activecampaign": "sandbox-activecampaign-key",
-    "intercom": "sandbox-intercom-token",
-    "loyaltylion": "sandbox-loyaltylion-key",
-    "voucherify_app_id": "sandbox-voucherify-app",
-    "voucherify_app_token": "sandbox-voucherify-token",
-}
+
+def sandbox_parts() -> dict[str, Part]:
+    """Every registered vendor sandbox, by vendor (the registries of every role, in one place)."""
+    parts: dict[str, Part] = {}
+    for registry in (PLATFORMS, PMS_APIS, ESPS):
+        for name, registration in registry.items():
+            parts[name] = registration.sandbox
+    return parts
+
+
+def _default_keys() -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for part in sandbox_parts().values():
+        keys.update(part.load().KEYS)
+    return keys
+
+
+DEFAULT_KEYS = _default_keys()
+"""The credentials every sandbox accepts by default (each vendor sandbox's ``KEYS``)."""
 
 
 @dataclass
 class Sandboxes:
     """The vendor sandboxes of one server, reachable by name."""
 
-    glu: GluSandbox
+    glu: Any  # connector.vendors.glu.sandbox.GluSandbox
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandboxes]:
-    """A Flask app serving every vendor sandbox under ``/<vendor>``."""
+    """A Flask app serving every registered vendor sandbox under ``/<vendor>``."""
     keys = {**DEFAULT_KEYS, **(keys or {})}
-    sandboxes = Sandboxes(glu=GluSandbox(keys["glu"]))
+    built = {name: part.load().create(keys) for name, part in sandbox_parts().items()}
+    sandboxes = Sandboxes(glu=built.pop("glu"), extra=built)
     app = Flask("connector.sandbox")
     app.register_blueprint(sandboxes.glu.blueprint(), url_prefix="/glu")
-    sandboxes.extra["mews"] = MewsSandbox(keys["mews_client_token"], keys["mews_access_token"])
-    app.register_blueprint(sandboxes.extra["mews"].blueprint(), url_prefix="/mews")
-    sandboxes.extra["apaleo"] = ApaleoSandbox(keys["apaleo_client_id"], keys["apaleo_client_secret"])
-    app.register_blueprint(sandboxes.extra["apaleo"].blueprint(), url_prefix="/apaleo")
-    sandboxes.extra["cloudbeds"] = CloudbedsSandbox(keys["cloudbeds"])
-    app.register_blueprint(sandboxes.extra["cloudbeds"].blueprint(), url_prefix="/cloudbeds")
-    sandboxes.extra.update(
-        {
-            "klaviyo": KlaviyoSandbox(keys["klaviyo"]),
-            "mailchimp": MailchimpSandbox(keys["mailchimp"]),
-            "braze": BrazeSandbox(keys["braze"]),
-            "customerio": CustomerIoSandbox("sandbox-site", keys["customerio"]),
-            "activecampaign": ActiveCampaignSandbox("sandbox-actid", keys["activecampaign"]),
-            "intercom": IntercomSandbox(keys["intercom"]),
-        }
-    )
-    sandboxes.extra["loyaltylion"] = LoyaltyLionSandbox(keys["loyaltylion"])
-    sandboxes.extra["voucherify"] = VoucherifySandbox(keys["voucherify_app_id"], keys["voucherify_app_token"])
-    esps = ("klaviyo", "mailchimp", "braze", "customerio", "activecampaign", "intercom")
-    for vendor in (*esps, "loyaltylion", "voucherify"):
-        app.register_blueprint(sandboxes.extra[vendor].blueprint(), url_prefix=f"/{vendor}")
+    for vendor, sandbox in sandboxes.extra.items():
+        app.register_blueprint(sandbox.blueprint(), url_prefix=f"/{vendor}")
 
     @app.get("/")
     def index() -> Any:

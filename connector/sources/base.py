@@ -4,14 +4,17 @@ An adapter is a module-level object with three steps, all pure (standard library
 
 * ``verify(request, config)`` checks authenticity on the raw bytes and raises
   :class:`~connector.errors.SignatureError`; it never fails open.
-* ``identify(request, config)`` names the event and its delivery id (cheap: it runs in the web
-  request) or raises :class:`~connector.errors.UnsupportedEvent` for events the tenant does not
-  want, which the web tier answers ``ignored``.
-* ``to_activities(envelope, payload, context)`` turns the stored payload into canonical
+* ``identify(request, config, tenant)`` names the event and its delivery id (cheap: it runs in
+  the web request; ``request.received_at`` is the web tier's clock, identify reads none) or raises
+  :class:`~connector.errors.UnsupportedEvent` for events the tenant does not want, which the web
+  tier answers ``ignored``.
+* ``to_activities(envelope, payload, context, config)`` turns the stored payload into canonical
   activities in the worker, or raises ``UnsupportedEvent`` / ``PayloadError``.
 
-Optional: ``stored_body(text, config)`` returns what the job keeps of a verified body, for a
-source whose credential travels inside it (Meraki's ``secret``): no secret is ever stored.
+The optional hooks (handshakes, pings, thin-event references, relayed events, what is stored of
+a body, extra response headers) are declared on :class:`Source` and given their "not used"
+behaviour by :class:`SourceAdapter`, the base every adapter inherits: the web tier and the jobs
+call them, never probe for them.
 """
 
 from __future__ import annotations
@@ -141,7 +144,8 @@ class InboundRequest:
     """The parts of an HTTP request a source may look at, decoupled from Flask.
 
     ``headers`` keys are lower-case. ``path_token`` is the optional extra path segment of
-    ``/webhooks/<tenant>/<source>/<token>``.
+    ``/webhooks/<tenant>/<source>/<token>``. ``received_at`` (ISO 8601, UTC) is stamped by the web
+    tier when the request arrives: identification is pure and reads no clock.
     """
 
     raw: bytes
@@ -149,6 +153,7 @@ class InboundRequest:
     method: str = "POST"
     path_token: str | None = None
     query: Mapping[str, str] = field(default_factory=dict)
+    received_at: str = ""
     parser: Callable[[bytes], Any] | None = field(default=None, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
@@ -222,27 +227,119 @@ class ImmediateAnswer:
 
 
 class Source(Protocol):
-    """The interface of a source adapter (see the module docstring)."""
+    """The interface of a source adapter (see the module docstring); :class:`SourceAdapter` has the defaults."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The slug: the ``<source>`` URL segment and the tenants-file table name."""
+        ...
 
     @property
-    def config_model(self) -> type[SourceConfig]: ...
+    def config_model(self) -> type[SourceConfig]:
+        """The model of ``[tenants.<t>.sources.<name>]``."""
+        ...
 
     @property
-    def content_types(self) -> Sequence[str]: ...
+    def content_types(self) -> Sequence[str]:
+        """The media types the sender posts (others are answered 415)."""
+        ...
 
-    def verify(self, request: InboundRequest, config: Any) -> None: ...
+    @property
+    def sandbox(self) -> str:
+        """The module that stands in for the sender in tests and demos (``sign``, ``SAMPLE_CONFIG``)."""
+        ...
 
-    def identify(self, request: InboundRequest, config: Any, tenant: str) -> Envelope: ...
+    @property
+    def response_headers(self) -> Mapping[str, str]:
+        """Headers on every answer under this source's URLs (Purple's listener marker)."""
+        ...
+
+    @property
+    def empty_body_is_ping(self) -> bool:
+        """Whether :meth:`answer_ping` is asked before an empty body is refused as bad JSON."""
+        ...
+
+    def verify(self, request: InboundRequest, config: Any) -> None:
+        """Raise :class:`~connector.errors.SignatureError` unless the request is authentic."""
+        ...
+
+    def identify(self, request: InboundRequest, config: Any, tenant: str) -> Envelope:
+        """The event type and delivery id (raise ``UnsupportedEvent`` for unwanted events)."""
+        ...
 
     def to_activities(
         self, envelope: Envelope, payload: Any, context: TranslationContext, config: Any
-    ) -> list[Activity]: ...
+    ) -> list[Activity]:
+        """The canonical activities of a stored payload (pure)."""
+        ...
+
+    def answer_get(self, request: InboundRequest, config: Any) -> ImmediateAnswer | None:
+        """The answer to a GET (a URL validation handshake); ``None``: GET is not allowed (405)."""
+        ...
+
+    def answer_ping(self, request: InboundRequest, config: Any) -> ImmediateAnswer | None:
+        """An answer given without a job to a verified test message; ``None``: not a ping."""
+        ...
+
+    def is_loyalty_event(self, event_type: str) -> bool:
+        """Whether events of this type are relayed to the ESP (then :meth:`to_loyalty_events`)."""
+        ...
+
+    def to_loyalty_events(
+        self, envelope: Envelope, payload: Any, context: TranslationContext, config: Any
+    ) -> list[LoyaltyEvent]:
+        """The canonical loyalty events of a stored payload (pure)."""
+        ...
+
+    def references(self, envelope: Envelope, payload: Any, config: Any) -> list[str] | None:
+        """For a thin event, the ids its PMS API is asked for (``None``: the payload is complete)."""
+        ...
+
+    def stored_body(self, text: str, config: Any) -> str:
+        """What the job keeps of a verified body (never a credential that travels inside it)."""
+        ...
 
 
-class RelayOnlySource:
+class SourceAdapter:
+    """The base of every source adapter: the optional hooks of :class:`Source`, unused."""
+
+    name: str
+    response_headers: Mapping[str, str] = {}
+    empty_body_is_ping = False
+
+    @property
+    def sandbox(self) -> str:
+        """By convention the vendor folder's ``sandbox`` module (``connector.vendors.<name>.sandbox``)."""
+        return f"connector.vendors.{self.name}.sandbox"
+
+    def answer_get(self, request: InboundRequest, config: Any) -> ImmediateAnswer | None:
+        """No GET handshake: the web tier answers 405."""
+        return None
+
+    def answer_ping(self, request: InboundRequest, config: Any) -> ImmediateAnswer | None:
+        """No test messages."""
+        return None
+
+    def is_loyalty_event(self, event_type: str) -> bool:
+        """Nothing of this source is relayed."""
+        return False
+
+    def to_loyalty_events(
+        self, envelope: Envelope, payload: Any, context: TranslationContext, config: Any
+    ) -> list[LoyaltyEvent]:
+        """Never asked while :meth:`is_loyalty_event` is false."""
+        raise UnsupportedEvent(f"{self.name} sends no loyalty events", counter="not_relayed")
+
+    def references(self, envelope: Envelope, payload: Any, config: Any) -> list[str] | None:
+        """Payloads are complete: nothing to fetch."""
+        return None
+
+    def stored_body(self, text: str, config: Any) -> str:
+        """The body is stored as received."""
+        return text
+
+
+class RelayOnlySource(SourceAdapter):
     """Base of the sources whose every accepted event is relayed to the ESP, never turned into activities.
 
     A subclass sets ``name`` and turns one stored webhook body into its event in :meth:`loyalty_event`.

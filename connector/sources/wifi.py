@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, mod
 
 from connector.activities import Activity, Person, hash_identifier, normalise_email
 from connector.errors import PayloadError, UnsupportedEvent
-from connector.sources.base import Envelope, InboundRequest, SourceConfig, TranslationContext
+from connector.sources.base import Envelope, InboundRequest, SourceAdapter, SourceConfig, TranslationContext
 
 Window = Literal["day", "week", "month"]
 ACTIVITY_TYPE: Final = "Connected to wifi"
@@ -348,7 +348,7 @@ def unique_activities(activities: Iterable[Activity]) -> list[Activity]:
     return result
 
 
-class LoginSource:
+class LoginSource(SourceAdapter):
     """Base of the portal adapters: a body is a batch of logins (often exactly one).
 
     The delivery id comes from the logins' business keys (:func:`logins_delivery_id`: a single
@@ -368,7 +368,7 @@ class LoginSource:
 
     def identify(self, request: InboundRequest, config: Any, tenant: str) -> Envelope:
         """The event type of the body; its logins' business keys make the delivery id."""
-        received_at = datetime.now(UTC).isoformat()
+        received_at = request.received_at
         event_type, logins = self.logins(self.payload(request), received_at, config)
         return Envelope(
             source=self.name,

@@ -8,6 +8,7 @@ transaction (202 accepted, 200 duplicate; 503 with Retry-After when Redis is unr
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
@@ -16,11 +17,10 @@ from redis.exceptions import RedisError
 from werkzeug.datastructures import EnvironHeaders
 
 from connector import metrics
-from connector.destinations.esp import relay_skip_reason
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
+from connector.esps.config import relay_skip_reason
 from connector.queue import INGEST_QUEUE, accept_webhook
 from connector.settings import Settings
-from connector.sources import SOURCES
 from connector.sources.base import (
     BodyError,
     ImmediateAnswer,
@@ -29,6 +29,7 @@ from connector.sources.base import (
     load_body,
     translation_guard,
 )
+from connector.sources.registry import SOURCES
 from connector.web.errors import error_response
 
 bp = Blueprint("webhooks", __name__)
@@ -127,9 +128,9 @@ def _source_response_headers(response: Response) -> Response:
     outside the view (routing 405s, werkzeug's 413, the 500 handler)."""
     parts = request.path.split("/")
     if len(parts) >= 4 and parts[1] == "webhooks":
-        headers = getattr(SOURCES.get(parts[3]), "response_headers", None)
-        if headers:
-            response.headers.update(headers)
+        adapter = SOURCES.get(parts[3])
+        if adapter is not None and adapter.response_headers:
+            response.headers.update(adapter.response_headers)
     return response
 
 
@@ -158,13 +159,13 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         query=req.args.to_dict() if req.environ.get("QUERY_STRING") else {},
     )
     if req.method != "POST":  # GET and the HEAD Flask adds to it: a handshake at most, never a job
-        answer_get = getattr(adapter, "answer_get", None)
-        if answer_get is None:
-            return error_response(405, "method_not_allowed", "use POST", {"Allow": "POST"})
         try:
-            return _answer(answer_get(inbound, config))
+            handshake = adapter.answer_get(inbound, config)
         except SignatureError as exc:
             return error_response(401, "invalid_signature", str(exc))
+        if handshake is None:
+            return error_response(405, "method_not_allowed", "use POST", {"Allow": "POST"})
+        return _answer(handshake)
 
     if req.content_length is not None and req.content_length > settings.max_body_bytes:
         _count_rejection(tenant, source, "too_large")
@@ -181,7 +182,9 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     if len(raw) > settings.max_body_bytes:
         _count_rejection(tenant, source, "too_large")
         return error_response(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes")
-    inbound = InboundRequest(raw, inbound.headers, inbound.method, token, inbound.query, parser=read_json)
+    # The web tier's clock, stamped once: identification and translation read none.
+    received_at = datetime.now(UTC).isoformat()
+    inbound = InboundRequest(raw, inbound.headers, inbound.method, token, inbound.query, received_at, parser=read_json)
     try:
         with translation_guard(f"{source} verification"):
             adapter.verify(inbound, config)
@@ -192,9 +195,8 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         _count_rejection(tenant, source, "unauthorized")
         return error_response(401, "invalid_signature", "the request could not be authenticated")
 
-    ping = getattr(adapter, "answer_ping", None)
-    if ping is not None and not raw.strip() and getattr(adapter, "empty_body_is_ping", False):
-        immediate = ping(inbound, config)
+    if adapter.empty_body_is_ping and not raw.strip():
+        immediate = adapter.answer_ping(inbound, config)
         if immediate is not None:
             return _answer(immediate)
 
@@ -205,16 +207,14 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         return error_response(400, exc.code, str(exc))
     text = raw.decode("utf-8")
 
-    if ping is not None:
-        immediate = ping(inbound, config)
-        if immediate is not None:
-            return _answer(immediate)
+    immediate = adapter.answer_ping(inbound, config)
+    if immediate is not None:
+        return _answer(immediate)
 
     try:
         with translation_guard(f"{source} {tenant} webhook"):
             envelope = adapter.identify(inbound, config, tenant)
-        relays = getattr(adapter, "is_loyalty_event", None)
-        if relays is not None and relays(envelope.event_type):
+        if adapter.is_loyalty_event(envelope.event_type):
             skip = relay_skip_reason(tenant_cfg.esp, envelope.event_type)
             if skip is not None:  # loyalty events outside the tenant's esp.events filter
                 raise UnsupportedEvent(skip, counter="esp_filter")
@@ -232,9 +232,7 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
         _count("ignored", tenant=tenant, source=source, reason="platform_imports_source")
         return jsonify({"status": "ignored", "reason": skip})
 
-    stored_body = getattr(adapter, "stored_body", None)
-    if stored_body is not None:  # e.g. Meraki's shared secret travels in the body: not kept in the job
-        text = stored_body(text, config)
+    text = adapter.stored_body(text, config)  # e.g. Meraki's shared secret travels in the body: not kept
     redis = extensions["connector.redis"]
     try:
         acceptance = accept_webhook(

@@ -1,0 +1,1 @@
+"""Email service providers that receive relayed ``customer.*`` loyalty events (registry, base client)."""

@@ -1,0 +1,1 @@
+"""Loyalty platforms: the role shared by Glu, LoyaltyLion and Voucherify (registry, base types)."""

@@ -1,0 +1,1 @@
+"""The intercom vendor: everything the connector knows of it lives in this folder (see NOTE.md)."""

@@ -1,0 +1,1 @@
+"""The mailchimp vendor: everything the connector knows of it lives in this folder (see NOTE.md)."""
