@@ -70,7 +70,10 @@ def test_voucherify_defaults() -> None:
         ('platform = "voucherify"\napp_id = "a"\napp_token = "t"\napi_key = "k"\n', "tenants.acme.loyalty.api_key"),
         ('platform = "glu"\nbase_url = "api.glu.io"\n', "tenants.acme.loyalty.base_url: Value error, must start"),
         ('platform = "glu"\nbase_url = "https://x"\nsite_id = "1"\n', "tenants.acme.loyalty.site_id: Extra inputs"),
-        ('platform = "gluu"\nbase_url = "https://x"\n', "tenants.acme.loyalty.platform: must be one of glu, loyaltylion, voucherify (not 'gluu')"),
+        (
+            'platform = "gluu"\nbase_url = "https://x"\n',
+            "tenants.acme.loyalty.platform: must be one of glu, loyaltylion, voucherify (not 'gluu')",
+        ),
         ('base_url = "https://x"\n', "tenants.acme.loyalty.platform: required; one of glu, loyaltylion, voucherify"),
         (
             'platform = "loyaltylion"\napi_key = "k"\nguest = "sometimes"\n',
