@@ -9,6 +9,10 @@ also lists a member's events (``GET …/members/{hash}/events``). A 429 fault
 carries the vendor's signal: ``Retry-After`` (Klaviyo, ActiveCampaign), ``X-RateLimit-Reset``
 epoch seconds (Braze, Intercom), nothing (Mailchimp, Customer.io document none).
 
+Klaviyo requires the ``revision`` header (400 without it) and answers 410 Gone with a JSON:API
+error to a retired revision (:func:`klaviyo_revision_retired`; the error's ``code`` and wording
+are inferred).
+
 ``/_sandbox/state`` lists ``events`` (what the vendor kept), ``event_posts`` (every event call,
 duplicates included: "exactly one ESP call" is ``event_posts == 1``), ``profiles`` and ``calls``.
 """
@@ -29,6 +33,13 @@ from flask import Blueprint, Response, jsonify, request
 from connector.sandbox.base import Fault, VendorSandbox, add_control_routes, apply_fault, parse_aware
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+KLAVIYO_RETIRED_BEFORE = "2025-01-01"  # 2024 and older revisions are retired (since October 2026)
+
+
+def klaviyo_revision_retired(revision: str) -> bool:
+    """Whether Klaviyo answers 410 to this ``revision`` header (the sandbox's one rule: released
+    before :data:`KLAVIYO_RETIRED_BEFORE`; ``2023-02-22.pre`` counts by its date)."""
+    return revision[:10] < KLAVIYO_RETIRED_BEFORE
 
 
 def _retry_after(fault: Fault) -> dict[str, str]:
@@ -129,14 +140,14 @@ class KlaviyoSandbox(EspSandbox):
 
     def error(self, status: int, detail: str, pointer: str = "/data/") -> tuple[Response, int]:
         """JSON:API ``errors`` array."""
-        codes = {400: "invalid", 401: "not_authenticated", 429: "throttled"}
+        codes = {400: "invalid", 401: "not_authenticated", 410: "gone", 429: "throttled"}
         body = {
             "errors": [
                 {
                     "id": str(uuid.uuid4()),
                     "status": status,
                     "code": codes.get(status, "error"),
-                    "title": "Invalid input." if status == 400 else "Error.",
+                    "title": {400: "Invalid input.", 410: "Gone."}.get(status, "Error."),
                     "detail": detail,
                     "source": {"pointer": pointer},
                     "meta": {},
@@ -153,8 +164,11 @@ class KlaviyoSandbox(EspSandbox):
         """``POST /api/events`` and ``/api/events/``."""
 
         def create_event() -> Any:
-            if not request.headers.get("revision"):
+            revision = request.headers.get("revision", "")
+            if not revision:
                 return self.error(400, "The revision header is missing.", "/headers/revision")
+            if klaviyo_revision_retired(revision):  # the body's code and wording are inferred
+                return self.error(410, f"API revision {revision} has been retired.", "/headers/revision")
             body = self.json_body()
             with self.lock:
                 self.event_posts += 1
