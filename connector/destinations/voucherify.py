@@ -1,7 +1,7 @@
 """Voucherify client: customer upsert by ``source_id``, then one custom event per activity.
 
 Docs: https://docs.voucherify.io/reference (Customers: create customer = upsert; Events: track
-custom event; Errors; Limits — ``voucherifyio/voucherify-openapi:docs/guides/development/Limits.md``).
+custom event; Errors; Limits — ``voucherifyio/voucherify-openapi:documentation/guides/limits.mdx``).
 
 * Auth: ``X-App-Id`` + ``X-App-Token`` (server-side application keys). Regional clusters:
   ``https://api.voucherify.io`` (EU, default), ``https://us1.api.voucherify.io``,
@@ -11,9 +11,10 @@ custom event; Errors; Limits — ``voucherifyio/voucherify-openapi:docs/guides/d
   the activity type, which must exist in the project's event schema) with ``metadata``; a booking
   status update (cancellation, reverted check-in) is its own event, ``booking_status_event``,
   so earning rules on bookings do not fire again.
-* Hourly plan limits: every answer's ``X-Rate-Limit-Remaining`` is read; at 0, or on 429, the
-  shared budget is paused until ``X-Rate-Limit-Retry`` (epoch seconds) or ``Retry-After`` and the
-  job is retried then. 402 (plan exceeded / subscription) is fatal with a clear reason, as is 401.
+* Plan limits per minute (Business 100, Organization 2,000; optional ``requests_per_minute`` spaces
+  our calls): every answer's ``X-Rate-Limit-Remaining`` is read; at 0, or on 429, the shared budget
+  is paused until ``X-Rate-Limit-Retry`` (epoch seconds) or ``Retry-After`` and the job is retried
+  then. 402 (plan exceeded / subscription) is fatal with a clear reason, as is 401.
 * No server dedup for events: the ledger guarantees once. The event's metadata carries our
   business key (``business_key_metadata``, default ``connector_key``). An attempt marker detects a
   retry whose earlier attempt's outcome is unknown (5xx, timeout or connection lost after
@@ -47,7 +48,8 @@ from connector.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-UNLIMITED = 1_000_000_000  # no configured hourly limit: only the vendor's pause signals apply
+UNLIMITED = 1_000_000_000  # no configured requests_per_minute: only the vendor's pause signals apply
+PLAN_WINDOW = 60.0  # seconds: Voucherify counts plan limits per minute (limits.mdx); fixed clock minutes assumed
 RECONCILE_SLACK = timedelta(minutes=10)  # clock skew between us and Voucherify's created_at
 RECONCILE_PAGE = 100  # the documented maximum ``limit`` of List Customer Activity
 RECONCILE_MAX_PAGES = 20
@@ -198,12 +200,12 @@ class VoucherifyClient(HttpClient):
         self.tenant = tenant
         self.redis = redis
         self.limiter = RateLimiter(
-            redis, budget_name(config.app_id), config.hourly_limit or UNLIMITED, 3600.0, max_wait=5.0
+            redis, budget_name(config.app_id), config.requests_per_minute or UNLIMITED, PLAN_WINDOW, max_wait=5.0
         )
         self.markers = AttemptMarkers(redis, tenant, self.platform)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """One call within the project's hourly budget."""
+        """One call within the project's per-minute budget."""
         self.limiter.acquire()
         return super().request(method, path, **kwargs)
 
