@@ -121,11 +121,6 @@ def test_voucherify_amounts_are_integer_hundredths(minor: int, currency: str, ex
     assert voucherify_amount(minor, currency) == expected
 
 
-def test_voucherify_refuses_amounts_finer_than_hundredths() -> None:
-    with pytest.raises(FatalDestinationError, match="finer than Voucherify's hundredths"):
-        voucherify_amount(125, "KWD")
-
-
 def test_voucherify_booking_status_updates_are_their_own_event() -> None:
     body = event_body(booking("Canceled", update=1), voucherify_config())
     assert body["event"] == "hotel_booking_status_changed"
