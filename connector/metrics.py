@@ -19,6 +19,7 @@ DESCRIPTIONS = {
     "webhooks": "Inbound webhooks by tenant, source and outcome (accepted, duplicate, ignored, rejected)",
     "ignored": "Events or activities ignored on purpose, by tenant, source and reason",
     "deliveries": "Delivery attempts to loyalty platforms and ESPs, by destination and outcome",
+    "inexact_amounts": "Amounts a destination cannot take as integers, sent as exact decimal strings, by currency",
 }
 
 

@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             seeded = requests.post(f"{stack.sandbox_url}/{vendor}/_sandbox/reservations", json=reservations, timeout=60)
             seeded.raise_for_status()
         requests.post(
-            f"{stack.sandbox_url}/voucherify/_sandbox/plan", json={"hourly_limit": 10**9}, timeout=10
+            f"{stack.sandbox_url}/voucherify/_sandbox/plan", json={"requests_per_minute": 10**9}, timeout=10
         ).raise_for_status()
         arm_sandboxes(stack, args)
         say(

@@ -12,6 +12,7 @@ import requests
 from conftest import load_fixture
 from relay_helpers import loyaltylion_headers, relay_toml, standard_headers, voucherify_headers
 
+from connector.esps.config import KLAVIYO_REVISION
 from connector.queue import RELAY_QUEUE, fetch_job, get_queue
 from connector.web import create_app
 
@@ -59,7 +60,7 @@ def test_voucherify_event_reaches_klaviyo_exactly_once(env, sandbox, redis, work
     assert event["email"] == "zoe.angstrom@example.com"
     assert event["unique_id"] == TIER_EVENT
     assert event["time"] == "2026-11-25T08:39:59.188000+00:00"
-    assert event["revision"] == "2024-10-15"
+    assert event["revision"] == KLAVIYO_REVISION
     assert event["properties"]["tier"] == "Gold"
     assert event["properties"]["previous_tier"] == "Silver"
     assert event["properties"]["source_event"] == "customer.loyalty.tier.upgraded"

@@ -8,9 +8,10 @@ from typing import Any
 
 import requests
 
+from connector.esps.config import KLAVIYO_REVISION
 from connector.sandbox import DEFAULT_KEYS
 
-KLAVIYO = {"Authorization": f"Klaviyo-API-Key {DEFAULT_KEYS['klaviyo']}", "revision": "2024-10-15"}
+KLAVIYO = {"Authorization": f"Klaviyo-API-Key {DEFAULT_KEYS['klaviyo']}", "revision": KLAVIYO_REVISION}
 BRAZE = {"Authorization": f"Bearer {DEFAULT_KEYS['braze']}"}
 INTERCOM = {"Authorization": f"Bearer {DEFAULT_KEYS['intercom']}"}
 MAILCHIMP = ("any", DEFAULT_KEYS["mailchimp"])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import requests
 
+from connector.esps.config import KLAVIYO_REVISION
 from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.base import FaultInjector
 
 LION = {"Authorization": f"Bearer {DEFAULT_KEYS['loyaltylion']}"}
-KLAVIYO = {"Authorization": f"Klaviyo-API-Key {DEFAULT_KEYS['klaviyo']}", "revision": "2024-10-15"}
+KLAVIYO = {"Authorization": f"Klaviyo-API-Key {DEFAULT_KEYS['klaviyo']}", "revision": KLAVIYO_REVISION}
 
 
 def lion_activity(merchant_id: str) -> dict[str, object]:

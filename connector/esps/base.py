@@ -6,7 +6,7 @@ the ESP needs it, a profile upsert first). Calls take one unit of the account's 
 as long as the vendor said (its own header, see each client's ``retry_after_hint``, else
 ``default_429_pause``) and is raised as retriable with that ``retry_after``, so the job is
 rescheduled no sooner. No email address is logged: paths holding one are redacted. A client
-built for a tenant carries that tenant's :class:`~connector.destinations.claims.AttemptMarkers`
+built for a tenant carries that tenant's :class:`~connector.attempts.AttemptMarkers`
 for its provider, so one without server dedup (Mailchimp) can reconcile an attempt of unknown
 outcome before sending again.
 """

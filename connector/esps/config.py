@@ -18,6 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from connector.activities import LOYALTY_EVENT_NAMES
 from connector.sources.base import http_base_url
 
+KLAVIYO_REVISION = "2026-10-15"
+"""The default Klaviyo API ``revision`` header: the latest stable (GA) revision we could verify.
+
+Source: Klaviyo's API changelog (developers.klaviyo.com/en/changelog, "Revision 2026-10-15 (GA)")
+and its revision-changes reference (developers.klaviyo.com, "Current stable revision:
+2026-10-15"), checked 2026-12-01. Klaviyo supports a revision for 2 years (stable 1, deprecated
+1); 2024 revisions are retired (410 or fall forward) since October 2026. Bump this when a newer
+revision is adopted; tenants may pin their own with ``esp.revision``.
+"""
+
 MAILCHIMP_NAME = re.compile(r"^[A-Za-z0-9_-]{2,30}$")
 
 
@@ -92,7 +102,7 @@ class KlaviyoConfig(EspBase):
     provider: Literal["klaviyo"]
     api_key: SecretStr = Field(description="private API key (pk_…)")
     base_url: str = "https://a.klaviyo.com"
-    revision: str = Field(default="2024-10-15", pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
+    revision: str = Field(default=KLAVIYO_REVISION, pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 
     def render_default(self, slug: str) -> str:
         """Klaviyo metric names are display text: ``Loyalty Tier Upgraded``."""

@@ -59,7 +59,7 @@ class LoyaltyDestination(Protocol):
         """Deliver one activity in the platform's vocabulary.
 
         Raises:
-            RetriableDestinationError / FatalDestinationError: see ``destinations.http``.
+            RetriableDestinationError / FatalDestinationError: see ``connector.http``.
             UnsupportedEvent: the platform deliberately does not take this activity (e.g.
                 LoyaltyLion imports Shopify orders itself); the job ends ``ignored`` with the reason.
         """

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connector.activities import Activity, ActivityType
 from connector.platforms.base import PlatformConfig
@@ -143,11 +143,22 @@ class VoucherifyConfig(PlatformConfig):
     skip_activities: list[ActivityType] = Field(default_factory=list)
     booking_status_event: str = "hotel_booking_status_changed"
     customer_source_id: Literal["email", "email_hash"] = "email"
-    hourly_limit: int | None = Field(default=None, ge=1, description="The plan's API calls per hour")
+    # Voucherify's plan limits are per minute (Business 100, Organization 2,000: limits.mdx).
+    requests_per_minute: int | None = Field(default=None, ge=1, description="The plan's API calls per minute")
     # The event-metadata key that carries our business key: it must be in each event's metadata
     # schema, and it is how a retry after an unknown outcome finds the event in the customer's
     # activity (see VoucherifyClient.find_event).
     business_key_metadata: str = Field(default="connector_key", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_hourly_limit(cls, data: object) -> object:
+        if isinstance(data, dict) and "hourly_limit" in data:
+            raise ValueError(
+                "hourly_limit is no longer read: Voucherify's plan limits are per minute; set requests_per_minute "
+                "instead (Business 100, Organization 2000)"
+            )
+        return data
 
     @field_validator("event_names")
     @classmethod

@@ -2,22 +2,26 @@
 
 Docs: https://developers.klaviyo.com/en/reference/create_event. Auth ``Authorization:
 Klaviyo-API-Key <private key>``; every call carries a ``revision`` header (tenant ``revision``,
-default 2024-10-15). The body is JSON:API (metric name, profile by email with the loyalty profile
-properties, event properties, ``time``) and ``unique_id`` is the platform's event id: Klaviyo
-keeps only the first event with a given ``unique_id`` per profile and metric, so a replay is
-harmless even without the ledger. Success is 202 (queued). 429 carries ``Retry-After`` (what
-Klaviyo's own SDK honours). Create Event is tier XL (350/s burst, 3500/min steady): the default
-budget is 50 calls/s per account.
+default :data:`~connector.esps.config.KLAVIYO_REVISION`); a retired revision is
+answered 410 Gone, a configuration error: fatal with the reason, not retried. The body is JSON:API
+(metric name, profile by email with the loyalty profile properties, event properties, ``time``)
+and ``unique_id`` is the platform's event id: Klaviyo keeps only the first event with a given
+``unique_id`` per profile and metric, so a replay is harmless even without the ledger. Success is
+202 (queued). 429 carries ``Retry-After`` (what Klaviyo's own SDK honours). Create Event is tier
+XL (350/s burst, 3500/min steady): the default budget is 50 calls/s per account.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import requests
+
 from connector.activities import LoyaltyEvent
+from connector.errors import FatalDestinationError
 from connector.esps.base import EspClient, EspReceipt, clip, event_properties, profile_properties
-from connector.esps.config import KlaviyoConfig
-from connector.http import isoformat
+from connector.esps.config import KLAVIYO_REVISION, KlaviyoConfig
+from connector.http import MAX_KEPT_BODY, isoformat, redact
 
 MAX_STRING = 100_000
 
@@ -63,6 +67,18 @@ class KlaviyoClient(EspClient):
             "Content-Type": "application/json",
         }
         return config.base_url, key, {"headers": headers}
+
+    def observe(self, response: requests.Response) -> None:
+        """410 Gone: the tenant's API revision is retired, a configuration error (fatal, not retried)."""
+        if response.status_code == 410:
+            revision = self.session.headers.get("revision", "")
+            raise FatalDestinationError(
+                f"Klaviyo answered 410 Gone: API revision {revision!s} is retired; set esp.revision to a current "
+                f"revision such as {KLAVIYO_REVISION} (or remove it for the default)",
+                destination=self.provider,
+                status=410,
+                body=redact(response.text[:MAX_KEPT_BODY], self.secrets),
+            )
 
     def send(self, event: LoyaltyEvent, name: str) -> EspReceipt:
         """Create the event (202)."""

@@ -1,4 +1,9 @@
-"""The klaviyo sandbox: a stand-in for its API under ``/klaviyo`` (shared parts: :mod:`connector.sandbox.esp`)."""
+"""The Klaviyo sandbox: a stand-in for its API under ``/klaviyo`` (shared parts: :mod:`connector.sandbox.esp`).
+
+Klaviyo requires the ``revision`` header (400 without it) and answers 410 Gone with a JSON:API
+error to a retired revision (:func:`revision_retired`; the error's ``code`` and wording are
+inferred).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,14 @@ from flask import Blueprint, Response, jsonify, request
 
 from connector.sandbox.base import Fault, parse_aware
 from connector.sandbox.esp import EspSandbox, retry_after
+
+RETIRED_BEFORE = "2025-01-01"  # 2024 and older revisions are retired (since October 2026)
+
+
+def revision_retired(revision: str) -> bool:
+    """Whether Klaviyo answers 410 to this ``revision`` header (the sandbox's one rule: released
+    before :data:`RETIRED_BEFORE`; ``2023-02-22.pre`` counts by its date)."""
+    return revision[:10] < RETIRED_BEFORE
 
 
 class KlaviyoSandbox(EspSandbox):
@@ -29,14 +42,14 @@ class KlaviyoSandbox(EspSandbox):
 
     def error(self, status: int, detail: str, pointer: str = "/data/") -> tuple[Response, int]:
         """JSON:API ``errors`` array."""
-        codes = {400: "invalid", 401: "not_authenticated", 429: "throttled"}
+        codes = {400: "invalid", 401: "not_authenticated", 410: "gone", 429: "throttled"}
         body = {
             "errors": [
                 {
                     "id": str(uuid.uuid4()),
                     "status": status,
                     "code": codes.get(status, "error"),
-                    "title": "Invalid input." if status == 400 else "Error.",
+                    "title": {400: "Invalid input.", 410: "Gone."}.get(status, "Error."),
                     "detail": detail,
                     "source": {"pointer": pointer},
                     "meta": {},
@@ -53,8 +66,11 @@ class KlaviyoSandbox(EspSandbox):
         """``POST /api/events`` and ``/api/events/``."""
 
         def create_event() -> Any:
-            if not request.headers.get("revision"):
+            revision = request.headers.get("revision", "")
+            if not revision:
                 return self.error(400, "The revision header is missing.", "/headers/revision")
+            if revision_retired(revision):  # the body's code and wording are inferred
+                return self.error(410, f"API revision {revision} has been retired.", "/headers/revision")
             body = self.json_body()
             with self.lock:
                 self.event_posts += 1

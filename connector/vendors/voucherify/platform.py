@@ -1,7 +1,7 @@
 """Voucherify client: customer upsert by ``source_id``, then one custom event per activity.
 
 Docs: https://docs.voucherify.io/reference (Customers: create customer = upsert; Events: track
-custom event; Errors; Limits — ``voucherifyio/voucherify-openapi:docs/guides/development/Limits.md``).
+custom event; Errors; Limits — ``voucherifyio/voucherify-openapi:documentation/guides/limits.mdx``).
 
 * Auth: ``X-App-Id`` + ``X-App-Token`` (server-side application keys). Regional clusters:
   ``https://api.voucherify.io`` (EU, default), ``https://us1.api.voucherify.io``,
@@ -11,9 +11,14 @@ custom event; Errors; Limits — ``voucherifyio/voucherify-openapi:docs/guides/d
   the activity type, which must exist in the project's event schema) with ``metadata``; a booking
   status update (cancellation, reverted check-in) is its own event, ``booking_status_event``,
   so earning rules on bookings do not fire again.
-* Hourly plan limits: every answer's ``X-Rate-Limit-Remaining`` is read; at 0, or on 429, the
-  shared budget is paused until ``X-Rate-Limit-Retry`` (epoch seconds) or ``Retry-After`` and the
-  job is retried then. 402 (plan exceeded / subscription) is fatal with a clear reason, as is 401.
+* Amounts are integers in hundredths of the major unit (:func:`voucherify_amount`); a
+  three-decimal currency's amount that is not a whole number of hundredths (KWD 245.125) goes as
+  the exact decimal string (``amount_decimal`` / ``booking_total_decimal``) with ``currency``
+  instead, counted as ``inexact_amounts{destination, currency}``: never a failed stay.
+* Plan limits per minute (Business 100, Organization 2,000; optional ``requests_per_minute`` spaces
+  our calls): every answer's ``X-Rate-Limit-Remaining`` is read; at 0, or on 429, the shared budget
+  is paused until ``X-Rate-Limit-Retry`` (epoch seconds) or ``Retry-After`` and the job is retried
+  then. 402 (plan exceeded / subscription) is fatal with a clear reason, as is 401.
 * No server dedup for events: the ledger guarantees once. The event's metadata carries our
   business key (``business_key_metadata``, default ``connector_key``). An attempt marker detects a
   retry whose earlier attempt's outcome is unknown (5xx, timeout or connection lost after
@@ -40,14 +45,15 @@ from connector.activities import Activity, hash_identifier
 from connector.attempts import AttemptMarkers
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
 from connector.http import HttpClient, isoformat, parse_retry_after, path_segment, redact
-from connector.money import exponent
+from connector.money import exponent, format_major
 from connector.platforms.base import ContactCache, Receipt
 from connector.platforms.config import VoucherifyConfig, is_status_update, reversed_key
 from connector.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-UNLIMITED = 1_000_000_000  # no configured hourly limit: only the vendor's pause signals apply
+UNLIMITED = 1_000_000_000  # no configured requests_per_minute: only the vendor's pause signals apply
+PLAN_WINDOW = 60.0  # seconds: Voucherify counts plan limits per minute (limits.mdx); fixed clock minutes assumed
 RECONCILE_SLACK = timedelta(minutes=10)  # clock skew between us and Voucherify's created_at
 RECONCILE_PAGE = 100  # the documented maximum ``limit`` of List Customer Activity
 RECONCILE_MAX_PAGES = 20
@@ -59,14 +65,14 @@ def budget_name(app_id: str) -> str:
     return "voucherify:" + hashlib.sha256(app_id.encode()).hexdigest()[:16]
 
 
-def voucherify_amount(minor: int, currency: str) -> int:
+def voucherify_amount(minor: int, currency: str) -> int | None:
     """An amount in Voucherify's integer form: hundredths of the major unit (``"99.95"`` → 9995).
 
     Voucherify stores money as the major amount multiplied by 100 whatever the currency (its SDKs
     divide by a fixed 100); for two-decimal currencies that equals ISO minor units. JPY 1500 → 150000,
-    KWD 1.250 → 125. An amount finer than a hundredth (KWD 0.125) cannot be expressed and is fatal.
-    Whether Voucherify really applies x100 to zero-decimal currencies is unverified; this function is
-    the one place to change if not.
+    KWD 1.250 → 125. An amount that is not a whole number of hundredths (KWD 245.125) has no such
+    form: ``None`` (see :func:`amount_metadata`). Whether Voucherify really applies x100 to
+    zero-decimal currencies is unverified; this function is the one place to change if not.
     """
     places = exponent(currency)
     if places <= 2:
@@ -74,12 +80,26 @@ def voucherify_amount(minor: int, currency: str) -> int:
         return scaled
     step: int = 10 ** (places - 2)
     quotient, remainder = divmod(minor, step)
-    if remainder:
-        raise FatalDestinationError(
-            f"voucherify: {currency} amount {minor} minor units is finer than Voucherify's hundredths",
-            destination="voucherify",
-        )
-    return quotient
+    return None if remainder else quotient
+
+
+def amount_metadata(field: str, minor: int, currency: str) -> dict[str, Any]:
+    """Event metadata for one amount: ``{field: hundredths}`` where exact, else (a three-decimal
+    currency's amount finer than a hundredth) ``{field + "_decimal": "245.125"}``, the exact major-unit
+    decimal string, so that the stay is delivered, never failed for its amount's precision. The
+    caller adds ``currency``."""
+    hundredths = voucherify_amount(minor, currency)
+    if hundredths is None:
+        return {f"{field}_decimal": format_major(minor, currency)}
+    return {field: hundredths}
+
+
+def inexact_currencies(activity: Activity) -> list[str]:
+    """The currencies of the activity's amounts that go as decimal strings (for the metric)."""
+    amounts = [(activity.spend, activity.currency_code)]
+    if activity.booking is not None:
+        amounts.append((activity.booking.total, activity.booking.currency_code))
+    return [c for m, c in amounts if m is not None and c and voucherify_amount(m, c) is None]
 
 
 def source_id(activity: Activity, config: VoucherifyConfig) -> str:
@@ -109,7 +129,7 @@ def event_body(activity: Activity, config: VoucherifyConfig) -> dict[str, Any]:
         "happened_at": isoformat(activity.happened_at),
     }
     if activity.spend is not None and activity.currency_code:
-        metadata["amount"] = voucherify_amount(activity.spend, activity.currency_code)
+        metadata.update(amount_metadata("amount", activity.spend, activity.currency_code))
         metadata["currency"] = activity.currency_code
     if activity.venue:
         metadata["venue"] = activity.venue
@@ -127,7 +147,7 @@ def event_body(activity: Activity, config: VoucherifyConfig) -> dict[str, Any]:
         if booking.room_type:
             metadata["room_type"] = booking.room_type
         if booking.total is not None and booking.currency_code:
-            metadata["booking_total"] = voucherify_amount(booking.total, booking.currency_code)
+            metadata.update(amount_metadata("booking_total", booking.total, booking.currency_code))
             metadata["currency"] = booking.currency_code
     event = config.event_name(activity.type)
     if is_status_update(activity):  # a later status of a stay, not a new booking
@@ -198,7 +218,7 @@ class VoucherifyClient(HttpClient):
         self.tenant = tenant
         self.redis = redis
         self.limiter = RateLimiter(
-            redis, budget_name(config.app_id), config.hourly_limit or UNLIMITED, 3600.0, max_wait=5.0
+            redis, budget_name(config.app_id), config.requests_per_minute or UNLIMITED, PLAN_WINDOW, max_wait=5.0
         )
         self.markers = AttemptMarkers(redis, tenant, self.platform)
 
@@ -210,7 +230,7 @@ class VoucherifyClient(HttpClient):
         return cls(config, tenant=tenant, redis=redis, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """One call within the project's hourly budget."""
+        """One call within the project's per-minute budget."""
         self.limiter.acquire()
         return super().request(method, path, **kwargs)
 
@@ -288,6 +308,9 @@ class VoucherifyClient(HttpClient):
             metrics.count(self.redis, "deliveries", destination=self.platform, outcome="resent_unknown_outcome")
         with self.markers.attempt(activity, first=earlier is None):
             self.request("POST", "/v1/events", json=body)
+        for currency in inexact_currencies(activity):
+            log.info("voucherify: %s amount sent as a decimal string (finer than hundredths)", currency)
+            metrics.count(self.redis, "inexact_amounts", destination=self.platform, currency=currency)
         return Receipt(platform=self.platform, remote_id=remote_id, created=True)
 
     def find_event(self, customer_id: str, event_name: str, key: str, since: float) -> bool:

@@ -1,11 +1,14 @@
 """Voucherify API sandbox (customers and custom events), faithful to the documented contract.
 
-Documented (docs.voucherify.io; voucherify-openapi ``Limits.md``, ``Errors.md``) and reproduced:
+Documented (docs.voucherify.io; voucherify-openapi ``documentation/guides/limits.mdx``,
+``Errors.md``) and reproduced:
 
 * ``X-App-Id`` + ``X-App-Token`` on every call; otherwise 401. Error bodies are
   ``{"code", "key", "message", "details", "request_id"}``.
-* Hourly plan limit: every answer carries ``X-Rate-Limit-Limit`` / ``X-Rate-Limit-Remaining``
-  (and ``X-Rate-Limit-Retry`` once nothing remains — when exactly Voucherify sends it is inferred);
+* Per-minute plan limit (default 2,000, the Organization plan; ``POST /_sandbox/plan
+  {"requests_per_minute": n}``): every answer carries ``X-Rate-Limit-Limit`` /
+  ``X-Rate-Limit-Remaining`` (and ``X-Rate-Limit-Retry`` once nothing remains — when exactly
+  Voucherify sends it, and that its minute is a fixed clock minute, are inferred);
   over the limit → 429 with ``Retry-After`` (seconds), ``X-Rate-Limit-Retry`` (epoch seconds) and
   ``X-Rate-Limit-Type: api_calls``. A project over its plan answers 402 (``plan_exceeded``).
 * ``POST /v1/customers`` creates or updates (by ``source_id``) and returns the customer.
@@ -73,6 +76,7 @@ def _error(status: int, message: str, details: str = "") -> tuple[Response, int]
     return jsonify(_error_body(status, message, details)), status
 
 
+WINDOW = 60  # seconds: the plan limit's period (per minute, limits.mdx); fixed clock minutes (inferred)
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 _FOREVER = datetime.max.replace(tzinfo=UTC)
 
@@ -84,10 +88,10 @@ def _now() -> str:
 class VoucherifySandbox:
     """One in-memory Voucherify project."""
 
-    def __init__(self, app_id: str, app_token: str, *, hourly_limit: int = 1000) -> None:
+    def __init__(self, app_id: str, app_token: str, *, requests_per_minute: int = 2000) -> None:
         self.app_id = app_id
         self.app_token = app_token
-        self.default_hourly_limit = hourly_limit
+        self.default_requests_per_minute = requests_per_minute
         self.lock = threading.Lock()
         self.faults = FaultInjector()
         self.events_schema = set(EVENT_SCHEMA)
@@ -100,7 +104,7 @@ class VoucherifySandbox:
             self.events: list[dict[str, Any]] = []
             self.activities: list[dict[str, Any]] = []  # each with the owner's "_customer" id
             self.event_posts = 0
-            self.hourly_limit = self.default_hourly_limit
+            self.requests_per_minute = self.default_requests_per_minute
             self.plan_exceeded = False
             self.window = 0
             self.used = 0
@@ -112,7 +116,7 @@ class VoucherifySandbox:
                 "customers": [dict(c) for c in self.customers.values()],
                 "events": [dict(e) for e in self.events],
                 "event_posts": self.event_posts,
-                "calls_this_hour": self.used,
+                "calls_this_minute": self.used,
             }
 
     def _retry_headers(self, wait: float) -> dict[str, str]:
@@ -126,22 +130,22 @@ class VoucherifySandbox:
         return self._retry_headers(float(fault.retry_after if fault.retry_after is not None else 1))
 
     def _count_call(self) -> tuple[bool, dict[str, str]]:
-        """Count one call in the current clock hour; (allowed, limit headers)."""
+        """Count one call in the current clock minute; (allowed, limit headers)."""
         now = time.time()
         with self.lock:
-            window = int(now // 3600)
+            window = int(now // WINDOW)
             if window != self.window:
                 self.window, self.used = window, 0
             self.used += 1
-            allowed = self.used <= self.hourly_limit
+            allowed = self.used <= self.requests_per_minute
             headers = {
-                "X-Rate-Limit-Limit": str(self.hourly_limit),
-                "X-Rate-Limit-Remaining": str(max(0, self.hourly_limit - self.used)),
+                "X-Rate-Limit-Limit": str(self.requests_per_minute),
+                "X-Rate-Limit-Remaining": str(max(0, self.requests_per_minute - self.used)),
             }
         if not allowed:
-            headers.update(self._retry_headers((window + 1) * 3600 - now))
+            headers.update(self._retry_headers((window + 1) * WINDOW - now))
         elif headers["X-Rate-Limit-Remaining"] == "0":  # the next call is allowed only from then
-            headers["X-Rate-Limit-Retry"] = str((window + 1) * 3600)
+            headers["X-Rate-Limit-Retry"] = str((window + 1) * WINDOW)
         return allowed, headers
 
     def _find_customer(self, key: str) -> dict[str, Any] | None:
@@ -236,14 +240,16 @@ class VoucherifySandbox:
         add_control_routes(bp, self.faults, self.state, self.reset)
 
         @bp.post("/_sandbox/plan")
-        def _plan() -> Response:
+        def _plan() -> Any:
             body = request.get_json(silent=True) or {}
+            if "hourly_limit" in body:
+                return _error(400, "hourly_limit is not a plan setting: Voucherify limits are per minute")
             with self.lock:
-                if "hourly_limit" in body:
-                    self.hourly_limit = int(body["hourly_limit"])
+                if "requests_per_minute" in body:
+                    self.requests_per_minute = int(body["requests_per_minute"])
                 if "exceeded" in body:
                     self.plan_exceeded = bool(body["exceeded"])
-            return jsonify({"hourly_limit": self.hourly_limit, "exceeded": self.plan_exceeded})
+            return jsonify({"requests_per_minute": self.requests_per_minute, "exceeded": self.plan_exceeded})
 
         @bp.before_request
         def _auth_limits_and_faults() -> Any:
@@ -256,7 +262,7 @@ class VoucherifySandbox:
             allowed, headers = self._count_call()
             request.environ["sandbox.limit_headers"] = headers
             if not allowed:
-                response, status = _error(429, "API limit reached", "Hourly API call limit reached")
+                response, status = _error(429, "API limit reached", "API calls per minute limit reached")
                 response.headers.update(headers)
                 return response, status
             return apply_fault(
