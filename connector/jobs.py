@@ -20,7 +20,7 @@ from typing import Any
 from redis import Redis
 
 from connector import erasure, metrics, pms, stays
-from connector.activities import Activity, LoyaltyEvent, hash_identifier
+from connector.activities import UNKNOWN_CURRENCY, Activity, LoyaltyEvent, hash_identifier
 from connector.destinations import build_loyalty_destination
 from connector.destinations.base import Receipt
 from connector.destinations.esp import build_esp_client, relay_skip_reason
@@ -240,10 +240,21 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
         return {"platform": receipt.platform, "remote_id": receipt.remote_id, "created": receipt.created}
 
     try:
-        return deliver_once(client, ledger_key(tenant.name, platform, activity), platform, send)
+        result = deliver_once(client, ledger_key(tenant.name, platform, activity), platform, send)
     except UnsupportedEvent as skipped:  # the platform takes this activity another way (or not at all)
         metrics.count(client, "ignored", tenant=tenant.name, source=activity.source, reason=skipped.counter)
         return {"status": "ignored", "reason": skipped.reason}
+    unknown = activity.attributes.get(UNKNOWN_CURRENCY)
+    if unknown is not None and result["status"] == "delivered":  # sent, but without its amount
+        metrics.count(client, "ignored", tenant=tenant.name, source=activity.source, reason="unknown_currency")
+        log.warning(
+            "deliver %s %s to %s without its amount: currency %r is not an ISO 4217 code",
+            activity.type,
+            activity.business_key,
+            platform,
+            unknown,
+        )
+    return result
 
 
 def relay_job_id(tenant: str, provider: str, event: LoyaltyEvent) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 
 import requests
 
-from connector.activities import Activity, hash_identifier
+from connector.activities import UNKNOWN_CURRENCY, Activity, hash_identifier
 from connector.destinations.base import ContactCache, Receipt
 from connector.destinations.claims import AttemptMarkers
 from connector.destinations.config import PURCHASE_TYPES, LoyaltyLionConfig, is_status_update, reversed_key
@@ -210,6 +210,12 @@ class LoyaltyLionClient(HttpClient):
                 f"{activity.type} is in tenants.{self.tenant}.loyalty.skip_activities", counter="skipped_by_config"
             )
         if activity.type in PURCHASE_TYPES:
+            if activity.spend is None and UNKNOWN_CURRENCY in activity.attributes:
+                raise UnsupportedEvent(  # an order needs its total; an unknown currency has no places
+                    f"LoyaltyLion orders need a total; currency {activity.attributes[UNKNOWN_CURRENCY]!r} "
+                    "is not an ISO 4217 code",
+                    counter="unknown_currency",
+                )
             return self.deliver_order(activity)
         booking = activity.booking
         if booking is not None and booking.status == "Canceled" and not is_status_update(activity):
