@@ -235,6 +235,9 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
     client = redis()
 
     def send() -> dict[str, Any]:
+        skip = tenant.loyalty.skip_reason(activity.source)  # e.g. queued before the platform took it over
+        if skip:
+            raise UnsupportedEvent(skip, counter="platform_imports_source")
         destination = build_loyalty_destination(tenant, timeout=settings().http_timeout, redis=client)
         receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
         return {"platform": receipt.platform, "remote_id": receipt.remote_id, "created": receipt.created}

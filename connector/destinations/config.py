@@ -76,16 +76,27 @@ def _known_type(activity_type: str) -> None:
 
 
 class GluConfig(BaseModel):
-    """``platform = "glu"``: base URL and ``x-api-key`` (the shape in PRODUCT.md)."""
+    """``platform = "glu"``: base URL and ``x-api-key`` (the shape in PRODUCT.md).
+
+    ``skip_shopify_orders``: Glu's own Shopify link creates "Shopify order" activities itself; a
+    tenant using it sets ``true`` so that the connector does not send them too. Default ``false``:
+    PRODUCT.md sends Shopify orders to Glu.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     platform: Literal["glu"]
     base_url: HttpBaseUrl
     api_key: SecretStr | None = None
+    skip_shopify_orders: bool = False
 
     def skip_reason(self, source: str) -> str | None:
-        """Glu takes activities from every source."""
+        """Why activities from ``source`` are not sent to Glu, or ``None`` (every source by default)."""
+        if source == "shopify" and self.skip_shopify_orders:
+            return (
+                "Glu creates Shopify order activities itself through its Shopify link; sending them "
+                "again would award points twice (set loyalty.skip_shopify_orders = false to send them)"
+            )
         return None
 
 
