@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import load_fixture, shopify_headers
+from conftest import load_fixture, shopify_headers, tenants_toml
 from pms_helpers import (
     ENTERPRISE,
     MEWS_ACCESS_TOKEN,
@@ -27,6 +27,7 @@ from pms_helpers import (
     standard_headers,
 )
 
+from connector import create_app
 from connector.activities import UNKNOWN_CURRENCY
 from connector.errors import PayloadError
 from connector.metrics import read_counters
@@ -295,4 +296,23 @@ def test_standard_stay_in_an_unknown_currency_is_delivered_without_total_and_cou
     booking = booking_of(sandbox)
     assert "total" not in booking and "currencyCode" not in booking
     assert counted(redis, "standard") == 1
+    assert no_failed_jobs(redis)
+
+
+def test_loyaltylion_order_in_an_unknown_currency_is_ignored_with_the_reason_not_failed(env, sandbox, work, redis):
+    """LoyaltyLion's Orders API needs a total: without one the order is ignored, counted, not failed."""
+    toml = tenants_toml(sandbox.url)
+    start = toml.index("[tenants.harbour.loyalty]")
+    end = toml.index("[tenants.harbour.sources.shopify]")
+    lion = (
+        '[tenants.harbour.loyalty]\nplatform = "loyaltylion"\n'
+        f'base_url = "{sandbox.url}/loyaltylion"\napi_key = "sandbox-loyaltylion-key"\nskip_shopify_orders = false\n'
+    )
+    settings = env(toml[:start] + lion + toml[end:])
+    client = create_app(settings).test_client()
+    assert post_shopify(client, "orders_paid__xyz").status_code == 202
+    work()
+    state = sandbox.sandboxes.extra["loyaltylion"].state()
+    assert state["order_posts"] == 0 and state["orders"] == []
+    assert counted(redis, "shopify") == 1
     assert no_failed_jobs(redis)
