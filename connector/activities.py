@@ -22,6 +22,12 @@ ActivityType = Literal[
     "Connected to wifi",
 ]
 
+UNKNOWN_CURRENCY = "unknown_currency"
+"""Activity attribute: the currency code (at most 16 characters) of an amount left out because
+ISO 4217 knows it neither as current nor as withdrawn. The activity goes without spend (or
+booking total) rather than failing or being dropped, and the delivery job counts it
+(``connector_ignored{reason="unknown_currency"}``)."""
+
 BookingStatus = Literal["Inquired", "Confirmed", "Started", "Processed", "Canceled", "Optional", "Requested"]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from redis import Redis
 
 from connector import erasure, metrics, stays
-from connector.activities import Activity, LoyaltyEvent, hash_identifier
+from connector.activities import UNKNOWN_CURRENCY, Activity, LoyaltyEvent, hash_identifier
 from connector.errors import ErasureRequested, PayloadError, UnsupportedEvent
 from connector.esps.base import build_esp_client
 from connector.esps.config import relay_skip_reason
@@ -235,15 +235,29 @@ def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
     client = redis()
 
     def send() -> dict[str, Any]:
+        skip = tenant.loyalty.skip_reason(activity.source)  # e.g. queued before the platform took it over
+        if skip:
+            raise UnsupportedEvent(skip, counter="platform_imports_source")
         destination = build_loyalty_destination(tenant, timeout=settings().http_timeout, redis=client)
         receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
         return {"platform": receipt.platform, "remote_id": receipt.remote_id, "created": receipt.created}
 
     try:
-        return deliver_once(client, ledger_key(tenant.name, platform, activity), platform, send)
+        result = deliver_once(client, ledger_key(tenant.name, platform, activity), platform, send)
     except UnsupportedEvent as skipped:  # the platform takes this activity another way (or not at all)
         metrics.count(client, "ignored", tenant=tenant.name, source=activity.source, reason=skipped.counter)
         return {"status": "ignored", "reason": skipped.reason}
+    unknown = activity.attributes.get(UNKNOWN_CURRENCY)
+    if unknown is not None and result["status"] == "delivered":  # sent, but without its amount
+        metrics.count(client, "ignored", tenant=tenant.name, source=activity.source, reason="unknown_currency")
+        log.warning(
+            "deliver %s %s to %s without its amount: currency %r is not an ISO 4217 code",
+            activity.type,
+            activity.business_key,
+            platform,
+            unknown,
+        )
+    return result
 
 
 def relay_job_id(tenant: str, provider: str, event: LoyaltyEvent) -> str:

@@ -19,9 +19,13 @@ of 2026-01-01, i.e. through Amendment 180), cross-checked against the amendment 
 whose minor unit ISO gives as "N.A." are left out on purpose, because they have no decimal
 subdivision to convert to: the precious metals XAU, XAG, XPT, XPD; the IMF's XDR; the bond-market
 units XBA, XBB, XBC, XBD; the SUCRE XSU; the ADB unit of account XUA; the testing code XTS and
-"no currency" XXX. Withdrawn codes (ISO "List Three") are left out too; see the comments in the
-table. CLDR/Babel digits are deliberately *not* used: they differ from ISO for several currencies
-(e.g. IQD, IRR, KPW, LAK, MMK, RSD, SYP, YER).
+"no currency" XXX. Withdrawn codes (ISO "List Three") are not in that table but in
+:data:`HISTORIC_MINOR_UNIT_EXPONENTS`: amounts in them still arrive from old bookings and orders
+(BGN since 2026-01-01), and :func:`exponent` accepts both. CLDR/Babel digits are deliberately *not*
+used: they differ from ISO for several currencies (e.g. IQD, IRR, KPW, LAK, MMK, RSD, SYP, YER).
+
+A code in neither table raises :class:`UnknownCurrency` (a ``PayloadError``); sources test
+:func:`known_currency` first and send such an amount's activity without spend, marked, instead.
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ from types import MappingProxyType
 from connector.errors import PayloadError
 
 __all__ = [
+    "HISTORIC_MINOR_UNIT_EXPONENTS",
     "MAX_MINOR_DIGITS",
     "MINOR_UNIT_EXPONENTS",
+    "UnknownCurrency",
     "exponent",
     "format_major",
     "from_minor_units",
+    "known_currency",
     "to_minor_units",
 ]
 
@@ -48,7 +55,7 @@ _ISO_4217_LIST_ONE: dict[str, int] = {
     "ALL": 2,  # Lek
     "AMD": 2,  # Armenian Dram
     # ANG (Netherlands Antillean Guilder) is withdrawn: replaced by XCG on 2025-03-31, legal
-    # tender until 2025-06-30 and moved to List Three (Amendment 176).
+    # tender until 2025-06-30 and moved to List Three (Amendment 176). See _ISO_4217_LIST_THREE.
     "AOA": 2,  # Kwanza
     "ARS": 2,  # Argentine Peso
     "AUD": 2,  # Australian Dollar
@@ -58,7 +65,7 @@ _ISO_4217_LIST_ONE: dict[str, int] = {
     "BBD": 2,  # Barbados Dollar
     "BDT": 2,  # Taka
     # BGN (Bulgarian Lev) is withdrawn: Bulgaria adopted the euro on 2026-01-01 and ISO moved BGN
-    # to List Three (Amendment 180). Bulgarian amounts now arrive as EUR.
+    # to List Three (Amendment 180). New Bulgarian amounts arrive as EUR; see _ISO_4217_LIST_THREE.
     "BHD": 3,  # Bahraini Dinar
     "BIF": 0,  # Burundi Franc
     "BMD": 2,  # Bermudian Dollar
@@ -223,6 +230,48 @@ _ISO_4217_LIST_ONE: dict[str, int] = {
 MINOR_UNIT_EXPONENTS: Mapping[str, int] = MappingProxyType(_ISO_4217_LIST_ONE)
 """ISO 4217 alphabetic code -> number of decimal places of its minor unit (read-only)."""
 
+# Withdrawn codes, ISO 4217 "List Three" (historic denominations, SIX ``list-three.xml``) and the
+# amendment notices that moved them there. List Three records the withdrawal, not the minor unit:
+# each exponent is the one the code had in its last List One edition. Only codes withdrawn since
+# 2005 are listed (older bookings do not reach a loyalty platform); a withdrawn code that is not
+# here is treated like any unknown code (the activity goes without spend).
+_ISO_4217_LIST_THREE: dict[str, int] = {
+    "ANG": 2,  # Netherlands Antillean Guilder -> XCG, 2025-06-30 (Amendment 176)
+    "BGN": 2,  # Bulgarian Lev -> EUR, 2026-01-01 (Amendment 180)
+    "BYR": 0,  # Belarusian Ruble -> BYN, 2016-07-01 (redenominated 10,000:1)
+    "CSD": 2,  # Serbian Dinar -> RSD, 2006
+    "CUC": 2,  # Peso Convertible, ended 2021, withdrawn 2022 (Amendment 178)
+    "CYP": 2,  # Cyprus Pound -> EUR, 2008-01-01
+    "EEK": 2,  # Kroon -> EUR, 2011-01-01
+    "HRK": 2,  # Kuna -> EUR, 2023-01-01
+    "LTL": 2,  # Lithuanian Litas -> EUR, 2015-01-01
+    "LVL": 2,  # Latvian Lats -> EUR, 2014-01-01
+    "MRO": 2,  # Ouguiya -> MRU, 2018-01-01 (ISO gave 2 although 1 ouguiya = 5 khoums)
+    "MTL": 2,  # Maltese Lira -> EUR, 2008-01-01
+    "SIT": 2,  # Tolar -> EUR, 2007-01-01
+    "SKK": 2,  # Slovak Koruna -> EUR, 2009-01-01
+    "SLL": 2,  # Leone -> SLE (1000:1), withdrawn 2023
+    "STD": 2,  # Dobra -> STN, 2018-01-01 (Amendment 164)
+    "USS": 2,  # US Dollar (Same day) (fund), withdrawn 2014
+    "VEB": 2,  # Bolivar -> VEF, 2008-01-01
+    "VEF": 2,  # Bolivar Fuerte -> VES, 2018 (Amendment 167)
+    "ZMK": 2,  # Zambian Kwacha -> ZMW, 2013-01-01
+    "ZWL": 2,  # Zimbabwe Dollar -> ZWG, 2024-08-31 (Amendment 177)
+    "ZWR": 2,  # Zimbabwe Dollar (third) -> ZWL, 2009
+}
+
+HISTORIC_MINOR_UNIT_EXPONENTS: Mapping[str, int] = MappingProxyType(_ISO_4217_LIST_THREE)
+"""Withdrawn ISO 4217 code -> the minor-unit exponent it had while current (read-only)."""
+
+
+class UnknownCurrency(PayloadError):  # noqa: N818 - reads as what it reports, like UnsupportedEvent
+    """A currency code in neither ISO 4217 table (current or withdrawn): no exponent to convert with."""
+
+    def __init__(self, currency: object) -> None:
+        super().__init__(f"unknown currency code {currency!r}")
+        self.currency = currency
+
+
 MAX_MINOR_DIGITS = 30
 """Largest accepted amount, in digits of minor units (int64 holds 18). Bounds hostile input."""
 
@@ -240,16 +289,21 @@ def exponent(currency: str) -> int:
             case-sensitive: ``"gbp"`` is rejected rather than guessed at.
 
     Returns:
-        The number of decimal places: 0, 2, 3 or 4.
+        The number of decimal places: 0, 2, 3 or 4 (a withdrawn code: the places it had).
 
     Raises:
-        PayloadError: The code is malformed or not an active ISO 4217 code with a minor unit.
+        UnknownCurrency: The code is malformed or in neither table (a ``PayloadError``).
     """
     if isinstance(currency, str) and _CODE.fullmatch(currency):
-        found = MINOR_UNIT_EXPONENTS.get(currency)
+        found = MINOR_UNIT_EXPONENTS.get(currency, HISTORIC_MINOR_UNIT_EXPONENTS.get(currency))
         if found is not None:
             return found
-    raise PayloadError(f"unknown currency code {currency!r}")
+    raise UnknownCurrency(currency)
+
+
+def known_currency(currency: object) -> bool:
+    """Whether :func:`exponent` knows ``currency`` (a current or a withdrawn ISO 4217 code)."""
+    return isinstance(currency, str) and (currency in MINOR_UNIT_EXPONENTS or currency in HISTORIC_MINOR_UNIT_EXPONENTS)
 
 
 def to_minor_units(amount: str | int | Decimal, currency: str) -> int:

@@ -43,6 +43,7 @@ def test_loyaltylion_mapping_overrides_defaults_and_accepts_built_ins() -> None:
         tenants(
             'platform = "loyaltylion"\napi_key = "secret"\nsite_id = "site_42"\nskip_shopify_orders = false\n'
             '[tenants.acme.loyalty.activity_names]\n"Connected to wifi" = "$visit"\n'
+            '[tenants.acme.loyalty.activity_urls]\n"Connected to wifi" = "https://acme.example/wifi"\n'
         )
     )
     loyalty = parsed["acme"].loyalty

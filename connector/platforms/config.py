@@ -7,7 +7,9 @@ Defaults (documented in the README):
 
 * LoyaltyLion activity names: our activity types map to **custom activity rule identifiers**
   the merchant creates in LoyaltyLion (LoyaltyLion has no built-in rule for stays or Wi-Fi);
-  a name starting with ``$`` selects a built-in rule (``$visit``, ``$signup``…) instead.
+  a name starting with ``$`` selects a built-in rule (``$visit``, ``$signup``…) instead. The
+  Clickthrough/Visit rules (:data:`LOYALTYLION_URL_RULES`) need the destination URL, sent as
+  ``properties.url``: a mapping to one needs ``activity_urls`` for that activity type.
   Purchases never use activities: they go through the Orders API.
 * Voucherify event names: our activity types map to custom event names the merchant defines
   in Project settings → Event schema.
@@ -22,7 +24,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connector.activities import Activity, ActivityType
 from connector.platforms.base import PlatformConfig
-from connector.sources.base import HttpBaseUrl
+from connector.sources.base import HttpBaseUrl, http_base_url
 
 ACTIVITY_TYPES: tuple[str, ...] = get_args(ActivityType)
 PURCHASE_TYPES: frozenset[str] = frozenset({"Shopify order", "Purchase"})
@@ -41,6 +43,11 @@ DEFAULT_VOUCHERIFY_EVENT_NAMES: dict[str, str] = {
     "Checked out": "hotel_checked_out",
     "Connected to wifi": "wifi_login",
 }
+
+# LoyaltyLion create-activity: "For the Clickthrough/Visit rule, you also need to specify the
+# destination URL in the properties" (properties.url). The built-in identifiers of those two rules
+# are taken as "$clickthrough" and "$visit" (not spelled out on that page).
+LOYALTYLION_URL_RULES: frozenset[str] = frozenset({"$clickthrough", "$visit"})
 
 # A rule name goes into a URL path segment (PUT /v2/activities/{name}/{merchant_id}).
 _RULE_NAME = re.compile(r"^\$?[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -77,14 +84,25 @@ def _known_type(activity_type: str) -> None:
 
 
 class GluConfig(PlatformConfig):
-    """``platform = "glu"``: base URL and ``x-api-key`` (the shape in PRODUCT.md)."""
+    """``platform = "glu"``: base URL and ``x-api-key`` (the shape in PRODUCT.md).
+
+    ``skip_shopify_orders``: Glu's own Shopify link creates "Shopify order" activities itself; a
+    tenant using it sets ``true`` so that the connector does not send them too. Default ``false``:
+    PRODUCT.md sends Shopify orders to Glu.
+    """
 
     platform: Literal["glu"]
     base_url: HttpBaseUrl
     api_key: SecretStr | None = None
+    skip_shopify_orders: bool = False
 
     def skip_reason(self, source: str) -> str | None:
-        """Glu takes activities from every source."""
+        """Why activities from ``source`` are not sent to Glu, or ``None`` (every source by default)."""
+        if source == "shopify" and self.skip_shopify_orders:
+            return (
+                "Glu creates Shopify order activities itself through its Shopify link; sending them "
+                "again would award points twice (set loyalty.skip_shopify_orders = false to send them)"
+            )
         return None
 
 
@@ -96,6 +114,9 @@ class LoyaltyLionConfig(PlatformConfig):
     api_key: SecretStr = Field(description="Programme API key, sent as Authorization: Bearer")
     site_id: str | None = Field(default=None, description="Only for multi-site programmes")
     activity_names: dict[str, str] = Field(default_factory=dict)
+    activity_urls: dict[str, str] = Field(
+        default_factory=dict, description="Activity type -> URL sent as properties.url (Clickthrough/Visit rules)"
+    )
     skip_activities: list[ActivityType] = Field(default_factory=list)
     skip_shopify_orders: bool = True
     guest: Literal["never", "always", "without_consent"] = "never"
@@ -115,6 +136,28 @@ class LoyaltyLionConfig(PlatformConfig):
                     "optionally prefixed '$' for a built-in rule"
                 )
         return value
+
+    @field_validator("activity_urls")
+    @classmethod
+    def _urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for activity_type, url in value.items():
+            _known_type(activity_type)
+            http_base_url(url)
+        return value
+
+    @model_validator(mode="after")
+    def _url_rules_have_urls(self) -> LoyaltyLionConfig:
+        missing = sorted(t for t in ACTIVITY_TYPES if t not in PURCHASE_TYPES and self.needs_url(t))
+        if missing:
+            raise ValueError(
+                f"the Clickthrough/Visit rules need the destination URL (properties.url): set activity_urls for "
+                f"{', '.join(repr(t) for t in missing)}"
+            )
+        return self
+
+    def needs_url(self, activity_type: str) -> bool:
+        """Whether the type maps to a Clickthrough/Visit rule with no ``activity_urls`` entry."""
+        return self.rule_name(activity_type) in LOYALTYLION_URL_RULES and activity_type not in self.activity_urls
 
     def rule_name(self, activity_type: str) -> str:
         """The LoyaltyLion rule name for one of our activity types (tenant mapping over defaults)."""

@@ -38,8 +38,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from connector.activities import Activity, Booking, BookingStatus, Person
+from connector.activities import UNKNOWN_CURRENCY, Activity, Booking, BookingStatus, Person
 from connector.errors import PayloadError, UnsupportedEvent
+from connector.money import known_currency, to_minor_units
 from connector.sources.base import SourceConfig, TranslationContext
 
 STAY_TYPES = ("Booking", "Checked in", "Checked out")
@@ -116,6 +117,7 @@ class StaySnapshot(BaseModel):
     room_name: str | None = None
     total: int | None = None  # minor units of currency_code
     currency_code: str | None = None
+    unknown_currency: str | None = None  # the total's code ISO 4217 does not know (total left out)
     channel: str | None = None
 
     @property
@@ -141,9 +143,8 @@ def implied_activities(snapshot: StaySnapshot, *, tenant: str, source: str) -> l
         channel=snapshot.channel,
     )
     common: dict[str, Any] = {"tenant": tenant, "source": source, "business_key": key, "person": snapshot.guest}
-    activities = [
-        Activity(type="Booking", happened_at=snapshot.booked_at, booking=booking, attributes=revision, **common)
-    ]
+    marks = {**revision, UNKNOWN_CURRENCY: snapshot.unknown_currency} if snapshot.unknown_currency else revision
+    activities = [Activity(type="Booking", happened_at=snapshot.booked_at, booking=booking, attributes=marks, **common)]
     if snapshot.status in IN_HOUSE:
         arrived = snapshot.checked_in_at or snapshot.check_in
         activities.append(Activity(type="Checked in", happened_at=arrived, attributes=revision, **common))
@@ -234,6 +235,21 @@ def group_stays(activities: Iterable[Activity]) -> tuple[dict[str, list[Activity
 
 
 # --- small parsing helpers shared by the PMS adapters -------------------------------------
+
+
+def stay_total(amount: Any, currency: Any) -> dict[str, Any]:
+    """A snapshot's money fields: ``total`` (minor units) and ``currency_code``; nothing without an
+    amount or a code; only ``unknown_currency`` for a code ISO 4217 does not know (current or
+    withdrawn), so that the stay still goes, without its total, instead of failing.
+
+    Raises:
+        PayloadError: the amount is malformed for a known currency (e.g. too many decimals).
+    """
+    if amount is None or not isinstance(currency, str):
+        return {}
+    if not known_currency(currency):
+        return {"unknown_currency": currency[:16]}
+    return {"total": to_minor_units(amount, currency), "currency_code": currency}
 
 
 def parse_instant(value: Any, what: str) -> datetime:

@@ -24,7 +24,6 @@ from pydantic import SecretStr
 
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
-from connector.money import to_minor_units
 from connector.sources.base import (
     BodyError,
     Envelope,
@@ -49,6 +48,7 @@ from connector.sources.stay import (
     local,
     parse_instant,
     parse_optional_instant,
+    stay_total,
 )
 
 RESERVATION_EVENTS = frozenset(
@@ -213,8 +213,7 @@ def _snapshot(reservation: dict[str, Any], context: TranslationContext, config: 
         number_of_guests=adults + len(children) if isinstance(adults, int) else None,
         room_type=unit_group.get("name") or unit_group.get("code"),
         room_name=unit.get("name"),
-        total=to_minor_units(amount, currency) if amount is not None and isinstance(currency, str) else None,
-        currency_code=currency if amount is not None and isinstance(currency, str) else None,
+        **stay_total(amount, currency),
         channel=reservation.get("channelCode"),
     )
 

@@ -29,7 +29,6 @@ from pydantic import SecretStr
 
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, UnsupportedEvent
-from connector.money import to_minor_units
 from connector.sources.base import (
     Envelope,
     HttpBaseUrl,
@@ -52,6 +51,7 @@ from connector.sources.stay import (
     in_range,
     local_date,
     local_naive,
+    stay_total,
 )
 
 EVENTS = frozenset({"reservation/created", "reservation/status_changed", "reservation/dates_changed"})
@@ -199,8 +199,7 @@ def snapshot(
         number_of_guests=guests,
         room_type=rooms[0].get("roomTypeName") if rooms else None,
         room_name=rooms[0].get("roomName") if rooms else None,
-        total=to_minor_units(str(total), config.currency) if has_total and config.currency else None,
-        currency_code=config.currency if has_total else None,
+        **(stay_total(str(total), config.currency) if has_total else {}),
         channel=reservation.get("sourceName") or reservation.get("source"),
     )
 

@@ -32,7 +32,6 @@ from pydantic import SecretStr
 
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, UnsupportedEvent
-from connector.money import to_minor_units
 from connector.sources.base import (
     Envelope,
     InboundRequest,
@@ -41,7 +40,15 @@ from connector.sources.base import (
     require_basic_auth,
     valid_event,
 )
-from connector.sources.stay import PmsConfig, StaySnapshot, guest, implied_activities, local_date, local_naive
+from connector.sources.stay import (
+    PmsConfig,
+    StaySnapshot,
+    guest,
+    implied_activities,
+    local_date,
+    local_naive,
+    stay_total,
+)
 
 ACTIVE = frozenset({"new", "modified", "confirmed"})
 STATUSES: dict[str, BookingStatus] = {
@@ -189,8 +196,7 @@ def snapshot(
         checked_out_at=departure if status == "Processed" else None,
         number_of_guests=guests if isinstance(guests, int) and not isinstance(guests, bool) else None,
         room_type=reservation.get("listingName"),
-        total=to_minor_units(amount, currency) if has_total and amount and isinstance(currency, str) else None,
-        currency_code=currency if has_total else None,
+        **(stay_total(amount or None, currency) if has_total else {}),
         channel=reservation.get("channelName"),
     )
 

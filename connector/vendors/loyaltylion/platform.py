@@ -6,17 +6,22 @@ Docs: https://developers.loyaltylion.com/api (introduction, authentication, rate
 
 * Auth: ``Authorization: Bearer <programme API key>``; ``site_id`` query parameter for
   multi-site programmes. 401 (bad key) and 403 (key lacks a scope) are fatal with a clear reason.
+  Scopes (API keys page): activities need ``write_customers`` (there is no ``write_activities``),
+  orders ``write_orders`` and, for the lookup after an unknown outcome, ``read_orders``
+  (listing activities back presumably needs ``read_customers``: not stated there).
 * 20 requests/s per programme, shared by every worker through :class:`RateLimiter`; a 429 pauses
   the whole budget (``Retry-After`` when given, else 1 s) and the job is retried.
 * ``POST /v2/activities`` (201, empty body): ``name`` = the tenant's rule name, ``merchant_id`` =
   our business key, ``date`` always (LoyaltyLion would default it to "now"), ``guest`` always
-  (LoyaltyLion defaults to ``true``, and guests earn nothing for custom activities).
+  (LoyaltyLion defaults to ``true``, and guests earn nothing for custom activities);
+  ``properties.url`` where the tenant configures one (the Clickthrough/Visit rules need it).
   LoyaltyLion documents no dedup on a repeated ``merchant_id``: the connector's ledger guarantees
   once, and :class:`AttemptMarkers` + a ``GET /v2/activities`` scan close the crash window.
 * Purchases use the Orders API: ``POST /v2/orders`` with decimal strings in major units; when an
   earlier attempt's outcome is unknown, ``GET /v2/orders/{merchant_id}`` decides between create and
-  the idempotent full ``PUT /v2/orders/{merchant_id}``. Shopify orders are skipped by default
-  (LoyaltyLion imports them from Shopify itself).
+  the idempotent full ``PUT /v2/orders/{merchant_id}``, which sends only the documented fields
+  (``payment_status``, ``refund_status``, ``cancellation_status``, ``total_paid``,
+  ``total_refunded``). Shopify orders are skipped by default (LoyaltyLion imports them itself).
 * Reversals (booking status updates from PMS sources): a cancellation declines the stay's Booking
   activity, a status back to pre-arrival (reverted check-in) declines its Checked in, through
   ``PUT /v2/activities/{name}/{merchant_id}`` ``{"state": "declined"}`` (204; LoyaltyLion treats
@@ -34,7 +39,7 @@ from typing import Any
 
 import requests
 
-from connector.activities import Activity, hash_identifier
+from connector.activities import UNKNOWN_CURRENCY, Activity, hash_identifier
 from connector.attempts import AttemptMarkers
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
 from connector.http import HttpClient, isoformat, path_segment
@@ -94,6 +99,9 @@ def activity_body(activity: Activity, config: LoyaltyLionConfig) -> dict[str, An
         "merchant_id": activity.business_key,
         "date": isoformat(activity.happened_at),
     }
+    url = config.activity_urls.get(activity.type)
+    if url:
+        body["properties"] = {"url": url}
     return body
 
 
@@ -123,16 +131,14 @@ def order_body(activity: Activity, config: LoyaltyLionConfig) -> dict[str, Any]:
 
 
 def order_update_body(activity: Activity, config: LoyaltyLionConfig) -> dict[str, Any]:
-    """The full-state ``PUT /v2/orders/{merchant_id}`` body (LoyaltyLion wants every status)."""
+    """The full-state ``PUT /v2/orders/{merchant_id}`` body: the documented fields only."""
     created = order_body(activity, config)
     return {
-        "total": created["total"],
-        "total_shipping": created["total_shipping"],
         "payment_status": created["payment_status"],
-        "total_paid": created["total_paid"],
         "refund_status": "not_refunded",
-        "total_refunded": format_major(0, activity.currency_code or "USD"),
         "cancellation_status": "not_cancelled",
+        "total_paid": created["total_paid"],
+        "total_refunded": format_major(0, activity.currency_code or "USD"),
     }
 
 
@@ -198,7 +204,7 @@ class LoyaltyLionClient(HttpClient):
         if response.status_code == 403:
             raise FatalDestinationError(
                 "loyaltylion: the API key lacks a scope this call needs (403; activities need "
-                f"write_activities, orders write_orders and read_orders) for tenant {self.tenant}",
+                f"write_customers, orders write_orders and read_orders) for tenant {self.tenant}",
                 destination=self.destination,
                 status=403,
             )
@@ -217,6 +223,12 @@ class LoyaltyLionClient(HttpClient):
                 f"{activity.type} is in tenants.{self.tenant}.loyalty.skip_activities", counter="skipped_by_config"
             )
         if activity.type in PURCHASE_TYPES:
+            if activity.spend is None and UNKNOWN_CURRENCY in activity.attributes:
+                raise UnsupportedEvent(  # an order needs its total; an unknown currency has no places
+                    f"LoyaltyLion orders need a total; currency {activity.attributes[UNKNOWN_CURRENCY]!r} "
+                    "is not an ISO 4217 code",
+                    counter="unknown_currency",
+                )
             return self.deliver_order(activity)
         booking = activity.booking
         if booking is not None and booking.status == "Canceled" and not is_status_update(activity):

@@ -7,17 +7,22 @@ Documented (developers.loyaltylion.com) and reproduced here:
   400 carries per-field ``details``.
 * ``POST /v2/activities`` → 201 with an empty body; ``name``, ``customer_id``, ``customer_email``
   required; ``guest`` defaults to ``true``, ``date`` to now. No dedup on ``merchant_id`` (every
-  POST creates an activity — which is what makes the connector's ledger necessary).
+  POST creates an activity — which is what makes the connector's ledger necessary). The
+  Clickthrough/Visit rules need ``properties.url``.
 * ``GET /v2/activities`` (``created_at_min``, ``limit`` 1-500, ``cursor``) →
   ``{"activities": [...], "cursor": {"prev", "next"}}``; items carry ``merchant_id``, ``state``,
   ``rule {id, name}``, ``customer``, ``created_at``.
 * ``PUT /v2/activities/{name}/{merchant_id}`` ``{"state": "approved"|"declined"}`` → 204;
   declining an approved activity voids it.
 * ``POST /v2/orders`` (decimal strings in major units, ``payment_status``) → 201;
-  ``GET /v2/orders/{merchant_id}``; full ``PUT /v2/orders/{merchant_id}`` (all statuses required).
+  ``GET /v2/orders/{merchant_id}``; full ``PUT /v2/orders/{merchant_id}`` (all statuses required;
+  the body documents only :data:`ORDER_UPDATE_FIELDS`).
 
 Inferred (not documented; isolated here): an unknown custom rule name and a repeated order
-``merchant_id`` answer 422 with a ``code``; the order PUT answers 204.
+``merchant_id`` answer 422 with a ``code``; the order PUT answers 204; a Visit/Clickthrough
+activity without ``properties.url`` and an order update with an undocumented field answer 400
+naming the field (strict on purpose: the docs do not say whether such fields are ignored).
+Every accepted order update body is kept in ``state()["order_updates"]``.
 
 Test controls beyond :mod:`connector.sandbox.base`: ``POST /_sandbox/lose-responses {"count": n}``
 makes the next ``n`` creates succeed and then drop the connection (the answer is lost).
@@ -41,6 +46,10 @@ DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 PAYMENT_STATUSES = {"not_paid", "partially_paid", "paid"}
 REFUND_STATUSES = {"not_refunded", "partially_refunded", "refunded"}
 CANCELLATION_STATUSES = {"cancelled", "not_cancelled"}
+URL_RULES = {"$clickthrough", "$visit"}  # "you also need to specify the destination URL in the properties"
+ORDER_UPDATE_FIELDS = frozenset(
+    {"payment_status", "refund_status", "cancellation_status", "total_paid", "total_refunded", "$magento_payload"}
+)
 
 
 def _error(status: int, message: str, details: dict[str, Any] | None = None, code: str | None = None) -> Any:
@@ -71,6 +80,7 @@ class LoyaltyLionSandbox:
         with getattr(self, "lock", threading.Lock()):
             self.activities: list[dict[str, Any]] = []
             self.orders: dict[str, dict[str, Any]] = {}
+            self.order_updates: list[dict[str, Any]] = []
             self.activity_posts = 0
             self.order_posts = 0
             self.lose_responses = 0
@@ -81,6 +91,7 @@ class LoyaltyLionSandbox:
             return {
                 "activities": [dict(a) for a in self.activities],
                 "orders": [dict(o) for o in self.orders.values()],
+                "order_updates": [dict(u) for u in self.order_updates],
                 "activity_posts": self.activity_posts,
                 "order_posts": self.order_posts,
             }
@@ -138,6 +149,11 @@ class LoyaltyLionSandbox:
             customer_errors(body, details)
             if "merchant_id" in body and not isinstance(body["merchant_id"], str):
                 details["merchant_id"] = ["must be a string"]
+            properties = body.get("properties", {})
+            if not isinstance(properties, dict):
+                details["properties"] = ["must be an object"]
+            elif body.get("name") in URL_RULES and not isinstance(properties.get("url"), str):
+                details["properties.url"] = ["is required for the Clickthrough/Visit rule"]
             if details:
                 return _error(400, "Invalid request", details)
             if body["name"] not in self.rules:
@@ -156,6 +172,7 @@ class LoyaltyLionSandbox:
                             "guest": body.get("guest", True),
                         },
                         "date": body.get("date") or _now(),
+                        "properties": dict(properties) if isinstance(properties, dict) else {},
                         "site_id": request.args.get("site_id"),
                         "created_at": _now(),
                     }
@@ -266,12 +283,15 @@ class LoyaltyLionSandbox:
             if body is None:
                 return _error(400, "Request body must be a JSON object")
             details = order_errors(body, full_update=True)
+            for field in sorted(set(body) - ORDER_UPDATE_FIELDS):
+                details[field] = ["is not a field of an order update"]
             if details:
                 return _error(400, "Invalid request", details)
             with self.lock:
                 order = self.orders.get(merchant_id)
                 if order is None:
                     return _error(404, "Order not found")
+                self.order_updates.append(dict(body))
                 order.update(body)
                 order["updated_at"] = _now()
             return Response(status=204)

@@ -29,7 +29,6 @@ from pydantic import SecretStr
 
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, UnsupportedEvent
-from connector.money import to_minor_units
 from connector.sources.base import (
     Envelope,
     HttpBaseUrl,
@@ -51,6 +50,7 @@ from connector.sources.stay import (
     local,
     parse_instant,
     parse_optional_instant,
+    stay_total,
 )
 
 RESERVATION_EVENTS = frozenset({"ServiceOrderUpdated"})
@@ -145,8 +145,9 @@ def _by_id(items: Any) -> dict[str, dict[str, Any]]:
     return {str(i["Id"]): i for i in listed if isinstance(i, dict) and isinstance(i.get("Id"), str) and i["Id"]}
 
 
-def _total(items: list[dict[str, Any]]) -> tuple[int, str] | None:
-    """Sum of the gross amounts of a reservation's order items (canceled items left out)."""
+def _total(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum of the gross amounts of a reservation's order items (canceled items left out), as
+    the snapshot's money fields (:func:`stay_total`)."""
     totals: dict[str, Decimal] = {}
     for item in items:
         if item.get("AccountingState") == "Canceled":
@@ -160,9 +161,9 @@ def _total(items: list[dict[str, Any]]) -> tuple[int, str] | None:
         except InvalidOperation as exc:
             raise PayloadError(f"order item amount {gross!r} is not a decimal") from exc
     if len(totals) != 1:
-        return None  # none, or several currencies: leave the total out rather than guess
+        return {}  # none, or several currencies: leave the total out rather than guess
     currency, value = next(iter(totals.items()))
-    return to_minor_units(value, currency), currency
+    return stay_total(value, currency)
 
 
 def _guests(reservation: dict[str, Any]) -> int | None:
@@ -218,8 +219,7 @@ def snapshot(
         checked_out_at=local(actual_end, zone) if actual_end else None,
         number_of_guests=_guests(reservation),
         room_type=names.get(config.language) or next(iter(names.values()), None) if names else None,
-        total=total[0] if total else None,
-        currency_code=total[1] if total else None,
+        **total,
         channel=cast(str | None, reservation.get("Origin")),
     )
 

@@ -12,7 +12,8 @@ ignoring duplicates) and the Order resource (https://shopify.dev/docs/api/admin-
   shop's webhooks with the same secret, so the signature alone does not name the tenant.
 * Topic ``orders/paid`` triggers an activity by default (``topics`` per tenant); others are
   answered ``ignored``. Test orders and orders without any customer email are ignored in the
-  worker with a reason and counted.
+  worker with a reason and counted. An order in a currency ISO 4217 does not know (current or
+  withdrawn) goes without spend, marked ``unknown_currency`` (the delivery job counts it).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from connector.activities import Activity, Person, normalise_email
+from connector.activities import UNKNOWN_CURRENCY, Activity, Person, normalise_email
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
-from connector.money import to_minor_units
+from connector.money import known_currency, to_minor_units
 from connector.sources.base import (
     Envelope,
     InboundRequest,
@@ -172,6 +173,8 @@ def _activity(
     amount: str,
     currency: str,
 ) -> Activity:
+    known = known_currency(currency)
+    unpriced = {} if known else {UNKNOWN_CURRENCY: currency[:16]}
     return Activity(
         type="Shopify order",
         tenant=tenant,
@@ -186,9 +189,9 @@ def _activity(
             if consent
             else None,
         ),
-        spend=to_minor_units(amount, currency),
-        currency_code=currency,
-        attributes={"order_name": order.get("name"), "source_name": order.get("source_name")},
+        spend=to_minor_units(amount, currency) if known else None,
+        currency_code=currency if known else None,
+        attributes={"order_name": order.get("name"), "source_name": order.get("source_name"), **unpriced},
     )
 
 

@@ -19,9 +19,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError
-from connector.money import to_minor_units
 from connector.sources.base import Envelope, TranslationContext
-from connector.sources.stay import StaySnapshot, guest, implied_activities
+from connector.sources.stay import StaySnapshot, guest, implied_activities, stay_total
 
 StayEventType = Literal["stay.booked", "stay.updated", "stay.checked_in", "stay.checked_out", "stay.canceled"]
 StayStatus = Literal[
@@ -147,8 +146,7 @@ def stay_snapshot(event_type: str, raw: dict[str, Any], context: TranslationCont
         number_of_guests=data.number_of_guests,
         room_type=data.room_type,
         room_name=data.room_name,
-        total=to_minor_units(data.total.amount, data.total.currency) if data.total else None,
-        currency_code=data.total.currency if data.total else None,
+        **(stay_total(data.total.amount, data.total.currency) if data.total else {}),
         channel=data.channel,
     )
 
