@@ -173,6 +173,27 @@ def _parse_tenant(name: str, raw: dict[str, Any], found: _Pass) -> Tenant | None
     return tenant if len(found.problems) == before else None
 
 
+def mews_enterprises(tenants: dict[str, Tenant]) -> tuple[dict[str, str], list[str]]:
+    """Mews enterprise id → tenant name, for the shared Mews URL (Mews allows one webhook URL per
+    integration client: ``POST /webhooks/_mews/<token>`` routes each message by ``EnterpriseId``),
+    and one problem per enterprise id that a second tenant claims too."""
+    found: dict[str, str] = {}
+    problems: list[str] = []
+    for name in sorted(tenants):
+        enterprise = getattr(tenants[name].sources.get("mews"), "enterprise_id", None)
+        if not enterprise:
+            continue
+        other = found.get(enterprise)
+        if other is not None:
+            problems.append(
+                f"tenants.{name}.sources.mews.enterprise_id: enterprise {enterprise!r} is also "
+                f"tenants.{other}.sources.mews.enterprise_id; the shared Mews URL routes an enterprise to one tenant"
+            )
+            continue
+        found[enterprise] = name
+    return found, problems
+
+
 def parse_tenants(document: dict[str, Any]) -> dict[str, Tenant]:
     """Validate a parsed tenants document into ``Tenant`` objects.
 
@@ -197,6 +218,7 @@ def parse_tenants(document: dict[str, Any]) -> dict[str, Tenant]:
         tenant = _parse_tenant(name, raw, found)
         if tenant is not None:
             tenants[name] = tenant
+    found.add(mews_enterprises(tenants)[1])
     if found.problems:
         raise ConfigProblemsError(found.problems)
     return tenants
@@ -227,6 +249,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     http_timeout: float = Field(default=10.0, gt=0)
     queue_prefix: str = ""
+    # The shared Mews URL's token (POST /webhooks/_mews/<token>); unset: that URL answers 404.
+    mews_webhook_token: SecretStr | None = None
 
     @field_validator("redis_url")
     @classmethod
@@ -250,10 +274,36 @@ class Settings(BaseSettings):
             return parsed
         return value
 
+    @field_validator("mews_webhook_token")
+    @classmethod
+    def _url_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # empty: no shared Mews URL
+        if "/" in value.get_secret_value():
+            raise ValueError("the token is one URL path segment: it cannot contain '/'")
+        return value
+
     @cached_property
     def tenants(self) -> dict[str, Tenant]:
         """The validated tenants (read once per process)."""
         return load_tenants(self.tenants_file)
+
+    @cached_property
+    def mews_enterprises(self) -> dict[str, str]:
+        """Mews enterprise id → tenant name for the shared Mews URL (built once, by ``load_settings``)."""
+        return mews_enterprises(self.tenants)[0]
+
+
+def _unreachable_mews(settings: Settings) -> list[str]:
+    """A Mews source without its own ``token`` is reached through the shared URL only."""
+    if settings.mews_webhook_token is not None:
+        return []
+    return [
+        f"tenants.{name}.sources.mews: no token, and CONNECTOR_MEWS_WEBHOOK_TOKEN (the shared Mews URL) is not "
+        "set: no URL reaches this source"
+        for name, tenant in sorted(settings.tenants.items())
+        if "mews" in tenant.sources and getattr(tenant.sources["mews"], "token", None) is None
+    ]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -280,6 +330,8 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         if settings is not None:
             settings.tenants  # noqa: B018 - read and validated once, here
+            settings.mews_enterprises  # noqa: B018 - the shared Mews URL's lookup, built once, here
+            problems.extend(_unreachable_mews(settings))
         else:
             load_tenants(tenants_file)
     except ConfigError as exc:

@@ -1,5 +1,8 @@
 """``POST /webhooks/<tenant>/<source>[/<token>]``: verify, identify, dedupe, enqueue — nothing more.
 
+``POST /webhooks/_mews/<token>`` is the one Mews URL of the whole connector (see
+:func:`receive_mews`): it finds the tenant by the message's ``EnterpriseId``, then goes on as above.
+
 Order of checks: unknown tenant or source (404), body size (413), content type (415),
 authenticity on the raw bytes (401), JSON (400), event identity (400 / ignored), then one Redis
 transaction (202 accepted, 200 duplicate; 503 with Retry-After when Redis is unreachable).
@@ -7,7 +10,7 @@ transaction (202 accepted, 200 duplicate; 503 with Retry-After when Redis is unr
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -20,21 +23,28 @@ from connector import metrics
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.esps.config import relay_skip_reason
 from connector.queue import INGEST_QUEUE, accept_webhook
-from connector.settings import Settings
+from connector.settings import Settings, Tenant
 from connector.sources.base import (
     BodyError,
     ImmediateAnswer,
     InboundRequest,
+    Source,
+    SourceConfig,
     check_depth,
     load_body,
+    require_token,
     translation_guard,
 )
 from connector.sources.registry import SOURCES
+from connector.vendors.mews.source import SOURCE as MEWS
 from connector.web.errors import error_response
 
 bp = Blueprint("webhooks", __name__)
 
 REDIS_RETRY_AFTER = "30"
+MEWS_SHARED = "_mews"
+"""The shared Mews URL's path segment, and its ``tenant`` label in the counters until a message is
+routed: tenant names start with a letter or digit, so it can never be a tenant's URL."""
 
 
 def _answer(answer: ImmediateAnswer) -> Response:
@@ -128,7 +138,7 @@ def _source_response_headers(response: Response) -> Response:
     outside the view (routing 405s, werkzeug's 413, the 500 handler)."""
     parts = request.path.split("/")
     if len(parts) >= 4 and parts[1] == "webhooks":
-        adapter = SOURCES.get(parts[3])
+        adapter = SOURCES.get("mews" if parts[2] == MEWS_SHARED else parts[3])
         if adapter is not None and adapter.response_headers:
             response.headers.update(adapter.response_headers)
     return response
@@ -141,8 +151,7 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     # The request and the app's extensions themselves, not their context-local proxies: each
     # proxy access costs a lookup, and the intake reads them a dozen times per webhook.
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    extensions = current_app.extensions
-    settings: Settings = extensions["connector.settings"]
+    settings: Settings = current_app.extensions["connector.settings"]
     tenant_cfg = settings.tenants.get(tenant)
     adapter = SOURCES.get(source)
     if tenant_cfg is None:
@@ -167,6 +176,70 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
             return error_response(405, "method_not_allowed", "use POST", {"Allow": "POST"})
         return _answer(handshake)
 
+    raw = _read_post(req, settings, adapter, tenant, source)
+    if isinstance(raw, Response):
+        return raw
+    inbound = InboundRequest(raw, inbound.headers, inbound.method, token, inbound.query, _now(), parser=read_json)
+    return _intake(inbound, tenant_cfg, source, adapter, config, adapter.verify)
+
+
+@bp.route(f"/webhooks/{MEWS_SHARED}/<token>", methods=["POST", "GET"])
+def receive_mews(token: str) -> Response | tuple[Response, int]:
+    """``POST /webhooks/_mews/<token>``: the connector's one Mews General Webhook URL.
+
+    Mews allows one General Webhook URL per integration client, not per property (Connector API
+    docs, events/wh-faq "Can I set up multiple Webhooks?"), and names the property of each message
+    in its ``EnterpriseId``. After the shared token (``CONNECTOR_MEWS_WEBHOOK_TOKEN``, constant
+    time; unset: 404) and the body rules, the message goes to the tenant whose Mews source has that
+    ``enterprise_id`` and on through exactly the per-tenant intake (:func:`_intake`): the tenant's
+    enterprise check, identify, dedup, the same ingest job. An enterprise no tenant claims is
+    answered ``ignored`` (200, so Mews does not retry it) and counted.
+    """
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    settings: Settings = current_app.extensions["connector.settings"]
+    if settings.mews_webhook_token is None:
+        return error_response(404, "not_found", "no shared Mews webhook URL is configured")
+    if req.method != "POST":
+        return error_response(405, "method_not_allowed", "use POST", {"Allow": "POST"})
+    adapter = MEWS
+    try:
+        require_token(token, settings.mews_webhook_token)
+    except SignatureError as exc:
+        _count_rejection(MEWS_SHARED, "mews", "unauthorized")
+        return error_response(401, "invalid_signature", str(exc))
+    raw = _read_post(req, settings, adapter, MEWS_SHARED, "mews")
+    if isinstance(raw, Response):
+        return raw
+    query = req.args.to_dict() if req.environ.get("QUERY_STRING") else {}
+    # No path token for the adapter: the shared one is checked above, and it is not the tenant's.
+    inbound = InboundRequest(raw, WsgiHeaders(req.environ), req.method, None, query, _now(), parser=read_json)
+    try:
+        body = inbound.json()
+    except BodyError as exc:
+        _count_rejection(MEWS_SHARED, "mews", "unparseable")
+        return error_response(400, exc.code, str(exc))
+    enterprise = body.get("EnterpriseId") if isinstance(body, dict) else None
+    if not isinstance(enterprise, str) or not enterprise:
+        _count_rejection(MEWS_SHARED, "mews", "bad_payload")
+        return error_response(400, "invalid_payload", "body is not a Mews General Webhook message (no EnterpriseId)")
+    tenant = settings.mews_enterprises.get(enterprise)
+    if tenant is None:
+        _count_rejection(MEWS_SHARED, "mews", "ignored")
+        _count("ignored", tenant=MEWS_SHARED, source="mews", reason="unknown_enterprise")
+        return jsonify({"status": "ignored", "reason": f"no tenant has Mews enterprise {enterprise[:64]!r}"})
+    tenant_cfg = settings.tenants[tenant]
+    config = tenant_cfg.sources["mews"]
+    # Every check of the per-tenant path except the tenant's own URL token (the shared one was checked).
+    return _intake(inbound, tenant_cfg, "mews", adapter, config, MEWS.verify_enterprise)
+
+
+def _now() -> str:
+    """The web tier's clock, stamped once per request: identification and translation read none."""
+    return datetime.now(UTC).isoformat()
+
+
+def _read_post(req: Request, settings: Settings, adapter: Source, tenant: str, source: str) -> bytes | Response:
+    """The body of a POST within the size limit and of the source's content type, or the answer."""
     if req.content_length is not None and req.content_length > settings.max_body_bytes:
         _count_rejection(tenant, source, "too_large")
         return error_response(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes")
@@ -182,12 +255,26 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     if len(raw) > settings.max_body_bytes:
         _count_rejection(tenant, source, "too_large")
         return error_response(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes")
-    # The web tier's clock, stamped once: identification and translation read none.
-    received_at = datetime.now(UTC).isoformat()
-    inbound = InboundRequest(raw, inbound.headers, inbound.method, token, inbound.query, received_at, parser=read_json)
+    return raw
+
+
+def _intake(
+    inbound: InboundRequest,
+    tenant_cfg: Tenant,
+    source: str,
+    adapter: Source,
+    config: SourceConfig,
+    verify: Callable[[InboundRequest, Any], None],
+) -> Response | tuple[Response, int]:
+    """Authenticity (``verify``), body rules, identity, then dedup and enqueue: the per-tenant
+    intake once the tenant is known and the body read (``receive`` and ``receive_mews``)."""
+    extensions = current_app.extensions
+    settings: Settings = extensions["connector.settings"]
+    tenant = tenant_cfg.name
+    raw = inbound.raw
     try:
         with translation_guard(f"{source} verification"):
-            adapter.verify(inbound, config)
+            verify(inbound, config)
     except SignatureError as exc:
         _count_rejection(tenant, source, "unauthorized")
         return error_response(401, "invalid_signature", str(exc))

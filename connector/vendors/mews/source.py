@@ -3,9 +3,14 @@
 Vendor docs: https://mews-systems.gitbook.io/connector-api/events/wh-general (General Webhooks),
 ``events/wh-faq``, ``operations/reservations`` (2023-06-06).
 
-* Signing: none. Mews appends a shared secret token to the webhook URL agreed with the partner,
-  so the URL is ``/webhooks/<tenant>/mews/<token>`` (tenant key ``token``), compared in constant
-  time. When ``enterprise_id`` is configured, messages of any other enterprise are rejected too.
+* Signing: none. Mews appends a shared secret token to the webhook URL agreed with the partner.
+  Mews allows one General Webhook URL per integration client, not per property (``events/wh-faq``,
+  "Can I set up multiple Webhooks?"), so a connector serving several properties uses its one
+  shared URL ``/webhooks/_mews/<CONNECTOR_MEWS_WEBHOOK_TOKEN>`` (:mod:`connector.web.webhooks`),
+  which routes each message by its ``EnterpriseId`` to the tenant with that ``enterprise_id``.
+  A single-property set-up may keep its own URL ``/webhooks/<tenant>/mews/<token>`` (tenant key
+  ``token``). Tokens are compared in constant time. When ``enterprise_id`` is configured, messages
+  of any other enterprise are rejected too.
 * Delivery id: Mews sends none, and a later change to the same reservation produces a message
   with exactly the same bytes (ids only), so transport dedup cannot tell a retry from news.
   Every message therefore gets a fresh id; repeats are harmless because the worker fetches the
@@ -25,7 +30,7 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, UnsupportedEvent
@@ -68,13 +73,21 @@ STATES: dict[str, BookingStatus] = {
 class MewsConfig(PmsConfig):
     """``[tenants.<t>.sources.mews]``."""
 
-    token: SecretStr
+    token: SecretStr | None = None  # this tenant's own URL; None: reached through the shared URL only
     api_url: HttpBaseUrl = "https://api.mews.com"
     client_token: SecretStr
     access_token: SecretStr
     client: str = "loyalty-connector 1.0"
-    enterprise_id: str | None = None
+    enterprise_id: str | None = None  # routes the shared URL's messages here; rejects other enterprises
     language: str = "en-US"
+
+    @model_validator(mode="after")
+    def _reachable(self) -> MewsConfig:
+        if self.token is None and not self.enterprise_id:
+            raise ValueError(
+                "set token (this tenant's own webhook URL) or enterprise_id (the shared Mews URL routes by it)"
+            )
+        return self
 
 
 def _message(raw: Any) -> dict[str, Any]:
@@ -107,6 +120,11 @@ class MewsSource(SourceAdapter):
     def verify(self, request: InboundRequest, config: MewsConfig) -> None:
         """The URL token must be this tenant's (and the enterprise, when one is configured)."""
         require_token(request.path_token, config.token)
+        self.verify_enterprise(request, config)
+
+    def verify_enterprise(self, request: InboundRequest, config: MewsConfig) -> None:
+        """The message must be of the configured enterprise (the shared URL's check once its token,
+        which is not this tenant's, has been compared)."""
         require_body_value(
             request,
             config.enterprise_id,
