@@ -19,6 +19,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check connector tests bench fuzz faults
+	$(BIN)/ruff format --check connector tests bench fuzz faults wsgi.py
 	$(BIN)/mypy
 
 test: $(STAMP) lint

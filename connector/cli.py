@@ -125,7 +125,7 @@ def send_voucherify_sample(args: argparse.Namespace) -> None:
     tenant = settings.tenants.get(args.tenant)
     if tenant is None or "voucherify" not in tenant.sources:
         sys.exit(f"tenant {args.tenant!r} has no [sources.voucherify] table in {settings.tenants_file}")
-    secret = tenant.sources["voucherify"].secrets[0].get_secret_value()  # type: ignore[attr-defined]
+    secret = tenant.sources["voucherify"].secrets[0].get_secret_value()
     headers, body = next(voucherify_events(1, secret))
     url = f"{args.url.rstrip('/')}/webhooks/{args.tenant}/voucherify"
     response = requests.post(url, data=body, headers=headers, timeout=10)
@@ -144,7 +144,7 @@ def cmd_send_sample(args: argparse.Namespace) -> None:
     if tenant is None or "shopify" not in tenant.sources:
         sys.exit(f"tenant {args.tenant!r} has no [sources.shopify] table in {settings.tenants_file}")
     config = tenant.sources["shopify"]
-    secret = config.secrets[0].get_secret_value()  # type: ignore[attr-defined]
+    secret = config.secrets[0].get_secret_value()
     body = sample_order()
     signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     url = f"{args.url.rstrip('/')}/webhooks/{args.tenant}/shopify"
@@ -156,7 +156,7 @@ def cmd_send_sample(args: argparse.Namespace) -> None:
             "Content-Type": "application/json",
             "X-Shopify-Topic": "orders/paid",
             "X-Shopify-Hmac-Sha256": signature,
-            "X-Shopify-Shop-Domain": config.shop_domain,  # type: ignore[attr-defined]
+            "X-Shopify-Shop-Domain": config.shop_domain,
             "X-Shopify-Webhook-Id": str(uuid.uuid4()),
             "X-Shopify-API-Version": "2025-10",
         },

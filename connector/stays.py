@@ -55,7 +55,7 @@ def apply_stay(client: Redis, tenant: str, implied: list[Activity], write_job: J
                 state = StayState.from_json(raw if isinstance(raw, str | bytes) else None)
                 emit, new_state = reconcile(state, implied)
                 if new_state == state:
-                    pipe.unwatch()  # type: ignore[no-untyped-call]
+                    pipe.unwatch()
                     return []
                 pipe.multi()
                 pipe.set(key, new_state.to_json(), ex=STATE_TTL)

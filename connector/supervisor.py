@@ -66,7 +66,7 @@ def describe_exit(status: int) -> str:
 
 def _libc_prctl() -> Callable[..., int] | None:
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None  # not Linux (no prctl)
 

@@ -426,7 +426,7 @@ class ReliableWorker(BaseWorker):
             try:
                 with self.connection.pipeline() as pipeline:
                     execution.save(ttl=ttl, pipeline=pipeline)
-                    ExecutionRegistry(job_id=job.id, connection=pipeline).add(  # type: ignore[arg-type]
+                    ExecutionRegistry(job_id=job.id, connection=pipeline).add(
                         execution=execution, ttl=ttl, pipeline=pipeline
                     )
                     job.started_job_registry.add_execution(execution, pipeline=pipeline, ttl=ttl, xx=False)

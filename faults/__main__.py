@@ -136,7 +136,7 @@ class RetryWatch:
         current: dict[str, float] = {}
         for name in QUEUE_NAMES:
             registry = get_queue(self.client, name).scheduled_job_registry
-            for member, score in self.client.zrange(registry.key, 0, -1, withscores=True):  # type: ignore[misc,str-unpack]
+            for member, score in self.client.zrange(registry.key, 0, -1, withscores=True):  # type: ignore[str-unpack]  # redis-py types zrange as list[str]
                 current[text(member)] = float(score)
         overdue = [now - due for due in current.values() if due < now]
         self.worst_overdue = max([self.worst_overdue, *overdue])

@@ -42,7 +42,6 @@ PURE_PATTERNS = (
     "connector.vendors.standard.wifi_login",
     "connector.platforms",
     "connector.platforms.base",
-    "connector.platforms.config",
     "connector.platforms.registry",
     "connector.esps",
     "connector.esps.config",

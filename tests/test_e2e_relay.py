@@ -12,8 +12,8 @@ import requests
 from conftest import load_fixture
 from relay_helpers import loyaltylion_headers, relay_toml, standard_headers, voucherify_headers
 
-from connector.esps.config import KLAVIYO_REVISION
 from connector.queue import RELAY_QUEUE, fetch_job, get_queue
+from connector.vendors.klaviyo.config import KLAVIYO_REVISION
 from connector.web import create_app
 
 TIER_EVENT = "evcus_0c150c51730c6b60b1"

@@ -13,7 +13,6 @@ from pydantic import SecretStr
 from connector.activities import LOYALTY_EVENT_NAMES, LoyaltyEvent
 from connector.errors import ConfigError, FatalDestinationError, RetriableDestinationError
 from connector.esps.base import build_esp_client, rate_limiter
-from connector.esps.config import MAILCHIMP_NAME
 from connector.esps.registry import parse_esp
 from connector.http import parse_reset_epoch
 from connector.sandbox import DEFAULT_KEYS
@@ -24,6 +23,7 @@ from connector.vendors.activecampaign.esp import form
 from connector.vendors.braze.esp import track_body
 from connector.vendors.customerio.esp import CROCKFORD, event_body, event_ulid
 from connector.vendors.intercom.esp import metadata
+from connector.vendors.mailchimp.config import MAILCHIMP_NAME
 from connector.vendors.mailchimp.esp import event_body as mailchimp_body
 from connector.vendors.mailchimp.esp import subscriber_hash
 from connector.vendors.voucherify.source import SOURCE as VOUCHERIFY

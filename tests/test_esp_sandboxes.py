@@ -8,8 +8,8 @@ from typing import Any
 
 import requests
 
-from connector.esps.config import KLAVIYO_REVISION
 from connector.sandbox import DEFAULT_KEYS
+from connector.vendors.klaviyo.config import KLAVIYO_REVISION
 
 KLAVIYO = {"Authorization": f"Klaviyo-API-Key {DEFAULT_KEYS['klaviyo']}", "revision": KLAVIYO_REVISION}
 BRAZE = {"Authorization": f"Bearer {DEFAULT_KEYS['braze']}"}

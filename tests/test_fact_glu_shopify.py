@@ -14,9 +14,9 @@ from conftest import load_fixture, shopify_headers, tenants_toml
 
 from connector.errors import ConfigError
 from connector.metrics import read_counters
-from connector.platforms.config import GluConfig
 from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, get_queue
 from connector.settings import load_settings
+from connector.vendors.glu.config import GluConfig
 from connector.web import create_app
 
 

@@ -26,10 +26,10 @@ from redis import Redis
 from connector import jobs
 from connector.activities import Activity, Person
 from connector.errors import ConfigError
-from connector.platforms.config import LoyaltyLionConfig
 from connector.queue import DELIVERY_QUEUE, fetch_job, get_queue
 from connector.sandbox import DEFAULT_KEYS, SandboxServer
 from connector.settings import Settings, parse_tenants
+from connector.vendors.loyaltylion.config import LoyaltyLionConfig
 from connector.vendors.loyaltylion.platform import activity_body, order_update_body
 
 DOCUMENTED_UPDATE = {"payment_status", "refund_status", "cancellation_status", "total_paid", "total_refunded"}

@@ -16,9 +16,9 @@ from redis import Redis
 from test_loyalty_platforms import MemoryContacts, activity, booking, voucherify, voucherify_config
 
 from connector.errors import ConfigError, RetriableDestinationError
-from connector.platforms.config import VoucherifyConfig
 from connector.sandbox import DEFAULT_KEYS, SandboxServer
 from connector.settings import parse_tenants
+from connector.vendors.voucherify.config import VoucherifyConfig
 
 AUTH = {"X-App-Id": DEFAULT_KEYS["voucherify_app_id"], "X-App-Token": DEFAULT_KEYS["voucherify_app_token"]}
 

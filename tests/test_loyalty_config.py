@@ -7,8 +7,10 @@ import tomllib
 import pytest
 
 from connector.errors import ConfigError
-from connector.platforms.config import GluConfig, LoyaltyLionConfig, VoucherifyConfig
 from connector.settings import parse_tenants
+from connector.vendors.glu.config import GluConfig
+from connector.vendors.loyaltylion.config import LoyaltyLionConfig
+from connector.vendors.voucherify.config import VoucherifyConfig
 
 
 def tenants(loyalty: str) -> dict[str, object]:

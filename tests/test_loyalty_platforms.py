@@ -13,9 +13,10 @@ from redis import Redis
 
 from connector.activities import Activity, Booking, Person
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
-from connector.platforms.config import LoyaltyLionConfig, VoucherifyConfig
 from connector.sandbox import DEFAULT_KEYS, SandboxServer
+from connector.vendors.loyaltylion.config import LoyaltyLionConfig
 from connector.vendors.loyaltylion.platform import LoyaltyLionClient, activity_body, budget_name, order_body
+from connector.vendors.voucherify.config import VoucherifyConfig
 from connector.vendors.voucherify.platform import VoucherifyClient, event_body, voucherify_amount
 
 LION_KEY = DEFAULT_KEYS["loyaltylion"]

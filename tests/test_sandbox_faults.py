@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from connector.esps.config import KLAVIYO_REVISION
 from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.base import FaultInjector
+from connector.vendors.klaviyo.config import KLAVIYO_REVISION
 
 LION = {"Authorization": f"Bearer {DEFAULT_KEYS['loyaltylion']}"}
 KLAVIYO = {"Authorization": f"Klaviyo-API-Key {DEFAULT_KEYS['klaviyo']}", "revision": KLAVIYO_REVISION}

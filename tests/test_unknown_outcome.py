@@ -26,10 +26,10 @@ from connector import jobs
 from connector.activities import Activity
 from connector.errors import RetriableDestinationError
 from connector.metrics import read_counters
-from connector.platforms.config import VoucherifyConfig
 from connector.queue import DELIVERY_QUEUE, RELAY_QUEUE, fetch_job, get_queue
 from connector.sandbox import DEFAULT_KEYS, SandboxServer
 from connector.settings import Settings
+from connector.vendors.voucherify.config import VoucherifyConfig
 from connector.vendors.voucherify.platform import VoucherifyClient, activity_event, carries
 from connector.web import create_app
 

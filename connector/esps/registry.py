@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.esps.config import (
-    ActiveCampaignConfig,
-    BrazeConfig,
-    CustomerIoConfig,
-    EspBase,
-    IntercomConfig,
-    KlaviyoConfig,
-    MailchimpConfig,
-)
+from connector.esps.config import EspBase
 from connector.parts import Registration, by_name, parse_tagged, vendor_parts
+from connector.vendors.activecampaign.config import ActiveCampaignConfig
+from connector.vendors.braze.config import BrazeConfig
+from connector.vendors.customerio.config import CustomerIoConfig
+from connector.vendors.intercom.config import IntercomConfig
+from connector.vendors.klaviyo.config import KlaviyoConfig
+from connector.vendors.mailchimp.config import MailchimpConfig
 
 ESPS: dict[str, Registration[EspBase]] = by_name(
     [

@@ -4,11 +4,11 @@ and the contact cache a client may use."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from connector.activities import Activity
+from connector.activities import Activity, ActivityType
 
 
 class PlatformConfig(BaseModel):
@@ -64,3 +64,37 @@ class LoyaltyDestination(Protocol):
                 LoyaltyLion imports Shopify orders itself); the job ends ``ignored`` with the reason.
         """
         ...
+
+
+ACTIVITY_TYPES: tuple[str, ...] = get_args(ActivityType)
+
+PURCHASE_TYPES: frozenset[str] = frozenset({"Shopify order", "Purchase"})
+
+
+def is_status_update(activity: Activity) -> bool:
+    """A booking status update: a Booking whose key differs from its booking's own reference.
+
+    PMS sources send a stay's later status changes (cancellation, reverted check-in…) as Booking
+    activities keyed ``<pms>:<property>:<reservation>:status:<n>`` while the booking object keeps
+    ``external_reference = <pms>:<property>:<reservation>``, the key of the stay's activities.
+    """
+    booking = activity.booking
+    return (
+        activity.type == "Booking"
+        and booking is not None
+        and booking.external_reference is not None
+        and booking.external_reference != activity.business_key
+    )
+
+
+def reversed_key(activity: Activity) -> str:
+    """The business key of the stay a status update refers to (its own key otherwise)."""
+    booking = activity.booking
+    if booking is not None and booking.external_reference:
+        return booking.external_reference
+    return activity.business_key
+
+
+def known_activity_type(activity_type: str) -> None:
+    if activity_type not in ACTIVITY_TYPES:
+        raise ValueError(f"unknown activity type {activity_type!r} (known: {', '.join(ACTIVITY_TYPES)})")

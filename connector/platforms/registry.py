@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from connector.parts import Registration, by_name, parse_tagged, vendor_parts
 from connector.platforms.base import LoyaltyDestination, PlatformConfig
-from connector.platforms.config import GluConfig, LoyaltyLionConfig, VoucherifyConfig
+from connector.vendors.glu.config import GluConfig
+from connector.vendors.loyaltylion.config import LoyaltyLionConfig
+from connector.vendors.voucherify.config import VoucherifyConfig
 
 if TYPE_CHECKING:
     from connector.settings import Tenant

@@ -84,8 +84,8 @@ class _JsonWorker(Worker):
 
 
 dashboard_web.config.serializer = JSONSerializer
-dashboard_web.Job = _JsonJob  # type: ignore[misc]
-dashboard_web.Worker = _JsonWorker  # type: ignore[misc]
+dashboard_web.Job = _JsonJob
+dashboard_web.Worker = _JsonWorker
 dashboard_web.requeue_job = _requeue
 
 # rq-dashboard endpoints that change state: POST only.

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from connector.activities import LoyaltyEvent
 from connector.esps.base import EspClient, EspReceipt
-from connector.esps.config import ActiveCampaignConfig
+from connector.vendors.activecampaign.config import ActiveCampaignConfig
 
 
 def event_data(event: LoyaltyEvent) -> str:

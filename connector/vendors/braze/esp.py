@@ -26,8 +26,8 @@ from connector.esps.base import (
     profile_properties,
     reset_epoch_or_retry_after,
 )
-from connector.esps.config import BrazeConfig
 from connector.http import isoformat
+from connector.vendors.braze.config import BrazeConfig
 
 MAX_STRING = 255
 

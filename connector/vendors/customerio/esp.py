@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from connector.activities import LoyaltyEvent
 from connector.esps.base import EspClient, EspReceipt, event_properties, profile_properties
-from connector.esps.config import CustomerIoConfig
 from connector.http import path_segment
+from connector.vendors.customerio.config import CustomerIoConfig
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 RESERVED = {"from_address", "recipient", "reply_to"}

@@ -15,7 +15,7 @@ from connector.activities import Activity, Booking, Person
 from connector.errors import FatalDestinationError
 from connector.http import HttpClient, isoformat
 from connector.platforms.base import ContactCache, Receipt
-from connector.platforms.config import GluConfig
+from connector.vendors.glu.config import GluConfig
 
 
 def booking_body(booking: Booking) -> dict[str, Any]:

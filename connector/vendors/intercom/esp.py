@@ -18,7 +18,7 @@ import requests
 
 from connector.activities import LoyaltyEvent
 from connector.esps.base import EspClient, EspReceipt, event_properties, reset_epoch_or_retry_after
-from connector.esps.config import IntercomConfig
+from connector.vendors.intercom.config import IntercomConfig
 
 MAX_METADATA = 10
 PRIORITY = ("source_event", "tier", "previous_tier", "points", "points_balance", "reward", "reward_type", "event_id")

@@ -20,8 +20,8 @@ import requests
 from connector.activities import LoyaltyEvent
 from connector.errors import FatalDestinationError
 from connector.esps.base import EspClient, EspReceipt, clip, event_properties, profile_properties
-from connector.esps.config import KLAVIYO_REVISION, KlaviyoConfig
 from connector.http import MAX_KEPT_BODY, isoformat, redact
+from connector.vendors.klaviyo.config import KLAVIYO_REVISION, KlaviyoConfig
 
 MAX_STRING = 100_000
 

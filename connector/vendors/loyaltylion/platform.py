@@ -44,9 +44,9 @@ from connector.attempts import AttemptMarkers
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
 from connector.http import HttpClient, isoformat, path_segment
 from connector.money import format_major
-from connector.platforms.base import ContactCache, Receipt
-from connector.platforms.config import PURCHASE_TYPES, LoyaltyLionConfig, is_status_update, reversed_key
+from connector.platforms.base import PURCHASE_TYPES, ContactCache, Receipt, is_status_update, reversed_key
 from connector.ratelimit import RateLimiter
+from connector.vendors.loyaltylion.config import LoyaltyLionConfig
 
 log = logging.getLogger(__name__)
 

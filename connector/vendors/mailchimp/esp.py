@@ -30,8 +30,8 @@ from typing import Any, ClassVar
 from connector.activities import LoyaltyEvent
 from connector.errors import FatalDestinationError, RetriableDestinationError
 from connector.esps.base import EspClient, EspReceipt, event_properties
-from connector.esps.config import MailchimpConfig
 from connector.http import isoformat, path_segment
+from connector.vendors.mailchimp.config import MailchimpConfig
 
 log = logging.getLogger(__name__)
 

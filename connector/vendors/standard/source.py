@@ -111,7 +111,7 @@ class StandardSource(SourceAdapter):
             if not value:
                 continue
             try:
-                Webhook(value).verify(request.raw, headers, json_parse=False)  # type: ignore[call-arg]
+                Webhook(value).verify(request.raw, headers, json_parse=False)
                 return
             except WebhookVerificationError as exc:
                 last = str(exc)

@@ -46,9 +46,9 @@ from connector.attempts import AttemptMarkers
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
 from connector.http import HttpClient, isoformat, parse_retry_after, path_segment, redact
 from connector.money import exponent, format_major
-from connector.platforms.base import ContactCache, Receipt
-from connector.platforms.config import VoucherifyConfig, is_status_update, reversed_key
+from connector.platforms.base import ContactCache, Receipt, is_status_update, reversed_key
 from connector.ratelimit import RateLimiter
+from connector.vendors.voucherify.config import VoucherifyConfig
 
 log = logging.getLogger(__name__)
 
