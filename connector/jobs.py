@@ -43,7 +43,7 @@ from connector.queue import (
 from connector.settings import Settings, Tenant, load_settings
 from connector.sources.base import Envelope, TranslationContext, load_body_text, translation_guard
 from connector.sources.registry import SOURCES
-from connector.sources.stay import group_stays
+from connector.sources.stay import Translation, group_stays
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
         metrics.count(redis(), "ignored", tenant=env.tenant, source=env.source, reason=ignored.counter)
         log.info("ingest %s/%s ignored: %s", env.tenant, env.source, ignored.reason)
         return {"status": "ignored", "reason": ignored.reason}
-    for skipped in getattr(activities, "skipped", ()):
+    for skipped in activities.skipped if isinstance(activities, Translation) else ():
         metrics.count(redis(), "ignored", tenant=env.tenant, source=env.source, reason=skipped.counter)
         log.warning("ingest %s/%s skipped part of the message: %s", env.tenant, env.source, skipped.reason)
     stay_groups, others = group_stays(activities)
@@ -275,7 +275,7 @@ def enqueue_relays(tenant: Tenant, events: list[LoyaltyEvent]) -> list[str]:
             metrics.count(redis(), "ignored", tenant=tenant.name, source=event.source, reason="esp_filter")
             log.info("relay %s/%s skipped: %s", tenant.name, event.source, reason)
             continue
-        provider = str(getattr(tenant.esp, "provider", "esp"))
+        provider = tenant.esp.provider
         job_id = relay_job_id(tenant.name, provider, event)
         enqueue_unique(
             queue,
@@ -296,7 +296,7 @@ def relay(event_data: dict[str, Any]) -> dict[str, Any]:
     tenant = tenant_config(event.tenant)
     if tenant.esp is None:
         raise PayloadError(f"tenant {tenant.name!r} has no [esp] table any more")
-    provider = str(getattr(tenant.esp, "provider", "esp"))
+    provider = tenant.esp.provider
     esp_config = tenant.esp
     client = redis()
 

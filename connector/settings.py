@@ -27,6 +27,7 @@ from connector.platforms.base import PlatformConfig
 from connector.platforms.registry import parse_loyalty
 from connector.sources.base import SourceConfig
 from connector.sources.registry import SOURCES
+from connector.vendors.mews.source import MewsConfig
 
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_RETRY_SCHEDULE = (10, 60, 300, 900, 3600, 10800, 21600, 43200, 86400)
@@ -180,7 +181,8 @@ def mews_enterprises(tenants: dict[str, Tenant]) -> tuple[dict[str, str], list[s
     found: dict[str, str] = {}
     problems: list[str] = []
     for name in sorted(tenants):
-        enterprise = getattr(tenants[name].sources.get("mews"), "enterprise_id", None)
+        mews = tenants[name].sources.get("mews")
+        enterprise = mews.enterprise_id if isinstance(mews, MewsConfig) else None
         if not enterprise:
             continue
         other = found.get(enterprise)
@@ -302,7 +304,7 @@ def _unreachable_mews(settings: Settings) -> list[str]:
         f"tenants.{name}.sources.mews: no token, and CONNECTOR_MEWS_WEBHOOK_TOKEN (the shared Mews URL) is not "
         "set: no URL reaches this source"
         for name, tenant in sorted(settings.tenants.items())
-        if "mews" in tenant.sources and getattr(tenant.sources["mews"], "token", None) is None
+        if isinstance(mews := tenant.sources.get("mews"), MewsConfig) and mews.token is None
     ]
 
 
