@@ -217,3 +217,18 @@ def test_short_fuzz_over_every_source_gives_no_5xx_and_no_unclassified_job_failu
     assert statuses.get(202, 0) > 0 and statuses.get(400, 0) > 0 and statuses.get(401, 0) > 0, statuses
     unclassified = [line for line in job_failures(redis) if not line.startswith("connector.errors.")]
     assert unclassified == []
+
+
+def test_an_accident_in_a_vendor_folder_names_its_function_and_line():
+    """The reason points at the vendor code where the payload's shape broke it (sources live in
+    connector/vendors/<vendor>/ now; the shared parts in connector/sources/)."""
+    from connector.sources.base import unexpected_shape
+
+    namespace: dict[str, Any] = {}
+    code = "def parse_login(body):\n    return body.get('guest').get('email')\n"
+    exec(compile(code, "/srv/app/connector/vendors/acme/source.py", "exec"), namespace)  # noqa: S102 - a fixed snippet
+    try:
+        namespace["parse_login"]({})
+    except AttributeError as exc:
+        error = unexpected_shape(exc, "acme payload")
+    assert "in parse_login (source.py:2)" in str(error), error

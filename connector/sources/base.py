@@ -540,6 +540,9 @@ def json_object(request: InboundRequest | bytes) -> dict[str, Any]:
     return body
 
 
+_TRANSLATION_CODE = ("/connector/sources/", "/connector/vendors/")  # where pure payload reading lives
+
+
 def unexpected_shape(exc: BaseException, what: str) -> PayloadError:
     """A :class:`PayloadError` for an exception a source raised by accident on a strange payload.
 
@@ -553,7 +556,7 @@ def unexpected_shape(exc: BaseException, what: str) -> PayloadError:
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)
-        if "/connector/sources/" in f.filename and f.name != "translation_guard"
+        if any(part in f.filename for part in _TRANSLATION_CODE) and f.name != "translation_guard"
     ]
     place = f" in {frames[-1].name} ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
     detail = str(exc)[:200]
