@@ -105,7 +105,7 @@ WEBHOOK_FIXTURES = (
     "reservation_checked_out",
     "reservation_check_in_reverted",
 )
-IGNORED_FIXTURES = ("healthcheck",)
+IGNORED_FIXTURES = ("healthcheck", "folio_created")
 """Webhooks among them that make no activity or event (pings, guests without an email, unwanted events)."""
 
 
