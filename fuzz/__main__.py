@@ -46,8 +46,7 @@ def build_request(rng: random.Random, source: str, n: int) -> tuple[str, str, by
         body = mutate.garbage(rng) if rng.random() < 0.5 else mutate.dumps(_mutated(rng, source))
         path, headers = targets.unsigned(source, n)
         return "unsigned", path, body, headers
-    body = mutate.dumps(targets.sign_body(source, _mutated(rng, source)))
-    path, headers = targets.signed(source, body, n)
+    path, headers, body = targets.signed(source, mutate.dumps(_mutated(rng, source)), n)
     return "signed", path, body, headers
 
 

@@ -1,57 +1,34 @@
-"""One tenant (``fuzz``) with every source, the fixtures per source, and signing per source."""
+"""One tenant (``fuzz``) with every source, the fixtures per source, and signing per source.
+
+The credentials, tables and signing are each source's sender sandbox
+(``connector/vendors/<name>/sandbox.py``, see :mod:`connector.sandbox.sender`): nothing per
+source is written here.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import textwrap
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from standardwebhooks import Webhook
-
 from connector.sandbox import DEFAULT_KEYS
+from connector.sandbox.sender import SourceSandbox, sender, toml_table
+from connector.sources.registry import SOURCES as REGISTRY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 TENANT = "fuzz"
-SHOP = "fuzz-shop.myshopify.com"
-SHOPIFY_SECRET = "shpss_fuzz_secret"
-STANDARD_SECRET = "whsec_" + base64.b64encode(b"fuzz-standard-webhooks-secret-01").decode()
-PURPLE_TOKEN = "fuzz-purple-token"
-MERAKI_SECRET = "fuzz-meraki-secret"
-MERAKI_VALIDATOR = "fuzz-meraki-validator"
-SOCIALWIFI_AUTH = "Bearer fuzz-socialwifi"
-MIST_SECRET = "fuzz-mist-secret"
-HOTSPOT_KEY = "fuzz-hotspot-key"
-MEWS_TOKEN = "fuzz-mews-token"
-APALEO_TOKEN = "fuzz-apaleo-token"
-CLOUDBEDS_TOKEN = "fuzz-cloudbeds-token"
-HOSTAWAY_USER, HOSTAWAY_PASSWORD = "fuzz-hostaway", "fuzz-hostaway-password"
-VOUCHERIFY_SECRET = "fuzz-voucherify-secret"
-LOYALTYLION_SECRET = "fuzz-loyaltylion-secret"
-SHOPIFY_TOPICS = ("orders/paid", "orders/create", "orders/fulfilled")
+SECRET = "fuzz"  # every credential of the tenant derives from it
+SANDBOX_URL = "http://127.0.0.1:8100"  # replaced by the real sandbox URL in tenants_toml
 
-# The webhook fixtures each source's requests are mutated from (vendor directory, file stems).
-WEBHOOK_FIXTURES: dict[str, tuple[str, ...]] = {
-    "shopify": ("orders_paid", "orders_paid__jpy", "orders_paid__kwd", "orders_paid__guest_checkout"),
-    "standard": ("customer_loyalty_tier_upgraded", "stay_booked", "stay_checked_in", "wifi_login"),
-    "purple": ("login",),
-    "meraki": ("observations",),
-    "socialwifi": ("upsert", "delete"),
-    "mist": ("guest_authorizations",),
-    "hotspotsystem": ("customer_create",),
-    "mews": ("general_webhook",),
-    "apaleo": ("reservation_created", "reservation_checked_in", "reservation_checked_out"),
-    "cloudbeds": ("reservation_created", "status_checked_in"),
-    "hostaway": ("reservation_created", "reservation_updated"),
-    "voucherify": ("customer_loyalty_tier_upgraded_v2024", "customer_rewarded_v2018"),
-    "loyaltylion": ("customer_tier_upgraded", "customers_update", "customer_claimed_reward"),
+SENDERS: dict[str, SourceSandbox] = {name: sender(adapter.sandbox) for name, adapter in REGISTRY.items()}
+WEBHOOK_FIXTURES: dict[str, tuple[str, ...]] = {name: tuple(s.WEBHOOK_FIXTURES) for name, s in SENDERS.items()}
+"""The webhook fixtures each source's requests are mutated from (file stems under ``tests/fixtures/<source>``)."""
+ACTIVE_FIXTURES: dict[str, tuple[str, ...]] = {
+    name: tuple(f for f in s.WEBHOOK_FIXTURES if f not in getattr(s, "IGNORED_FIXTURES", ()))
+    for name, s in SENDERS.items()
 }
+"""Of those, the ones that make activities or events (the others are pings, unwanted events...)."""
 SOURCES = tuple(WEBHOOK_FIXTURES)
 
 
@@ -77,9 +54,14 @@ def fetched_fixtures(source: str) -> dict[str, Any] | None:
     return None
 
 
+def table(source: str, sandbox_url: str = SANDBOX_URL) -> dict[str, Any]:
+    """The ``fuzz`` tenant's table of ``source`` (its sender sandbox's, from :data:`SECRET`)."""
+    return SENDERS[source].source_table(SECRET, sandbox_url)
+
+
 def tenants_toml(sandbox_url: str) -> str:
     """The ``fuzz`` tenant: Glu on the sandbox, every source, Klaviyo (sandbox) for relays."""
-    return textwrap.dedent(f"""
+    head = textwrap.dedent(f"""
         [tenants.{TENANT}]
         timezone = "Europe/London"
         [tenants.{TENANT}.loyalty]
@@ -90,119 +72,21 @@ def tenants_toml(sandbox_url: str) -> str:
         provider = "klaviyo"
         base_url = "{sandbox_url}/klaviyo"
         api_key = "{DEFAULT_KEYS["klaviyo"]}"
-        [tenants.{TENANT}.sources.shopify]
-        shop_domain = "{SHOP}"
-        secrets = ["{SHOPIFY_SECRET}"]
-        topics = {json.dumps(list(SHOPIFY_TOPICS))}
-        [tenants.{TENANT}.sources.standard]
-        secrets = ["{STANDARD_SECRET}"]
-        [tenants.{TENANT}.sources.purple]
-        token = "{PURPLE_TOKEN}"
-        [tenants.{TENANT}.sources.meraki]
-        validator = "{MERAKI_VALIDATOR}"
-        secret = "{MERAKI_SECRET}"
-        [tenants.{TENANT}.sources.socialwifi]
-        authorization = "{SOCIALWIFI_AUTH}"
-        [tenants.{TENANT}.sources.mist]
-        secrets = ["{MIST_SECRET}"]
-        [tenants.{TENANT}.sources.hotspotsystem]
-        secrets = ["{HOTSPOT_KEY}"]
-        venue = "fuzz-venue"
-        [tenants.{TENANT}.sources.mews]
-        token = "{MEWS_TOKEN}"
-        api_url = "{sandbox_url}/mews"
-        client_token = "sandbox-mews-client-token"
-        access_token = "sandbox-mews-access-token"
-        [tenants.{TENANT}.sources.apaleo]
-        token = "{APALEO_TOKEN}"
-        client_id = "sandbox-apaleo-client"
-        client_secret = "sandbox-apaleo-secret"
-        api_url = "{sandbox_url}/apaleo"
-        identity_url = "{sandbox_url}/apaleo"
-        [tenants.{TENANT}.sources.cloudbeds]
-        token = "{CLOUDBEDS_TOKEN}"
-        api_url = "{sandbox_url}/cloudbeds"
-        api_key = "sandbox-cloudbeds-key"
-        currency = "GBP"
-        [tenants.{TENANT}.sources.hostaway]
-        username = "{HOSTAWAY_USER}"
-        password = "{HOSTAWAY_PASSWORD}"
-        [tenants.{TENANT}.sources.voucherify]
-        secrets = ["{VOUCHERIFY_SECRET}"]
-        [tenants.{TENANT}.sources.loyaltylion]
-        secrets = ["{LOYALTYLION_SECRET}"]
     """)
+    return head + "".join(toml_table(f"tenants.{TENANT}.sources.{s}", table(s, sandbox_url)) for s in SOURCES)
 
 
-def _b64(body: bytes, secret: str) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-
-
-def _hex(body: bytes, secret: str) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-JSON = {"Content-Type": "application/json"}
-
-
-def _shopify(body: bytes, n: int) -> tuple[str, dict[str, str]]:
-    return "", {
-        **JSON,
-        "X-Shopify-Topic": SHOPIFY_TOPICS[n % 3],
-        "X-Shopify-Hmac-Sha256": _b64(body, SHOPIFY_SECRET),
-        "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-Webhook-Id": f"fuzz-{n}",
-    }
-
-
-def _standard(body: bytes, n: int) -> tuple[str, dict[str, str]]:
-    stamp = datetime.fromtimestamp(int(time.time()), tz=UTC)
-    try:
-        signature = Webhook(STANDARD_SECRET).sign(f"msg_fuzz_{n}", stamp, body.decode("utf-8"))
-    except UnicodeDecodeError:  # the library signs text: a non-UTF-8 body goes unsigned
-        signature = "v1,AAAA"
-    headers = {"webhook-id": f"msg_fuzz_{n}", "webhook-timestamp": str(int(stamp.timestamp()))}
-    return "", {**JSON, **headers, "webhook-signature": signature}
-
-
-SIGNERS: dict[str, Callable[[bytes, int], tuple[str, dict[str, str]]]] = {
-    "shopify": _shopify,
-    "standard": _standard,
-    "purple": lambda body, n: (f"/{PURPLE_TOKEN}", dict(JSON)),
-    "meraki": lambda body, n: ("", dict(JSON)),  # the secret travels in the body (see sign_body)
-    "socialwifi": lambda body, n: ("", {**JSON, "Authorization": SOCIALWIFI_AUTH}),
-    "mist": lambda body, n: ("", {**JSON, "X-Mist-Signature-v2": _hex(body, MIST_SECRET)}),
-    "hotspotsystem": lambda body, n: ("", {**JSON, "X-HotspotSystem-Hmac-Sha256": _b64(body, HOTSPOT_KEY)}),
-    "mews": lambda body, n: (f"/{MEWS_TOKEN}", dict(JSON)),
-    "apaleo": lambda body, n: (f"/{APALEO_TOKEN}", dict(JSON)),
-    "cloudbeds": lambda body, n: (f"/{CLOUDBEDS_TOKEN}", dict(JSON)),
-    "hostaway": lambda body, n: (
-        "",
-        {
-            **JSON,
-            "Authorization": "Basic " + base64.b64encode(f"{HOSTAWAY_USER}:{HOSTAWAY_PASSWORD}".encode()).decode(),
-        },
-    ),
-    "voucherify": lambda body, n: ("", {**JSON, "x-voucherify-signature": _hex(body, VOUCHERIFY_SECRET)}),
-    "loyaltylion": lambda body, n: ("", {**JSON, "x-loyaltylion-hmac-sha256": _b64(body, LOYALTYLION_SECRET)}),
-}
-
-
-def sign_body(source: str, value: Any) -> Any:
-    """The body value as the signed sender would send it (Meraki: its secret inside)."""
-    if source == "meraki" and isinstance(value, dict):
-        return {**value, "secret": MERAKI_SECRET}
-    return value
-
-
-def signed(source: str, body: bytes, n: int) -> tuple[str, dict[str, str]]:
-    """``(path, headers)`` of a correctly authenticated request carrying ``body``."""
-    suffix, headers = SIGNERS[source](body, n)
-    return f"/webhooks/{TENANT}/{source}{suffix}", headers
+def signed(source: str, body: bytes, n: int) -> tuple[str, dict[str, str], bytes]:
+    """``(path, headers, body)`` of a correctly authenticated request carrying ``body`` (the body
+    as sent: Meraki's carries its secret)."""
+    request = SENDERS[source].sign(body, table(source), n)
+    return request.path(TENANT, source), request.headers, request.body
 
 
 def unsigned(source: str, n: int) -> tuple[str, dict[str, str]]:
-    """``(path, headers)`` of a request with wrong or no credentials."""
-    if source in {"purple", "mews", "apaleo", "cloudbeds"}:
-        return f"/webhooks/{TENANT}/{source}/wrong-token-{n}", dict(JSON)
-    return f"/webhooks/{TENANT}/{source}", {**JSON, "Authorization": "Bearer nope", "X-Shopify-Hmac-Sha256": "AAAA"}
+    """``(path, headers)`` of a request with wrong or no credentials (a wrong URL token where the
+    source's token is in the URL)."""
+    request = SENDERS[source].sign(b"{}", table(source), n)
+    suffix = f"/wrong-token-{n}" if request.path_suffix else ""
+    headers = {"Content-Type": request.headers.get("Content-Type", "application/json"), "Authorization": "Bearer nope"}
+    return f"/webhooks/{TENANT}/{source}{suffix}", {**headers, "X-Shopify-Hmac-Sha256": "AAAA"}

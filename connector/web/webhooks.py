@@ -258,6 +258,32 @@ def _read_post(req: Request, settings: Settings, adapter: Source, tenant: str, s
     return raw
 
 
+def _verified(
+    inbound: InboundRequest, source: str, config: SourceConfig, verify: Callable[[InboundRequest, Any], None]
+) -> SourceConfig:
+    """The config ``inbound`` is authentic under: the current one, else the one with the
+    credentials being rotated out (``previous``, see :class:`SourceConfig`).
+
+    Raises:
+        SignatureError: neither accepts it (the current config's reason).
+    """
+    try:
+        with translation_guard(f"{source} verification"):
+            verify(inbound, config)
+        return config
+    except SignatureError:
+        if config.previous is None:
+            raise
+        try:
+            with translation_guard(f"{source} verification"):
+                verify(inbound, config.previous)
+        except (SignatureError, PayloadError):
+            pass
+        else:
+            return config.previous
+        raise
+
+
 def _intake(
     inbound: InboundRequest,
     tenant_cfg: Tenant,
@@ -273,8 +299,7 @@ def _intake(
     tenant = tenant_cfg.name
     raw = inbound.raw
     try:
-        with translation_guard(f"{source} verification"):
-            verify(inbound, config)
+        config = _verified(inbound, source, config, verify)
     except SignatureError as exc:
         _count_rejection(tenant, source, "unauthorized")
         return error_response(401, "invalid_signature", str(exc))

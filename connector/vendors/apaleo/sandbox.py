@@ -20,6 +20,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from connector.sandbox.base import ReservationSandbox, apply_fault
+from connector.sandbox.sender import JSON, SignedRequest, derived
 
 
 class ApaleoSandbox(ReservationSandbox):
@@ -93,3 +94,32 @@ KEYS: dict[str, str] = {"apaleo_client_id": "sandbox-apaleo-client", "apaleo_cli
 def create(keys: Mapping[str, str]) -> ApaleoSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return ApaleoSandbox(keys["apaleo_client_id"], keys["apaleo_client_secret"])
+
+
+# The sender side (see connector.sandbox.sender): apaleo webhook subscriptions.
+WEBHOOK_FIXTURES = (
+    "folio_created",
+    "healthcheck",
+    "reservation_created",
+    "reservation_checked_in",
+    "reservation_checked_out",
+    "reservation_check_in_reverted",
+)
+IGNORED_FIXTURES = ("healthcheck", "folio_created")
+"""Webhooks among them that make no activity or event (pings, guests without an email, unwanted events)."""
+
+
+def source_table(secret: str, sandbox_url: str) -> dict[str, Any]:
+    """The URL token derived from ``secret``; the API and identity server on this sandbox."""
+    return {
+        "token": derived(secret, "apaleo"),
+        "client_id": KEYS["apaleo_client_id"],
+        "client_secret": KEYS["apaleo_client_secret"],
+        "api_url": f"{sandbox_url}/apaleo",
+        "identity_url": f"{sandbox_url}/apaleo",
+    }
+
+
+def sign(body: bytes, table: Mapping[str, Any], n: int) -> SignedRequest:
+    """The subscription's URL with its token."""
+    return SignedRequest(f"/{table['token']}", {"Content-Type": JSON}, body)

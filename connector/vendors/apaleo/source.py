@@ -66,6 +66,8 @@ STATUSES: dict[str, BookingStatus] = {
 class ApaleoConfig(PmsConfig):
     """``[tenants.<t>.sources.apaleo]``."""
 
+    credentials = ("token", "username", "password")
+
     token: SecretStr | None = None
     username: str | None = None
     password: SecretStr | None = None

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from connector.sandbox.base import ReservationSandbox, apply_fault
+from connector.sandbox.sender import JSON, SignedRequest, derived
 
 
 class CloudbedsSandbox(ReservationSandbox):
@@ -59,3 +60,30 @@ KEYS: dict[str, str] = {"cloudbeds": "sandbox-cloudbeds-key"}
 def create(keys: Mapping[str, str]) -> CloudbedsSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return CloudbedsSandbox(keys["cloudbeds"])
+
+
+# The sender side (see connector.sandbox.sender): Cloudbeds webhooks.
+WEBHOOK_FIXTURES = (
+    "guest_created",
+    "reservation_created",
+    "status_canceled",
+    "status_checked_in",
+    "status_checked_out",
+)
+IGNORED_FIXTURES = ("guest_created",)
+"""Webhooks among them that make no activity or event (pings, guests without an email, unwanted events)."""
+
+
+def source_table(secret: str, sandbox_url: str) -> dict[str, Any]:
+    """The URL token derived from ``secret``; the API on this sandbox."""
+    return {
+        "token": derived(secret, "cloudbeds"),
+        "api_url": f"{sandbox_url}/cloudbeds",
+        "api_key": KEYS["cloudbeds"],
+        "currency": "GBP",
+    }
+
+
+def sign(body: bytes, table: Mapping[str, Any], n: int) -> SignedRequest:
+    """The subscription's URL with its token."""
+    return SignedRequest(f"/{table['token']}", {"Content-Type": JSON}, body)

@@ -68,6 +68,8 @@ STATUSES: dict[str, BookingStatus] = {
 class CloudbedsConfig(PmsConfig):
     """``[tenants.<t>.sources.cloudbeds]``."""
 
+    credentials = ("token",)
+
     token: SecretStr
     api_url: HttpBaseUrl = "https://api.cloudbeds.com/api/v1.2"
     api_key: SecretStr

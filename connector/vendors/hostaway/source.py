@@ -72,6 +72,8 @@ UTC_ZONE = ZoneInfo("UTC")
 class HostawayConfig(PmsConfig):
     """``[tenants.<t>.sources.hostaway]``."""
 
+    credentials = ("username", "password")
+
     username: str
     password: SecretStr
     account_id: int | None = None

@@ -58,6 +58,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
 class HotspotSystemConfig(WifiConfig):
     """``[tenants.<t>.sources.hotspotsystem]``: ``secrets`` (API keys) plus the shared Wi-Fi settings."""
 
+    credentials = ("secrets",)
+
     secrets: list[SecretStr] = Field(min_length=1)
 
 

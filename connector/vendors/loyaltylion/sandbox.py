@@ -39,6 +39,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from connector.sandbox.base import FaultInjector, add_control_routes, apply_fault, drop_connection, parse_aware
+from connector.sandbox.sender import JSON, SignedRequest, b64_hmac_sha256, derived, first_secret
 
 BUILT_IN_RULES = {"$signup", "$purchase", "$clickthrough", "$visit", "$birthday", "$newsletter_signup", "$review"}
 CUSTOM_RULES = {"hotel_booking", "hotel_checked_in", "hotel_checked_out", "wifi_login"}
@@ -306,3 +307,18 @@ KEYS: dict[str, str] = {"loyaltylion": "sandbox-loyaltylion-key"}
 def create(keys: Mapping[str, str]) -> LoyaltyLionSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return LoyaltyLionSandbox(keys["loyaltylion"])
+
+
+# The sender side (see connector.sandbox.sender): LoyaltyLion webhooks.
+WEBHOOK_FIXTURES = ("customer_tier_upgraded", "customers_update", "customer_claimed_reward")
+
+
+def source_table(secret: str, sandbox_url: str) -> dict[str, Any]:
+    """One webhook secret derived from ``secret``."""
+    return {"secrets": [derived(secret, "loyaltylion")]}
+
+
+def sign(body: bytes, table: Mapping[str, Any], n: int) -> SignedRequest:
+    """``x-loyaltylion-hmac-sha256``: base64 HMAC-SHA256 of the body."""
+    signature = b64_hmac_sha256(body, first_secret(table))
+    return SignedRequest("", {"Content-Type": JSON, "x-loyaltylion-hmac-sha256": signature}, body)

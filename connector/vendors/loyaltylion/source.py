@@ -61,6 +61,8 @@ TOPICS: dict[str, str] = {
 class LoyaltyLionConfig(SourceConfig):
     """``[tenants.<t>.sources.loyaltylion]``."""
 
+    credentials = ("secrets",)
+
     secrets: list[SecretStr] = Field(min_length=1)
 
 

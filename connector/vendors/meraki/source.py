@@ -48,6 +48,8 @@ from connector.sources.wifi import (
 class MerakiConfig(WifiConfig):
     """``[tenants.<t>.sources.meraki]``: ``validator``, ``secret`` and the shared Wi-Fi settings."""
 
+    credentials = ("secret",)
+
     validator: str
     secret: SecretStr
 

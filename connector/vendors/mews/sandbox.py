@@ -21,6 +21,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from connector.sandbox.base import VendorSandbox, add_control_routes, apply_fault, seed_from_request
+from connector.sandbox.sender import JSON, SignedRequest, derived
 
 COLLECTIONS = ("reservations", "customers", "resource_categories", "order_items")
 OPERATIONS = {
@@ -121,3 +122,22 @@ KEYS: dict[str, str] = {
 def create(keys: Mapping[str, str]) -> MewsSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return MewsSandbox(keys["mews_client_token"], keys["mews_access_token"])
+
+
+# The sender side (see connector.sandbox.sender): Mews General Webhooks on the tenant's own URL.
+WEBHOOK_FIXTURES = ("general_webhook",)
+
+
+def source_table(secret: str, sandbox_url: str) -> dict[str, Any]:
+    """The URL token derived from ``secret``; the Connector API on this sandbox."""
+    return {
+        "token": derived(secret, "mews"),
+        "api_url": f"{sandbox_url}/mews",
+        "client_token": KEYS["mews_client_token"],
+        "access_token": KEYS["mews_access_token"],
+    }
+
+
+def sign(body: bytes, table: Mapping[str, Any], n: int) -> SignedRequest:
+    """The tenant's URL with its token (Mews signs nothing)."""
+    return SignedRequest(f"/{table['token']}", {"Content-Type": JSON}, body)

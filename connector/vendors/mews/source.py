@@ -73,6 +73,8 @@ STATES: dict[str, BookingStatus] = {
 class MewsConfig(PmsConfig):
     """``[tenants.<t>.sources.mews]``."""
 
+    credentials = ("token",)
+
     token: SecretStr | None = None  # this tenant's own URL; None: reached through the shared URL only
     api_url: HttpBaseUrl = "https://api.mews.com"
     client_token: SecretStr
@@ -111,11 +113,18 @@ def reservation_ids(message: dict[str, Any]) -> list[str]:
 
 
 class MewsSource(SourceAdapter):
-    """The ``mews`` source adapter (thin events; see :mod:`connector.vendors.mews.pms`)."""
+    """The ``mews`` source adapter (thin events; see :mod:`connector.vendors.mews.pms`).
+
+    ``repeats_are_duplicates`` is false: Mews sends no delivery id and a later change to the same
+    reservation repeats the very same thin body (ids only), so an identical body is not a retry;
+    each gets a fresh id, and the repeat makes no second activity because the worker reads the
+    current reservation and the stay state emits each transition once.
+    """
 
     name = "mews"
     config_model = MewsConfig
     content_types = ("application/json",)
+    repeats_are_duplicates = False
 
     def verify(self, request: InboundRequest, config: MewsConfig) -> None:
         """The URL token must be this tenant's (and the enterprise, when one is configured)."""

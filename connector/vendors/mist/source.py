@@ -47,6 +47,8 @@ TOPICS = frozenset({"guest-authorizations", "client-join"})
 class MistConfig(WifiConfig):
     """``[tenants.<t>.sources.mist]``: ``secrets``, ``topics`` and the shared Wi-Fi settings."""
 
+    credentials = ("secrets",)
+
     secrets: list[SecretStr] = Field(min_length=1)
     topics: list[str] = Field(default_factory=lambda: ["guest-authorizations", "client-join"])
 

@@ -66,6 +66,8 @@ LOGIN_MARKERS = ("user", "visitor", "profile", "email", "venue", "venue_id", "de
 class PurpleConfig(WifiConfig):
     """``[tenants.<t>.sources.purple]``: ``token`` plus the shared Wi-Fi settings."""
 
+    credentials = ("token",)
+
     token: SecretStr
 
 

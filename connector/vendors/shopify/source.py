@@ -45,6 +45,8 @@ ORDER_TOPICS = frozenset({"orders/paid", "orders/create", "orders/fulfilled"})
 class ShopifyConfig(SourceConfig):
     """``[tenants.<t>.sources.shopify]``."""
 
+    credentials = ("secrets",)
+
     shop_domain: str
     secrets: list[SecretStr] = Field(min_length=1)
     topics: list[str] = Field(default_factory=lambda: ["orders/paid"])

@@ -66,6 +66,8 @@ EVENTS = {"upsert": "Upsert", "delete": "Delete"}
 class SocialWifiConfig(WifiConfig):
     """``[tenants.<t>.sources.socialwifi]``: ``authorization`` plus the shared Wi-Fi settings."""
 
+    credentials = ("authorization",)
+
     authorization: SecretStr
 
 

@@ -74,6 +74,8 @@ def _check_secret(value: str, index: int) -> None:
 class StandardConfig(SourceConfig):
     """``[tenants.<t>.sources.standard]``."""
 
+    credentials = ("secrets",)
+
     secrets: list[SecretStr] = Field(min_length=1)
     events: list[str] | None = None  # accept only these types (default: every supported type)
 

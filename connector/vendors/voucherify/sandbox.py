@@ -42,6 +42,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from connector.sandbox.base import Fault, FaultInjector, add_control_routes, apply_fault, parse_aware
+from connector.sandbox.sender import JSON, SignedRequest, derived, first_secret, hex_hmac_sha256
 
 EVENT_SCHEMA = {
     "shopify_order",
@@ -376,3 +377,25 @@ KEYS: dict[str, str] = {
 def create(keys: Mapping[str, str]) -> VoucherifySandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return VoucherifySandbox(keys["voucherify_app_id"], keys["voucherify_app_token"])
+
+
+# The sender side (see connector.sandbox.sender): Voucherify webhooks.
+WEBHOOK_FIXTURES = (
+    "customer_loyalty_tier_upgraded_v2024",
+    "customer_rewarded_loyalty_points_v2024",
+    "customer_rewarded_v2018",
+    "voucher_published_v2024",
+)
+IGNORED_FIXTURES = ("voucher_published_v2024",)
+"""Webhooks among them that make no activity or event (pings, guests without an email, unwanted events)."""
+
+
+def source_table(secret: str, sandbox_url: str) -> dict[str, Any]:
+    """One webhook secret derived from ``secret``."""
+    return {"secrets": [derived(secret, "voucherify")]}
+
+
+def sign(body: bytes, table: Mapping[str, Any], n: int) -> SignedRequest:
+    """``x-voucherify-signature``: hex HMAC-SHA256 of the body."""
+    signature = hex_hmac_sha256(body, first_secret(table))
+    return SignedRequest("", {"Content-Type": JSON, "x-voucherify-signature": signature}, body)

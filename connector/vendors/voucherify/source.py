@@ -47,6 +47,8 @@ SIGNATURE_HEADER = "x-voucherify-signature"
 class VoucherifyConfig(SourceConfig):
     """``[tenants.<t>.sources.voucherify]``."""
 
+    credentials = ("secrets",)
+
     secrets: list[SecretStr] = Field(min_length=1)
 
 
