@@ -35,6 +35,7 @@ DEFAULT_KEYS = {
     "apaleo_client_id": "sandbox-apaleo-client",
     "apaleo_client_secret": "sandbox-apaleo-secret",
     "cloudbeds": "sandbox-cloudbeds-key",
+    "cloudbeds_access_token": "sandbox-cloudbeds-access-token",
     "klaviyo": "pk_sandbox_klaviyo",
     "mailchimp": "sandbox-mailchimp-key-us1",
     "braze": "sandbox-braze-key",
@@ -65,7 +66,7 @@ def create_sandbox_app(keys: dict[str, str] | None = None) -> tuple[Flask, Sandb
     app.register_blueprint(sandboxes.extra["mews"].blueprint(), url_prefix="/mews")
     sandboxes.extra["apaleo"] = ApaleoSandbox(keys["apaleo_client_id"], keys["apaleo_client_secret"])
     app.register_blueprint(sandboxes.extra["apaleo"].blueprint(), url_prefix="/apaleo")
-    sandboxes.extra["cloudbeds"] = CloudbedsSandbox(keys["cloudbeds"])
+    sandboxes.extra["cloudbeds"] = CloudbedsSandbox(keys["cloudbeds"], keys["cloudbeds_access_token"])
     app.register_blueprint(sandboxes.extra["cloudbeds"].blueprint(), url_prefix="/cloudbeds")
     sandboxes.extra.update(
         {
