@@ -96,12 +96,23 @@ def dedup_key(tenant: str, source: str, event_type: str, delivery_id: str) -> st
 # One round trip, atomic: the delivery marker, the job hash, the queue push and the counter are
 # written together or not at all (Lua scripts run atomically and are persisted as a unit).
 ACCEPT_SCRIPT = """
--- KEYS: 1 marker, 2 job hash, 3 queue list, 4 set of queues, 5 counters hash
+-- KEYS: 1 marker, 2 job hash, 3 queue list, 4 set of queues, 5 counters hash,
+--       6.. further markers of the same event (e.g. Shopify's event id), optional
 -- ARGV: 1 job id, 2 dedup ttl, 3 accepted counter field, 4 duplicate counter field,
 --       5.. the job hash as field, value, field, value...
+for i = 6, #KEYS do
+    local seen = redis.call("GET", KEYS[i])
+    if seen then
+        redis.call("HINCRBY", KEYS[5], ARGV[4], 1)
+        return seen
+    end
+end
 if not redis.call("SET", KEYS[1], ARGV[1], "NX", "EX", ARGV[2]) then
     redis.call("HINCRBY", KEYS[5], ARGV[4], 1)
     return redis.call("GET", KEYS[1])
+end
+for i = 6, #KEYS do
+    redis.call("SET", KEYS[i], ARGV[1], "EX", ARGV[2])
 end
 redis.call("HSET", KEYS[2], unpack(ARGV, 5))
 redis.call("RPUSH", KEYS[3], ARGV[1])
@@ -200,15 +211,24 @@ class AcceptCommands:
         )
         self.head = b"*%d\r\n" % self.argc + resp_bulk("EVALSHA") + resp_bulk(ACCEPT_SHA) + resp_bulk(5)
 
-    def pack(self, marker: str, job_id: str, args: tuple[Any, ...], description: str) -> bytes:
-        """The whole command for one webhook, ready to send."""
+    def pack(
+        self, marker: str, job_id: str, args: tuple[Any, ...], description: str, more_markers: Sequence[str] = ()
+    ) -> bytes:
+        """The whole command for one webhook, ready to send (``more_markers``: KEYS 6..)."""
         per_job = b"".join(resp_bulk(item) for item in self.jobs.per_job_fields(args, description))
+        head = self.head
+        if more_markers:
+            extra = len(more_markers)
+            head = (
+                b"*%d\r\n" % (self.argc + extra) + resp_bulk("EVALSHA") + resp_bulk(ACCEPT_SHA) + resp_bulk(5 + extra)
+            )
         return b"".join(
             (
-                self.head,
+                head,
                 resp_bulk(marker),
                 resp_bulk(self.jobs.key_prefix + job_id),
                 self.after_marker_and_job,
+                *(resp_bulk(key) for key in more_markers),
                 resp_bulk(job_id),
                 self.after_job_id,
                 per_job,
@@ -230,8 +250,13 @@ def accept_webhook(
     job_args: tuple[Any, ...],
     dedup_ttl: int,
     schedule: Sequence[int],
+    more_delivery_ids: Sequence[str] = (),
 ) -> Acceptance:
     """Atomically record the delivery id and enqueue its ingest job, unless already seen.
+
+    ``more_delivery_ids`` are further ids of the same event (Shopify's event id, shared by the
+    deliveries to several subscriptions): any of them already seen makes this a duplicate too;
+    otherwise all are recorded with the delivery id, in the same single script call.
 
     Raises:
         redis.exceptions.RedisError: Redis is unreachable; nothing was written.
@@ -246,6 +271,7 @@ def accept_webhook(
         job_id,
         job_args,
         f"ingest {source} {event_type} for {tenant}",
+        [dedup_key(tenant, source, event_type, other) for other in more_delivery_ids],
     )
     existing = _run_accept_script(redis, command)
     if existing is not None:

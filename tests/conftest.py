@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import textwrap
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,8 +79,10 @@ def shopify_headers(
     topic: str = "orders/paid",
     webhook_id: str = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
     shop: str = "harbour-hotels.myshopify.com",
+    event_id: str | None = None,
 ) -> dict[str, str]:
-    """The headers Shopify sends with a webhook, signed for ``body``."""
+    """The headers Shopify sends with a webhook, signed for ``body``; the event id defaults to
+    one per webhook id (a retry keeps both; the same event id is a duplicate whatever the webhook id)."""
     return {
         "Content-Type": "application/json",
         "X-Shopify-Topic": topic,
@@ -88,7 +91,7 @@ def shopify_headers(
         "X-Shopify-Webhook-Id": webhook_id,
         "X-Shopify-API-Version": "2025-10",
         "X-Shopify-Triggered-At": "2026-11-25T09:12:41.000000Z",
-        "X-Shopify-Event-Id": "98880550-7158-44d4-b7cd-2c97c8a091b5",
+        "X-Shopify-Event-Id": event_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"shopify-event:{webhook_id}")),
     }
 
 

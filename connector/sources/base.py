@@ -232,6 +232,8 @@ class Envelope:
     event_type: str
     delivery_id: str
     received_at: str
+    # Further ids marking the same event (e.g. Shopify's event id): dedup at intake only, not stored.
+    more_delivery_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, str]:
         """JSON-safe form for RQ job arguments."""
@@ -246,7 +248,7 @@ class Envelope:
     @classmethod
     def from_dict(cls, data: Mapping[str, str]) -> Envelope:
         """Inverse of :meth:`to_dict`."""
-        return cls(**{k: data[k] for k in ("source", "tenant", "event_type", "delivery_id", "received_at")})
+        return cls(data["source"], data["tenant"], data["event_type"], data["delivery_id"], data["received_at"])
 
 
 @dataclass(frozen=True)

@@ -357,6 +357,7 @@ def _intake(
             job_args=(envelope.to_dict(), text),
             dedup_ttl=settings.dedup_ttl,
             schedule=settings.retry_schedule,
+            more_delivery_ids=envelope.more_delivery_ids,
         )
     except RedisError:
         current_app.logger.warning("redis unavailable; answering 503 to %s/%s", tenant, source)

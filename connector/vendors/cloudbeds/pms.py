@@ -1,10 +1,11 @@
 """Cloudbeds API client: the reservation (with its guest) a webhook names.
 
 Docs: https://developers.cloudbeds.com (API v1.2 ``GET /getReservation?reservationID=…``;
-authentication with an API key or OAuth access token as ``Authorization: Bearer …`` [inferred
-from integrations; confirm with Cloudbeds]). Cloudbeds answers errors either with an HTTP error
-status or with HTTP 200 and ``{"success": false, "message": …}``; an unknown reservation is
-treated as gone. Amounts come as JSON numbers; they are read as decimal strings.
+authentication: an API key in ``x-api-key``, an OAuth access token as ``Authorization: Bearer``,
+per the security schemes of cloudbeds/openapi-specs ``src/pms-v1.2-openapi.yaml``). Cloudbeds
+answers errors either with an HTTP error status or with HTTP 200 and
+``{"success": false, "message": …}``; an unknown reservation is treated as gone. Amounts come
+as JSON numbers; they are read as decimal strings.
 """
 
 from __future__ import annotations
@@ -49,9 +50,8 @@ class CloudbedsClient(HttpClient):
 
 def fetch(config: Any, reservation_ids: list[str], timeout: float) -> dict[str, Any]:
     """``{"reservations": [...]}`` for the ids (unknown ones left out)."""
-    key = config.api_key.get_secret_value()
-    client = CloudbedsClient(
-        config.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout, secrets=(key,)
-    )
+    name, value = config.auth_header()
+    secret = value.removeprefix("Bearer ")
+    client = CloudbedsClient(config.api_url, headers={name: value}, timeout=timeout, secrets=(secret,))
     found = [client.reservation(config.property_id, rid) for rid in reservation_ids]
     return {"reservations": [r for r in found if r is not None]}

@@ -1,7 +1,10 @@
 """Cloudbeds API v1.2 sandbox: ``GET /getReservation``.
 
-* ``Authorization: Bearer <api key>`` required; a wrong or missing key → **401**
-  ``{"success": false, "message": "Invalid access token"}``.
+* Credentials as in Cloudbeds' PMS v1.2 OpenAPI security schemes: an API key in ``x-api-key``,
+  an OAuth access token in ``Authorization: Bearer``. An API key sent as a Bearer token, a wrong
+  or a missing credential → **401** ``{"success": false, "message": ...}`` (Cloudbeds' error
+  shape; the exact 401 wording is not documented). ``/_sandbox/state`` lists under ``auth`` which
+  scheme each API call used (``x-api-key`` / ``bearer``).
 * ``GET /getReservation?reservationID=…[&propertyID=…]`` → ``{"success": true, "data": {...}}``;
   a missing ``reservationID`` → **400** ``{"success": false, ...}``; an unknown one → HTTP 200 with
   ``{"success": false, "message": "Reservation not found"}`` (Cloudbeds reports many errors
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,9 +29,31 @@ class CloudbedsSandbox(ReservationSandbox):
 
     id_field = "reservationID"
 
-    def __init__(self, api_key: str) -> None:
+    def __init__(self, api_key: str, access_token: str) -> None:
         self.api_key = api_key
+        self.access_token = access_token
         super().__init__()
+
+    def reset(self) -> None:
+        """Forget reservations, calls and the credentials seen."""
+        super().reset()
+        with self.lock:
+            self.auth: list[str] = []
+
+    def state(self) -> dict[str, Any]:
+        """Reservations, the API call log and the scheme of each authenticated call."""
+        with self.lock:
+            auth = list(self.auth)
+        return {**super().state(), "auth": auth}
+
+    def authenticate(self) -> str | None:
+        """The scheme a valid credential came in (``x-api-key`` / ``bearer``), else ``None``."""
+        if "x-api-key" in request.headers:
+            return "x-api-key" if hmac.compare_digest(request.headers["x-api-key"], self.api_key) else None
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token, self.access_token):
+            return "bearer"
+        return None
 
     def blueprint(self) -> Blueprint:
         """The Flask blueprint serving this sandbox."""
@@ -35,8 +61,11 @@ class CloudbedsSandbox(ReservationSandbox):
 
         @bp.get("/getReservation")
         def get_reservation() -> Any:
-            if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            scheme = self.authenticate()
+            if scheme is None:
                 return jsonify({"success": False, "message": "Invalid access token"}), 401
+            with self.lock:
+                self.auth.append(scheme)
             fault = apply_fault(self.faults, lambda status: {"success": False, "message": f"Injected {status}"})
             if fault is not None:
                 return fault
@@ -53,13 +82,16 @@ class CloudbedsSandbox(ReservationSandbox):
         return bp
 
 
-KEYS: dict[str, str] = {"cloudbeds": "sandbox-cloudbeds-key"}
+KEYS: dict[str, str] = {
+    "cloudbeds": "sandbox-cloudbeds-key",
+    "cloudbeds_access_token": "sandbox-cloudbeds-access-token",
+}
 """The credentials this sandbox accepts unless the server is given others (``DEFAULT_KEYS``)."""
 
 
 def create(keys: Mapping[str, str]) -> CloudbedsSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
-    return CloudbedsSandbox(keys["cloudbeds"])
+    return CloudbedsSandbox(keys["cloudbeds"], keys["cloudbeds_access_token"])
 
 
 # The sender side (see connector.sandbox.sender): Cloudbeds webhooks.

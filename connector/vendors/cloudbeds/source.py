@@ -13,6 +13,9 @@ object/action; API v1.2 ``getReservation``).
   ``not_confirmed``, ``checked_in``, ``checked_out``, ``canceled``, ``no_show``) and
   ``reservation/dates_changed``; others are ignored. The status of the *fetched* reservation
   decides; a ``status_changed`` message's timestamp is used as the actual check-in/out time.
+* API credentials (PMS v1.2 OpenAPI security schemes, cloudbeds/openapi-specs): exactly one of
+  ``api_key`` (sent as ``x-api-key``) or ``access_token`` (an OAuth 2.0 access token, sent as
+  ``Authorization: Bearer``).
 * Cloudbeds dates are property-local dates: arrival and departure are placed at the tenant's
   ``check_in_time`` / ``check_out_time`` in the property timezone. The booking ``total`` needs the
   property ``currency`` (tenant key), as ``getReservation`` does not name it.
@@ -25,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 
 from connector.activities import Activity, BookingStatus
 from connector.errors import PayloadError, UnsupportedEvent
@@ -72,9 +75,26 @@ class CloudbedsConfig(PmsConfig):
 
     token: SecretStr
     api_url: HttpBaseUrl = "https://api.cloudbeds.com/api/v1.2"
-    api_key: SecretStr
+    api_key: SecretStr | None = None
+    access_token: SecretStr | None = None
     property_id: str | None = None
     currency: str | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> CloudbedsConfig:
+        if (self.api_key is None) == (self.access_token is None):
+            raise ValueError(
+                "set exactly one of api_key (a Cloudbeds API key, sent as x-api-key) "
+                "or access_token (an OAuth access token, sent as Authorization: Bearer)"
+            )
+        return self
+
+    def auth_header(self) -> tuple[str, str]:
+        """``(header name, value)`` carrying this source's API credential."""
+        if self.api_key is not None:
+            return "x-api-key", self.api_key.get_secret_value()
+        token = self.access_token.get_secret_value() if self.access_token is not None else ""
+        return "Authorization", f"Bearer {token}"
 
 
 def _body(raw: Any) -> dict[str, Any]:

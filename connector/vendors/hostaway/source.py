@@ -18,6 +18,9 @@ with ``url``, ``login``, ``password``; Reservation object).
   Glu with the first message received after those moments.
   ``cancelled`` / ``declined`` / ``expired`` → Glu ``Canceled``; ``pending`` /
   ``awaitingPayment`` → ``Requested``; ``inquiry*`` → ``Inquired``.
+* Saving a webhook sends a test ping ``{"data": "test"}`` (PipedreamHQ/pipedream
+  components/hostaway answers it 200): answered 200 ``ignored`` without a job. Whether the ping
+  carries the login/password is not documented, so it is authenticated like any message.
 * Hostaway's naive timestamps (``reservationDate``, ``updatedOn``) are read as UTC [inferred].
 """
 
@@ -79,6 +82,11 @@ class HostawayConfig(PmsConfig):
     account_id: int | None = None
 
 
+def is_test_ping(body: Any) -> bool:
+    """Hostaway's test ping on saving a webhook: ``{"data": "test"}`` [third-party integration code]."""
+    return isinstance(body, dict) and body.get("data") == "test"
+
+
 def reservation_of(body: Any) -> tuple[str, dict[str, Any]]:
     """``(event, reservation)`` from either webhook shape."""
     if not isinstance(body, dict):
@@ -105,6 +113,8 @@ class HostawaySource(SourceAdapter):
     def identify(self, request: InboundRequest, config: HostawayConfig, tenant: str) -> Envelope:
         """Reservation events only; the body digest is the delivery id."""
         body = request.json()
+        if is_test_ping(body):
+            raise UnsupportedEvent("Hostaway test ping: nothing to do", counter="test_ping")
         event, reservation = reservation_of(body)
         if not event.startswith("reservation."):
             raise UnsupportedEvent(f"event {event} does not change a stay", counter="unsupported_type")

@@ -7,7 +7,9 @@ ignoring duplicates) and the Order resource (https://shopify.dev/docs/api/admin-
   of a merchant-created webhook), **base64**, in ``X-Shopify-Hmac-Sha256``. Several secrets are
   accepted during rotation. The newer "Events" deliveries use the same headers without ``X-``.
 * Delivery id: ``X-Shopify-Webhook-Id`` (one per subscription delivery, kept across retries);
-  dedup is on (tenant, topic, webhook id).
+  dedup is on (tenant, topic, webhook id), and also on (tenant, topic, ``X-Shopify-Event-Id``)
+  where sent: the same event id marks a duplicate of one event, also across subscriptions
+  ("Ignore duplicate webhooks").
 * ``X-Shopify-Shop-Domain`` must equal the tenant's ``shop_domain``: a public app signs every
   shop's webhooks with the same secret, so the signature alone does not name the tenant.
 * Topic ``orders/paid`` triggers an activity by default (``topics`` per tenant); others are
@@ -95,12 +97,14 @@ class ShopifySource(SourceAdapter):
                 f"topic {topic} is not a trigger for this tenant (triggers: {', '.join(config.topics)})",
                 counter="topic_not_configured",
             )
+        event_id = (_header(request, "event-id") or "").strip()
         return Envelope(
             source=self.name,
             tenant=tenant,
             event_type=topic,
             delivery_id=delivery_id,
             received_at=request.received_at,
+            more_delivery_ids=(f"event-id:{event_id}",) if event_id else (),
         )
 
     def to_activities(
