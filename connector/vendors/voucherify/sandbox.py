@@ -376,3 +376,18 @@ KEYS: dict[str, str] = {
 def create(keys: Mapping[str, str]) -> VoucherifySandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return VoucherifySandbox(keys["voucherify_app_id"], keys["voucherify_app_token"])
+
+
+BAD_REQUEST_STATUS = 400
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[loyalty]`` table for this loyalty platform, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {
+        "platform": "voucherify",
+        "base_url": f"{sandbox_url}/voucherify",
+        "app_id": KEYS["voucherify_app_id"],
+        "app_token": KEYS["voucherify_app_token"],
+    }
