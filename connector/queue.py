@@ -158,9 +158,9 @@ class IngestJobHashes:
     and the serialized arguments), so the rest is taken once from a prototype made by RQ itself
     (leaving out the fields RQ writes as empty strings, which it reads back exactly like absent
     ones), and the arguments are serialized the way RQ's JSON serializer does
-    (``[func, instance, args, kwargs]``, zlib-compressed). ``tests/test_queue.py`` checks that RQ
-    reads the result back as the same job it would have saved itself, so an RQ upgrade that
-    changes the format fails there.
+    (``[func, instance, args, kwargs]``, zlib-compressed). ``tests/test_queue.py`` compares the hash
+    field by field with the one RQ's public ``Queue.enqueue`` saves for the same job, so an RQ
+    upgrade that changes the format fails there.
     """
 
     def __init__(self, queue: Queue, schedule: Sequence[int]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import b64_hmac_sha256, glu_tenant_toml, standard_webhook_headers
 
-from connector.sandbox import DEFAULT_KEYS
+from connector.esps.registry import ESPS
 
 VOUCHERIFY_SECRET = "vf_webhook_secret_harbour"
 VOUCHERIFY_OLD_SECRET = "vf_webhook_secret_old"
@@ -45,23 +45,16 @@ def standard_headers(body: bytes, msg_id: str = "msg_2Kd9a1", secret: str = STAN
 
 
 def esp_table(provider: str, sandbox_url: str, **extra: Any) -> str:
-    """An ``[esp]`` table body pointing at the sandbox."""
-    base = f"{sandbox_url}/{provider}"
-    lines = {
-        "klaviyo": [f'api_key = "{DEFAULT_KEYS["klaviyo"]}"'],
-        "mailchimp": [f'api_key = "{DEFAULT_KEYS["mailchimp"]}"', 'list_id = "sandbox-list"'],
-        "braze": [f'api_key = "{DEFAULT_KEYS["braze"]}"'],
-        "customerio": ['site_id = "sandbox-site"', f'api_key = "{DEFAULT_KEYS["customerio"]}"'],
-        "activecampaign": ['account_id = "sandbox-actid"', f'event_key = "{DEFAULT_KEYS["activecampaign"]}"'],
-        "intercom": [f'access_token = "{DEFAULT_KEYS["intercom"]}"'],
-    }[provider]
-    for key, value in extra.items():
+    """An ``[esp]`` table body pointing at the sandbox (the provider sandbox's ``tenant_table``)."""
+    table = {**ESPS[provider].sandbox.load().tenant_table(sandbox_url), **extra}
+    lines = []
+    for key, value in table.items():
         if isinstance(value, dict):
             inline = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
             lines.append(f"{key} = {{{inline}}}")
         else:
             lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join([f'provider = "{provider}"', f'base_url = "{base}"', *lines])
+    return "\n".join(lines)
 
 
 def relay_toml(sandbox_url: str, provider: str = "klaviyo", tenant: str = "harbour", **esp_extra: Any) -> str:

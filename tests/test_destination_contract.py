@@ -10,6 +10,7 @@ up holding each activity once, shaped the way that platform expects.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections import Counter
 from collections.abc import Callable
@@ -17,18 +18,18 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import GLU_KEY
 from redis import Redis
 from rq.registry import FailedJobRegistry
 
 from connector import jobs
 from connector.activities import Activity, Booking, Person
 from connector.metrics import read_counters
+from connector.platforms.registry import PLATFORMS as REGISTERED
 from connector.queue import DELIVERY_QUEUE, fetch_job, get_queue
-from connector.sandbox import DEFAULT_KEYS, SandboxServer
+from connector.sandbox import SandboxServer
 from connector.settings import Settings
 
-PLATFORMS = ["glu", "loyaltylion", "voucherify"]
+PLATFORMS = list(REGISTERED)  # every registered platform
 SHOP = "contract-shop.myshopify.com"
 ORDER_KEY = f"shopify:{SHOP}:order:6200407294252"
 STAY_KEY = "mews:harbour-quay:RES-20261124-77"
@@ -41,18 +42,12 @@ GRACE = Person(email="grace.hopper@example.com", first_name="Grace")
 
 
 def loyalty_table(platform: str, url: str, **extra: str) -> str:
-    """The ``[tenants.contract.loyalty]`` table for a platform pointed at the sandbox."""
-    lines = {
-        "glu": [f'base_url = "{url}/glu"', f'api_key = "{GLU_KEY}"'],
-        "loyaltylion": [f'base_url = "{url}/loyaltylion"', f'api_key = "{DEFAULT_KEYS["loyaltylion"]}"'],
-        "voucherify": [
-            f'base_url = "{url}/voucherify"',
-            f'app_id = "{DEFAULT_KEYS["voucherify_app_id"]}"',
-            f'app_token = "{DEFAULT_KEYS["voucherify_app_token"]}"',
-        ],
-    }[platform]
+    """The ``[tenants.contract.loyalty]`` table for a platform pointed at the sandbox (its
+    sandbox's ``tenant_table``; ``extra`` values are TOML as written)."""
+    table = REGISTERED[platform].sandbox.load().tenant_table(url)
+    lines = [f"{key} = {json.dumps(value)}" for key, value in table.items()]
     lines += [f"{key} = {value}" for key, value in extra.items()]
-    return f'[tenants.contract.loyalty]\nplatform = "{platform}"\n' + "\n".join(lines) + "\n"
+    return "[tenants.contract.loyalty]\n" + "\n".join(lines) + "\n"
 
 
 def tenant_toml(platform: str, url: str, **extra: str) -> str:

@@ -61,6 +61,8 @@ class FaultInjector:
         self._faults: list[Fault] = []
         self.calls = 0
         self.targets: list[str] = []  # request targets as sent (still percent-encoded)
+        self.times: list[float] = []  # when each call came (epoch seconds), in order
+        self.answered: list[tuple[float, int, dict[str, str]]] = []  # each faulty answer: when, status, headers
 
     def arm(self, spec: dict[str, Any]) -> Fault:
         """Add a fault from its JSON spec."""
@@ -89,16 +91,24 @@ class FaultInjector:
             self._faults.clear()
             self.calls = 0
             self.targets.clear()
+            self.times.clear()
+            self.answered.clear()
 
     def record(self, target: str) -> None:
         """Remember a call's request target as sent (tests check how ids were escaped)."""
         with self._lock:
             self.targets.append(target)
 
+    def remember(self, status: int, headers: dict[str, str]) -> None:
+        """Keep a faulty answer (when, status, headers): tests check how long the caller then waited."""
+        with self._lock:
+            self.answered.append((time.time(), status, headers))
+
     def take(self, path: str = "") -> Fault | None:
         """Count a call and return the first armed fault that applies to its path, if any."""
         with self._lock:
             self.calls += 1
+            self.times.append(time.time())
             for index, fault in enumerate(self._faults):
                 if fault.path and not path.endswith(fault.path):
                     continue
@@ -185,6 +195,7 @@ def apply_fault(
                 str(int(fault.retry_after)) if float(fault.retry_after).is_integer() else str(fault.retry_after)
             )
     response.headers.update(fault.headers)
+    injector.remember(fault.status, dict(response.headers.items()))
     return response
 
 

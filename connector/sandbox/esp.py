@@ -81,6 +81,10 @@ class EspSandbox(VendorSandbox):
         """Add the vendor API routes."""
         raise NotImplementedError
 
+    def expect_person(self, email: str) -> None:
+        """Make ``email`` someone the vendor already knows, where it takes events for known people
+        only (Intercom's contacts); elsewhere nothing is needed."""
+
     # ------------------------------------------------------------------------------------
     def blueprint(self) -> Blueprint:
         """The Flask blueprint serving this sandbox."""

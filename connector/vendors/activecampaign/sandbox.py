@@ -68,3 +68,18 @@ KEYS: dict[str, str] = {"activecampaign": "sandbox-activecampaign-key"}
 def create(keys: Mapping[str, str]) -> ActiveCampaignSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return ActiveCampaignSandbox("sandbox-actid", keys["activecampaign"])
+
+
+BAD_REQUEST_STATUS = 400
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[esp]`` table for this ESP, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {
+        "provider": "activecampaign",
+        "base_url": f"{sandbox_url}/activecampaign",
+        "account_id": "sandbox-actid",
+        "event_key": KEYS["activecampaign"],
+    }

@@ -96,3 +96,13 @@ KEYS: dict[str, str] = {"braze": "sandbox-braze-key"}
 def create(keys: Mapping[str, str]) -> BrazeSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return BrazeSandbox(keys["braze"])
+
+
+BAD_REQUEST_STATUS = 400
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[esp]`` table for this ESP, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {"provider": "braze", "base_url": f"{sandbox_url}/braze", "api_key": KEYS["braze"]}

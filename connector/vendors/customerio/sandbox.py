@@ -70,3 +70,18 @@ KEYS: dict[str, str] = {"customerio": "sandbox-customerio-key"}
 def create(keys: Mapping[str, str]) -> CustomerIoSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return CustomerIoSandbox("sandbox-site", keys["customerio"])
+
+
+BAD_REQUEST_STATUS = 400
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[esp]`` table for this ESP, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {
+        "provider": "customerio",
+        "base_url": f"{sandbox_url}/customerio",
+        "site_id": "sandbox-site",
+        "api_key": KEYS["customerio"],
+    }

@@ -239,3 +239,13 @@ KEYS: dict[str, str] = {"glu": "sandbox-glu-key"}
 def create(keys: Mapping[str, str]) -> GluSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return GluSandbox(keys["glu"])
+
+
+BAD_REQUEST_STATUS = 422
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[loyalty]`` table for this loyalty platform, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {"platform": "glu", "base_url": f"{sandbox_url}/glu", "api_key": KEYS["glu"]}

@@ -39,6 +39,12 @@ class IntercomSandbox(EspSandbox):
         """Intercom: ``X-RateLimit-Reset`` (epoch seconds)."""
         return reset_epoch(fault)
 
+    def expect_person(self, email: str) -> None:
+        """Create the contact (Intercom takes events for existing contacts only)."""
+        address = email.strip().lower()
+        with self.lock:
+            self.profiles.setdefault(address, {"type": "contact", "id": uuid.uuid4().hex, "email": address})
+
     def routes(self, bp: Blueprint) -> None:
         """``POST /contacts`` and ``POST /events``."""
 
@@ -84,3 +90,13 @@ KEYS: dict[str, str] = {"intercom": "sandbox-intercom-token"}
 def create(keys: Mapping[str, str]) -> IntercomSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return IntercomSandbox(keys["intercom"])
+
+
+BAD_REQUEST_STATUS = 400
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[esp]`` table for this ESP, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {"provider": "intercom", "base_url": f"{sandbox_url}/intercom", "access_token": KEYS["intercom"]}

@@ -128,3 +128,13 @@ KEYS: dict[str, str] = {"klaviyo": "pk_sandbox_klaviyo"}
 def create(keys: Mapping[str, str]) -> KlaviyoSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return KlaviyoSandbox(keys["klaviyo"])
+
+
+BAD_REQUEST_STATUS = 400
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[esp]`` table for this ESP, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {"provider": "klaviyo", "base_url": f"{sandbox_url}/klaviyo", "api_key": KEYS["klaviyo"]}

@@ -309,6 +309,16 @@ def create(keys: Mapping[str, str]) -> LoyaltyLionSandbox:
     return LoyaltyLionSandbox(keys["loyaltylion"])
 
 
+BAD_REQUEST_STATUS = 422
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[loyalty]`` table for this loyalty platform, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {"platform": "loyaltylion", "base_url": f"{sandbox_url}/loyaltylion", "api_key": KEYS["loyaltylion"]}
+
+
 # The sender side (see connector.sandbox.sender): LoyaltyLion webhooks.
 WEBHOOK_FIXTURES = ("customer_tier_upgraded", "customers_update", "customer_claimed_reward")
 

@@ -123,3 +123,18 @@ KEYS: dict[str, str] = {"mailchimp": "sandbox-mailchimp-key-us1"}
 def create(keys: Mapping[str, str]) -> MailchimpSandbox:
     """The sandbox, accepting the credentials in ``keys`` (see :data:`KEYS`)."""
     return MailchimpSandbox(keys["mailchimp"])
+
+
+BAD_REQUEST_STATUS = 400
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[esp]`` table for this ESP, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {
+        "provider": "mailchimp",
+        "base_url": f"{sandbox_url}/mailchimp",
+        "api_key": KEYS["mailchimp"],
+        "list_id": "sandbox-list",
+    }

@@ -379,6 +379,21 @@ def create(keys: Mapping[str, str]) -> VoucherifySandbox:
     return VoucherifySandbox(keys["voucherify_app_id"], keys["voucherify_app_token"])
 
 
+BAD_REQUEST_STATUS = 400
+"""The status this vendor answers a request it rejects as malformed (the contract suite's fatal 4xx)."""
+
+
+def tenant_table(sandbox_url: str) -> dict[str, Any]:
+    """A tenant's ``[loyalty]`` table for this loyalty platform, pointed at the sandbox served at ``sandbox_url``
+    and holding the default credentials (:data:`KEYS`)."""
+    return {
+        "platform": "voucherify",
+        "base_url": f"{sandbox_url}/voucherify",
+        "app_id": KEYS["voucherify_app_id"],
+        "app_token": KEYS["voucherify_app_token"],
+    }
+
+
 # The sender side (see connector.sandbox.sender): Voucherify webhooks.
 WEBHOOK_FIXTURES = (
     "customer_loyalty_tier_upgraded_v2024",
