@@ -4,15 +4,13 @@
 one ``deliver`` job per activity under a deterministic id (or, for loyalty events coming back from
 a platform, one ``relay`` job per event). ``deliver`` resolves the contact and posts one activity;
 ``relay`` sends one event to the tenant's ESP. Both consult the local ledger first so that a
-replayed or redelivered job never posts twice. Arguments are JSON-safe and hold no secrets (the dashboard shows them).
+replayed or redelivered job never posts twice (:mod:`connector.ledger`); every job follows
+:mod:`connector.retry`. Arguments are JSON-safe and hold no secrets (the dashboard shows them).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -24,6 +22,7 @@ from connector.activities import UNKNOWN_CURRENCY, Activity, LoyaltyEvent, hash_
 from connector.errors import ErasureRequested, PayloadError, UnsupportedEvent
 from connector.esps.base import build_esp_client
 from connector.esps.config import relay_skip_reason
+from connector.ledger import deliver_once, ledger_key, relay_ledger_key
 from connector.platforms.base import Receipt
 from connector.platforms.registry import build_loyalty_destination
 from connector.pms import registry as pms
@@ -33,13 +32,12 @@ from connector.queue import (
     INGEST_QUEUE,
     RELAY_QUEUE,
     RESULT_TTL,
-    apply_retry_policy,
     connect,
     enqueue_unique,
     get_queue,
     make_job_id,
-    retry_for,
 )
+from connector.retry import apply_retry_policy, retry_for
 from connector.settings import Settings, Tenant, load_settings
 from connector.sources.base import Envelope, TranslationContext, load_body_text, translation_guard
 from connector.sources.registry import SOURCES
@@ -47,7 +45,6 @@ from connector.sources.stay import Translation, group_stays
 
 log = logging.getLogger(__name__)
 
-LEDGER_TTL = 400 * 24 * 3600
 CONTACT_TTL = 24 * 3600
 
 
@@ -90,50 +87,6 @@ class RedisContactCache:
     def set(self, email: str, contact_id: str) -> None:
         """Remember a contact id for a day."""
         self.client.set(self.prefix + hash_identifier(email), contact_id, ex=CONTACT_TTL)
-
-
-def _ledger_redis_key(tenant: str, destination: str, business_key: str) -> str:
-    digest = hashlib.sha256(business_key.encode()).hexdigest()[:40]
-    return f"connector:ledger:{tenant}:{destination}:{digest}"
-
-
-def ledger_key(tenant: str, platform: str, activity: Activity) -> str:
-    """Redis key recording that an activity reached a platform."""
-    return _ledger_redis_key(tenant, platform, activity.ledger_key)
-
-
-def relay_ledger_key(tenant: str, provider: str, event: LoyaltyEvent) -> str:
-    """Redis key recording that a loyalty event reached an ESP."""
-    return _ledger_redis_key(tenant, provider, event.ledger_key)
-
-
-def ledger_lookup(client: Redis, key: str, destination: str) -> dict[str, Any] | None:
-    """The recorded receipt when ``key`` was already delivered (counted), else ``None``."""
-    recorded = client.get(key)
-    if not recorded:
-        return None
-    metrics.count(client, "deliveries", destination=destination, outcome="already_delivered")
-    value: dict[str, Any] = json.loads(recorded)
-    return value
-
-
-def ledger_record(client: Redis, key: str, destination: str, record: dict[str, Any]) -> None:
-    """Record a delivery (and count it) in one round trip."""
-    with client.pipeline() as pipe:
-        pipe.set(key, json.dumps(record), ex=LEDGER_TTL)
-        metrics.count(pipe, "deliveries", destination=destination, outcome="delivered")
-        pipe.execute()
-
-
-def deliver_once(client: Redis, key: str, destination: str, send: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Exactly once per ledger ``key``: the recorded receipt when there is one, else ``send()``'s
-    receipt, stamped ``delivered_at`` and recorded."""
-    recorded = ledger_lookup(client, key, destination)
-    if recorded is not None:
-        return {"status": "already_delivered", "receipt": recorded}
-    record = {**send(), "delivered_at": datetime.now(UTC).isoformat()}
-    ledger_record(client, key, destination, record)
-    return {"status": "delivered", "receipt": record}
 
 
 def delivery_job_id(tenant: str, platform: str, activity: Activity) -> str:

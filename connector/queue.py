@@ -1,4 +1,6 @@
-"""Redis connection, queues, deterministic job ids, transport dedup and the one retry policy.
+"""Redis connection, queues, deterministic job ids and the intake's atomic dedup + enqueue.
+
+The retry policy every job follows is :mod:`connector.retry`; the delivery ledger :mod:`connector.ledger`.
 
 * Webhook intake is one atomic Redis script: the dedup marker and the ingest job are written
   together or not at all, in one round trip, so a 2xx always means a durable job and a failure
@@ -13,33 +15,30 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
-import math
 import os
-import random
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import orjson
 from redis import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import Queue, Retry
+from rq import Queue
 from rq.exceptions import DuplicateJobError
-from rq.job import Job, get_current_job
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from connector import metrics
-from connector.errors import FatalDestinationError, PayloadError, RetriableDestinationError
+from connector.retry import retry_for
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +50,6 @@ QUEUE_NAMES = (INGEST_QUEUE, DELIVERY_QUEUE, RELAY_QUEUE)
 RESULT_TTL = 7 * 24 * 3600  # keeps unique delivery ids reserved for a week after success
 FAILURE_TTL = 90 * 24 * 3600
 JOB_TIMEOUT = 120
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def connect(url: str, *, for_web: bool = False) -> Redis:
@@ -72,11 +68,6 @@ def make_job_id(kind: str, *parts: str) -> str:
     """Deterministic RQ job id (RQ allows letters, digits, '-' and '_' only)."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
     return f"{kind}-{digest}"
-
-
-def retry_for(schedule: Sequence[int]) -> Retry:
-    """RQ retry budget: one attempt per schedule entry (waits are set per attempt)."""
-    return Retry(max=len(schedule), interval=list(schedule))
 
 
 @dataclass(frozen=True)
@@ -373,54 +364,6 @@ def enqueue_unique(
     except DuplicateJobError:
         return False
     return True
-
-
-def next_delay(
-    schedule: Sequence[int],
-    attempt: int,
-    retry_after: float | None,
-    rng: Callable[[], float] = random.random,
-) -> int:
-    """Seconds before attempt ``attempt + 1``: schedule entry + up to 10% jitter, >= Retry-After."""
-    base = schedule[min(attempt, len(schedule) - 1)]
-    delay = base + base * 0.1 * rng()
-    if retry_after is not None:
-        # RQ schedules on whole seconds (truncating), so add one to never run before Retry-After.
-        delay = max(delay, math.ceil(retry_after) + 1)
-    return round(delay) if delay >= 1 or delay == 0 else 1
-
-
-def apply_retry_policy(schedule_source: Callable[[], Sequence[int]]) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorate an RQ job function with the connector's retry policy.
-
-    Retriable errors reschedule the job after :func:`next_delay`; fatal errors (and payload
-    errors, which no retry can fix) use up the remaining attempts so the job lands in the
-    failed registry at once, with the reason as its exception.
-    """
-
-    def decorate(func: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(func)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            try:
-                return func(*args, **kwargs)
-            except RetriableDestinationError as exc:
-                job = get_current_job()
-                if job is not None and job.retries_left:
-                    schedule = schedule_source()
-                    attempt = max(len(schedule) - job.retries_left, 0)
-                    delay = next_delay(schedule, attempt, exc.retry_after)
-                    job.retry_intervals = [delay]
-                    log.warning("job %s: retriable failure, next attempt in %ss: %s", job.id, delay, exc)
-                raise
-            except (FatalDestinationError, PayloadError):
-                job = get_current_job()
-                if job is not None:
-                    job.retries_left = 0
-                raise
-
-        return wrapper
-
-    return decorate
 
 
 def fetch_job(redis: Redis, job_id: str) -> Job:

@@ -15,8 +15,8 @@ from connector.queue import (
     fetch_job,
     get_queue,
     make_job_id,
-    retry_for,
 )
+from connector.retry import retry_for
 
 ARGS = (
     {"source": "shopify", "tenant": "t", "event_type": "orders/paid", "delivery_id": "d", "received_at": "r"},

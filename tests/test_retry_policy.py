@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from connector.http import parse_retry_after
-from connector.queue import make_job_id, next_delay
+from connector.queue import make_job_id
+from connector.retry import next_delay
 
 
 def test_schedule_entry_with_up_to_ten_percent_jitter():
