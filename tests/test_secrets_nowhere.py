@@ -29,6 +29,7 @@ from conftest import load_fixture, shopify_headers, standard_webhook_headers
 from stack_helpers import ROOT, gunicorn_server, redis_texts
 
 from connector.embedded_redis import free_port
+from connector.esps.registry import ESPS as ESP_REGISTRY
 from connector.queue import QUEUE_NAMES, get_queue
 from connector.sandbox import DEFAULT_KEYS, SandboxServer
 from connector.web import create_app
@@ -76,7 +77,7 @@ SOURCE_SECRETS = {
     "voucherify": secret("voucherify-webhook"),
     "loyaltylion": secret("loyaltylion-webhook"),
 }
-ESPS = ("klaviyo", "mailchimp", "braze", "customerio", "activecampaign", "intercom")
+ESPS = tuple(ESP_REGISTRY)  # every registered ESP
 ADMIN_PASSWORD = secret("admin-password")
 SECRET_KEY = secret("flask-secret-key")
 BASIC_USERS = ("connector", "sandbox-site", "apaleo-client", "apaleo-harbour", "hostaway-harbour", "", "admin")
