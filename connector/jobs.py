@@ -19,6 +19,7 @@ from redis import Redis
 
 from connector import erasure, metrics, stays
 from connector.activities import UNKNOWN_CURRENCY, Activity, LoyaltyEvent, hash_identifier
+from connector.directory import TenantDirectory
 from connector.errors import ErasureRequested, PayloadError, UnsupportedEvent
 from connector.esps.base import build_esp_client
 from connector.esps.config import relay_skip_reason
@@ -64,9 +65,21 @@ def _schedule() -> tuple[int, ...]:
     return settings().retry_schedule
 
 
+_directory: list[TenantDirectory] = []  # this process's, for the settings it was built from
+
+
+def tenants() -> TenantDirectory:
+    """This worker process's tenants: the file's and the Shopify installations, kept current
+    (built again when the settings are, e.g. after ``settings.cache_clear()``)."""
+    current = settings()
+    if not _directory or _directory[0].settings is not current:
+        _directory[:] = [TenantDirectory(current, redis())]
+    return _directory[0]
+
+
 def tenant_config(name: str) -> Tenant:
     """The tenant, or a payload error (fatal) when it was removed from the config."""
-    tenant = settings().tenants.get(name)
+    tenant = tenants().get(name)
     if tenant is None:
         raise PayloadError(f"tenant {name!r} is no longer configured")
     return tenant

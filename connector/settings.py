@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
@@ -30,6 +30,8 @@ from connector.sources.registry import SOURCES
 from connector.vendors.mews.source import MewsConfig
 
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SHOPIFY_API_VERSION = "2026-10"
+"""The Admin API version the app pins (Shopify releases one a quarter and supports each a year)."""
 DEFAULT_RETRY_SCHEDULE = (10, 60, 300, 900, 3600, 10800, 21600, 43200, 86400)
 
 
@@ -251,6 +253,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     http_timeout: float = Field(default=10.0, gt=0)
     queue_prefix: str = ""
+    # The Shopify app (enabled by SHOPIFY_API_KEY; see the README's "Install as a Shopify app").
+    shopify_api_key: str | None = Field(default=None, validation_alias="SHOPIFY_API_KEY")
+    shopify_api_secret: SecretStr | None = Field(default=None, validation_alias="SHOPIFY_API_SECRET")
+    shopify_scopes: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("read_orders", "read_customers"), validation_alias="SHOPIFY_SCOPES"
+    )
+    shopify_api_version: str = Field(
+        default="2025-10", validation_alias="SHOPIFY_API_VERSION", pattern=r"^\d{4}-\d{2}$"
+    )
+    shopify_admin_url: str = Field(default="https://{shop}", validation_alias="CONNECTOR_SHOPIFY_ADMIN_URL")
+    public_url: str | None = None
+    shopify_reconcile_interval: int = Field(
+        default=3600, ge=60, validation_alias="CONNECTOR_SHOPIFY_RECONCILE_INTERVAL"
+    )
     # The shared Mews URL's token (POST /webhooks/_mews/<token>); unset: that URL answers 404.
     mews_webhook_token: SecretStr | None = None
 
@@ -284,6 +300,55 @@ class Settings(BaseSettings):
         if "/" in value.get_secret_value():
             raise ValueError("the token is one URL path segment: it cannot contain '/'")
         return value
+
+    @field_validator("shopify_scopes", mode="before")
+    @classmethod
+    def _scopes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("shopify_admin_url")
+    @classmethod
+    def _admin_template(cls, value: str) -> str:
+        if "{shop}" not in value or not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL template containing {shop}, e.g. https://{shop}")
+        return value.rstrip("/")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be the https origin Shopify reaches (http only for 127.0.0.1 / localhost)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _shopify_app(self) -> Settings:
+        if self.shopify_api_key:
+            missing = [
+                name
+                for name, value in (
+                    ("SHOPIFY_API_SECRET", self.shopify_api_secret),
+                    ("CONNECTOR_PUBLIC_URL", self.public_url),
+                )
+                if not value
+            ]
+            if "secret_key" not in self.model_fields_set:
+                missing.append("CONNECTOR_SECRET_KEY (a stable key: it seals the shops' access tokens)")
+            if missing:
+                raise ValueError(f"the Shopify app (SHOPIFY_API_KEY) also needs {', '.join(missing)}")
+        return self
+
+    @property
+    def shopify_app_enabled(self) -> bool:
+        """Whether the connector runs as a Shopify app (``SHOPIFY_API_KEY`` is set)."""
+        return bool(self.shopify_api_key)
+
+    def shopify_admin(self, shop: str) -> str:
+        """The admin origin of ``shop`` (``CONNECTOR_SHOPIFY_ADMIN_URL`` with ``{shop}`` filled in)."""
+        return self.shopify_admin_url.replace("{shop}", shop)
 
     @cached_property
     def tenants(self) -> dict[str, Tenant]:
@@ -321,7 +386,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
-            name = "REDIS_URL" if loc == "REDIS_URL" else f"CONNECTOR_{loc.upper()}"
+            if not loc:  # a check across settings (the Shopify app's): the message names them
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            name = loc if loc.startswith(("REDIS_URL", "SHOPIFY_", "CONNECTOR_")) else f"CONNECTOR_{loc.upper()}"
             problems.append(f"{name}: {err['msg']}")
     # The tenants file is checked even when the environment is not valid: one pass reports all.
     tenants_file = (

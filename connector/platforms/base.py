@@ -41,6 +41,17 @@ class Receipt:
     created: bool  # False when the platform returned an existing record (its own dedup)
 
 
+class UnconfiguredPlatform(PlatformConfig):
+    """The platform of a shop that installed the Shopify app but has not chosen its loyalty
+    platform yet: its webhooks are answered ``ignored`` with this reason (never registered)."""
+
+    platform: str = "unconfigured"
+
+    def skip_reason(self, source: str) -> str | None:
+        """Nothing is sent until the merchant chooses a platform on the connector's settings page."""
+        return "this shop has not chosen its loyalty platform yet (the connector's Shopify settings page)"
+
+
 class LoyaltyDestination(Protocol):
     """A loyalty platform client: deliver one activity, idempotently where the platform allows."""
 

@@ -11,6 +11,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
 from connector import redaction
+from connector.directory import TenantDirectory
 from connector.queue import QUEUE_NAMES, connect, get_queue
 from connector.settings import Settings, load_settings
 from connector.web import admin, health, webhooks
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     redis = connect(settings.redis_url, for_web=True)
     app.extensions["connector.settings"] = settings
     app.extensions["connector.redis"] = redis
+    # File tenants plus Shopify installations (a wrong CONNECTOR_SECRET_KEY stops start-up here).
+    app.extensions["connector.tenants"] = TenantDirectory(settings, redis)
     app.extensions["connector.queues"] = {name: get_queue(redis, name) for name in QUEUE_NAMES}
     register_error_handlers(app)
     app.register_blueprint(webhooks.bp)

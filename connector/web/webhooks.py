@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from werkzeug.datastructures import EnvironHeaders
 
 from connector import metrics
+from connector.directory import TenantDirectory
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.esps.config import relay_skip_reason
 from connector.queue import INGEST_QUEUE, accept_webhook
@@ -152,7 +153,8 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     # proxy access costs a lookup, and the intake reads them a dozen times per webhook.
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
     settings: Settings = current_app.extensions["connector.settings"]
-    tenant_cfg = settings.tenants.get(tenant)
+    tenants: TenantDirectory = current_app.extensions["connector.tenants"]
+    tenant_cfg = tenants.get(tenant)
     adapter = SOURCES.get(source)
     if tenant_cfg is None:
         return error_response(404, "unknown_tenant", f"no tenant named {tenant!r}")
@@ -227,7 +229,9 @@ def receive_mews(token: str) -> Response | tuple[Response, int]:
         _count_rejection(MEWS_SHARED, "mews", "ignored")
         _count("ignored", tenant=MEWS_SHARED, source="mews", reason="unknown_enterprise")
         return jsonify({"status": "ignored", "reason": f"no tenant has Mews enterprise {enterprise[:64]!r}"})
-    tenant_cfg = settings.tenants[tenant]
+    tenant_cfg = current_app.extensions["connector.tenants"].get(tenant)
+    if tenant_cfg is None:  # the file changed under a running process: not this message's fault
+        return error_response(404, "unknown_tenant", f"no tenant named {tenant!r}")
     config = tenant_cfg.sources["mews"]
     # Every check of the per-tenant path except the tenant's own URL token (the shared one was checked).
     return _intake(inbound, tenant_cfg, "mews", adapter, config, MEWS.verify_enterprise)
