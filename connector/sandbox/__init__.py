@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from connector.apps.registry import APPS
 from connector.esps.registry import ESPS
 from connector.parts import Part
 from connector.platforms.registry import PLATFORMS
@@ -22,7 +23,7 @@ from connector.pms.registry import PMS_APIS
 def sandbox_parts() -> dict[str, Part]:
     """Every registered vendor sandbox, by vendor (the registries of every role, in one place)."""
     parts: dict[str, Part] = {}
-    for registry in (PLATFORMS, PMS_APIS, ESPS):
+    for registry in (PLATFORMS, PMS_APIS, ESPS, APPS):
         for name, registration in registry.items():
             parts[name] = registration.sandbox
     return parts

@@ -1,10 +1,15 @@
-"""Shopify as a sender (see :mod:`connector.sandbox.sender`): HMAC-signed order webhooks."""
+"""Shopify's stand-ins: the sender of HMAC-signed webhooks (see :mod:`connector.sandbox.sender`)
+and the shops' admins (OAuth, the GraphQL Admin API with its cost-based throttle)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from flask import Blueprint, jsonify, request
+
+from connector.sandbox.base import VendorSandbox, add_control_routes, apply_fault
 from connector.sandbox.sender import JSON, SignedRequest, b64_hmac_sha256, derived, first_secret
 
 WEBHOOK_FIXTURES = (
@@ -43,3 +48,140 @@ def sign(body: bytes, table: Mapping[str, Any], n: int) -> SignedRequest:
         "X-Shopify-Webhook-Id": f"sandbox-{n}",
     }
     return SignedRequest("", headers, body)
+
+
+# The Admin API side: a stand-in for the shops' admins, served under /shopify/<shop>/admin/…
+# (tests set CONNECTOR_SHOPIFY_ADMIN_URL to "<sandbox>/shopify/{shop}"). GraphQL operations are
+# answered by the handlers in GRAPHQL_HANDLERS, chosen by the first field the query selects.
+
+GraphqlHandler = Callable[["ShopifySandbox", str, dict[str, Any]], dict[str, Any]]
+GRAPHQL_HANDLERS: dict[str, GraphqlHandler] = {}
+"""Root field (``webhookSubscriptions``, ``webhookSubscriptionCreate``, ``orders``…) → handler
+returning the ``data`` of the answer (the sandbox adds ``extensions.cost``)."""
+ROOT_FIELD = re.compile(r"^\s*(?:query|mutation)?\s*\w*\s*(?:\([^)]*\))?\s*\{\s*(\w+)", re.S)
+INVALID_TOKEN_ERROR = "[API] Invalid API key or access token (unrecognized login or wrong password)"  # noqa: S105
+QUERY_COST = 10.0
+"""Points every sandbox query costs (a real query's cost depends on what it selects)."""
+
+
+def graphql_handler(field: str) -> Callable[[GraphqlHandler], GraphqlHandler]:
+    """Register the handler of the GraphQL root ``field``."""
+
+    def register(handler: GraphqlHandler) -> GraphqlHandler:
+        GRAPHQL_HANDLERS[field] = handler
+        return handler
+
+    return register
+
+
+class ShopifySandbox(VendorSandbox):
+    """Shops' admins: OAuth (authorize, code exchange), GraphQL, and a control that sends signed
+    webhooks to the connector as Shopify would. State per shop: tokens, subscriptions, orders."""
+
+    vendor = "shopify"
+
+    def __init__(self, api_key: str, api_secret: str) -> None:
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.throttle_available = 1000.0  # points, refilled at restore_rate per second
+        self.maximum_available = 1000.0
+        self.restore_rate = 50.0
+        super().__init__()
+
+    def reset(self) -> None:
+        """Forget every shop."""
+        with self.lock:
+            self.codes: dict[str, dict[str, Any]] = {}  # code → {shop, scopes, used}
+            self.tokens: dict[str, dict[str, Any]] = {}  # token → {shop, scopes}
+            self.subscriptions: dict[str, list[dict[str, Any]]] = {}  # shop → subscriptions
+            self.orders: dict[str, list[dict[str, Any]]] = {}  # shop → orders (GraphQL shape)
+            self.graphql_calls: list[dict[str, Any]] = []
+            self.sent: list[dict[str, Any]] = []  # webhooks sent to the connector
+            self.throttle_available = self.maximum_available
+
+    def state(self) -> dict[str, Any]:
+        """What the shops hold."""
+        with self.lock:
+            return {
+                "tokens": [{"shop": t["shop"], "scopes": t["scopes"]} for t in self.tokens.values()],
+                "subscriptions": self.subscriptions,
+                "orders": {shop: len(orders) for shop, orders in self.orders.items()},
+                "graphql_calls": list(self.graphql_calls),
+                "sent": list(self.sent),
+            }
+
+    def shop_of_token(self, token: str | None) -> str | None:
+        """The shop an access token belongs to."""
+        grant = self.tokens.get(token or "")
+        return str(grant["shop"]) if grant else None
+
+    def sign_webhook(self, body: bytes) -> str:
+        """``X-Shopify-Hmac-Sha256`` of a body, signed with the app secret."""
+        return b64_hmac_sha256(body, self.api_secret)
+
+    def blueprint(self) -> Blueprint:
+        """The control routes and :func:`add_admin_routes`."""
+        bp = Blueprint("shopify_sandbox", __name__)
+        add_control_routes(bp, self.faults, self.state, self.reset)
+
+        @bp.post("/_sandbox/throttle")
+        def _throttle() -> Any:  # {"available": 0} makes the next queries THROTTLED
+            body = request.get_json(force=True) or {}
+            with self.lock:
+                self.throttle_available = float(body.get("available", self.maximum_available))
+                self.restore_rate = float(body.get("restore_rate", self.restore_rate))
+            return jsonify({"available": self.throttle_available, "restore_rate": self.restore_rate})
+
+        add_admin_routes(self, bp)
+        return bp
+
+
+def add_admin_routes(sandbox: ShopifySandbox, bp: Blueprint) -> None:
+    """``POST /<shop>/admin/api/<version>/graphql.json`` (dispatching to :data:`GRAPHQL_HANDLERS`).
+
+    OAuth and the webhook control add their own routes next to this one (see the helpers below).
+    """
+
+    @bp.post("/<shop>/admin/api/<version>/graphql.json")
+    def graphql(shop: str, version: str) -> Any:
+        token = request.headers.get("X-Shopify-Access-Token")
+        if sandbox.shop_of_token(token) != shop:
+            return jsonify(
+                {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+            ), 401
+        faulty = apply_fault(sandbox.faults, lambda status: {"errors": f"injected {status}"})
+        if faulty is not None:
+            return faulty
+        body = request.get_json(silent=True) or {}
+        query = str(body.get("query") or "")
+        variables = body.get("variables") or {}
+        match = ROOT_FIELD.match(query)
+        field = match.group(1) if match else ""
+        with sandbox.lock:
+            sandbox.graphql_calls.append({"shop": shop, "field": field, "variables": variables, "version": version})
+            available = sandbox.throttle_available
+        throttled = available < QUERY_COST
+        throttle_status = {
+            "maximumAvailable": sandbox.maximum_available,
+            "currentlyAvailable": available if throttled else available - QUERY_COST,
+            "restoreRate": sandbox.restore_rate,
+        }
+        cost = {"requestedQueryCost": QUERY_COST, "actualQueryCost": QUERY_COST, "throttleStatus": throttle_status}
+        if throttled:
+            error = {"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation": ""}}
+            return jsonify({"errors": [error], "extensions": {"cost": cost}})
+        handler = GRAPHQL_HANDLERS.get(field)
+        if handler is None:
+            return jsonify({"errors": [{"message": f"Field '{field}' doesn't exist on type 'QueryRoot'"}]})
+        with sandbox.lock:
+            sandbox.throttle_available = available - QUERY_COST
+        return jsonify({"data": handler(sandbox, shop, variables), "extensions": {"cost": cost}})
+
+
+KEYS: dict[str, str] = {"shopify_api_key": "sandbox-shopify-app", "shopify_api_secret": "sandbox-shopify-app-secret"}
+"""The app credentials this sandbox knows unless the server is given others (``DEFAULT_KEYS``)."""
+
+
+def create(keys: Mapping[str, str]) -> ShopifySandbox:
+    """The sandbox, for the app with the credentials in ``keys`` (see :data:`KEYS`)."""
+    return ShopifySandbox(keys["shopify_api_key"], keys["shopify_api_secret"])

@@ -1,0 +1,1 @@
+"""Apps a merchant installs the connector as (the Shopify app): registry and shared parts."""
