@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ APP = {
 SHOP = "lighthouse-cafe.myshopify.com"
 TENANT = "lighthouse-cafe"
 OTHER_SHOP = "quayside-books.myshopify.com"
+NEAR_SHOP = f"old-{SHOP}"  # another shop whose domain ends with SHOP's
 TOKEN = "shpat_token_of_the_lighthouse_cafe_0001"
 ADA = "Ada.Lovelace@Example.com"
 GRACE = "Grace.Hopper@Example.com"
@@ -103,6 +105,12 @@ def mentions(redis: Redis, *needles: str) -> list[str]:
     """Keys whose name or any value holds a needle (raw or lower-cased, in any stored encoding)."""
     wanted = {n for needle in needles for n in (needle, needle.lower())}
     return sorted({key for key, text in redis_texts(redis) if any(n in text for n in wanted)})
+
+
+def shop_mentions(redis: Redis, shop: str) -> list[str]:
+    """Keys whose name or any value names ``shop`` itself (not a longer domain ending with it)."""
+    named = re.compile(rf"(?<![A-Za-z0-9.-]){re.escape(shop)}", re.IGNORECASE)
+    return sorted({key for key, text in redis_texts(redis) if named.search(text)})
 
 
 def job_results(redis: Redis) -> list[Any]:
@@ -243,10 +251,13 @@ def test_customers_data_request_reports_that_customers_jobs_only(app, redis, wor
 
 def test_shop_redact_leaves_nothing_of_the_shop_but_its_receipt(app, redis, work):
     app.install(OTHER_SHOP)
+    app.install(NEAR_SHOP)
     app.send("orders/paid", order(4001, ADA))
     app.send("orders/paid", order(4002, GRACE, last_name="Hopper"))
     turing = order(4003, "Alan.Turing@Example.com", shop=OTHER_SHOP, last_name="Turing")
     app.send("orders/paid", turing, shop=OTHER_SHOP)
+    near = order(4004, "Hedy.Lamarr@Example.com", shop=NEAR_SHOP, last_name="Lamarr")
+    app.send("orders/paid", near, shop=NEAR_SHOP)
     work()
     app.send(
         "customers/data_request",
@@ -254,18 +265,21 @@ def test_shop_redact_leaves_nothing_of_the_shop_but_its_receipt(app, redis, work
     )
     work()
     redis.set(f"connector:shopify:watermark:{SHOP}", "2026-11-25T00:00:00Z")
+    redis.set(f"connector:shopify:watermark:{NEAR_SHOP}", "2026-11-25T00:00:00Z")
     assert app.send("app/uninstalled", {"myshopify_domain": SHOP})["status"] == 200
-    assert mentions(redis, SHOP, ADA, GRACE)
+    assert shop_mentions(redis, SHOP) and mentions(redis, ADA, GRACE)
 
     answer = app.send("shop/redact", {"shop_id": 954889, "shop_domain": SHOP})
     assert answer["status"] == 200 and answer["body"]["status"] == "accepted"
     work()
 
     receipt_key = f"connector:shopify:shop-redact:{SHOP}"
-    assert mentions(redis, SHOP, ADA, GRACE, "Lovelace", "Hopper", f":{TENANT}:", f"tenant={TENANT}") == [receipt_key]
+    assert shop_mentions(redis, SHOP) == [receipt_key]
+    assert mentions(redis, ADA, GRACE, "Lovelace", "Hopper", f":{TENANT}:", f"tenant={TENANT}") == []
     receipt = json.loads(redis.get(receipt_key))
     assert receipt["installation_deleted"] is True and receipt["jobs_deleted"] >= 4
-    assert app.store.get(SHOP) is None
-    # The other shop keeps everything.
-    assert mentions(redis, "Alan.Turing@Example.com")
-    assert app.store.token(OTHER_SHOP) == TOKEN
+    assert not mentions(redis, ADA) and app.store.get(SHOP) is None
+    # The other shops keep everything, the one whose domain ends with this one's too.
+    assert mentions(redis, "Alan.Turing@Example.com") and mentions(redis, "Hedy.Lamarr@Example.com")
+    assert redis.exists(f"connector:shopify:watermark:{NEAR_SHOP}")
+    assert app.store.token(OTHER_SHOP) == TOKEN and app.store.token(NEAR_SHOP) == TOKEN

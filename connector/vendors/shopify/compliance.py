@@ -114,20 +114,22 @@ def customer_jobs(request: dict[str, Any]) -> erasure.Selector:
     business_keys = {f"shopify:{shop}:order:{order_id}" for order_id in order_ids}
     phones = set(request.get("phone_hashes") or ())
 
-    def order_of(item: Any) -> bool:
-        if isinstance(item, dict):
-            return item.get("business_key") in business_keys
-        if isinstance(item, str) and item[:1] == "{":
-            try:
-                body = json.loads(item)
-            except (ValueError, RecursionError):
-                return False
-            return isinstance(body, dict) and body.get("id") in order_ids
-        return False
+    def stored_order(items: list[Any]) -> bool:  # an ingest job: (envelope, the webhook body)
+        if len(items) != 2 or not isinstance(items[0], dict) or items[0].get("source") != "shopify":
+            return False
+        if not isinstance(items[1], str) or items[1][:1] != "{":
+            return False
+        try:
+            body = json.loads(items[1])
+        except (ValueError, RecursionError):
+            return False
+        return isinstance(body, dict) and body.get("id") in order_ids
 
     def select(args: Any) -> bool:
-        items = args if isinstance(args, list | tuple) else [args]
-        if any(order_of(item) for item in items):
+        items = list(args) if isinstance(args, list | tuple) else [args]
+        if any(isinstance(item, dict) and item.get("business_key") in business_keys for item in items):
+            return True  # a delivery job of one of the orders
+        if order_ids and stored_order(items):
             return True
         if phones:
             for text in erasure.job_strings(args):
@@ -206,14 +208,17 @@ def redact_shop(request: dict[str, Any]) -> dict[str, Any]:
         return {"status": "already_erased"}
     file_tenant = tenant in jobs.settings().tenants  # still served from the tenants file
 
+    named = re.compile(rf"(?<![A-Za-z0-9.-]){re.escape(shop)}(?![A-Za-z0-9-])", re.IGNORECASE)
+
     def of_shop(args: Any) -> bool:
-        return erasure.of_tenant(args, tenant) or any(shop in text for text in erasure.job_strings(args))
+        return erasure.of_tenant(args, tenant) or any(named.search(text) for text in erasure.job_strings(args))
 
     jobs_deleted = erasure.purge_jobs(redis, of_shop, _current_job_id())
     prefixes = ["contact", "erasure"] + ([] if file_tenant else ["ledger", "stay", "attempt", "seen"])
     keys_deleted = sum(_scan_delete(redis, f"connector:{prefix}:{tenant}:*") for prefix in prefixes)
     keys_deleted += int(redis.delete(watermark_key(shop)))
-    keys_deleted += _scan_delete(redis, f"connector:shopify:*{shop}*", keep={receipt_key})
+    for pattern in (f"connector:shopify:*:{shop}", f"connector:shopify:*:{shop}:*"):  # reports and the like
+        keys_deleted += _scan_delete(redis, pattern, keep={receipt_key})
     metric_fields = [] if file_tenant else _tenant_metric_fields(redis, tenant)
     if metric_fields:
         redis.hdel(COUNTERS_KEY, *metric_fields)
