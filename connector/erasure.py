@@ -26,7 +26,7 @@ import json
 import re
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +91,16 @@ def _of_tenant(args: Any, tenant: str) -> bool:
     return False
 
 
+def job_strings(args: Any) -> Iterator[str]:
+    """Every string in a job's arguments, JSON bodies inside them parsed (see :func:`find_jobs`)."""
+    return _strings(args)
+
+
+def of_tenant(args: Any, tenant: str) -> bool:
+    """Whether a job's arguments belong to ``tenant`` (its envelope, activity or event names it)."""
+    return _of_tenant(args, tenant)
+
+
 def _job_args(redis: Redis, key: bytes) -> Any:
     """The arguments of the job stored at ``key`` (``None`` when it holds none we can read)."""
     raw = redis.hget(key, "data")
@@ -142,24 +152,68 @@ def _delete_job(redis: Redis, job_id: str) -> None:
         pipe.execute()
 
 
-def _purge_jobs(redis: Redis, tenant: str, subjects: set[str], keep: str | None) -> tuple[int, list[str]]:
-    """Delete the guest's jobs; returns how many, and the ids of those still running (kept)."""
-    deleted = 0
-    running: list[str] = []
+Selector = Callable[[Any], bool]
+"""Chooses jobs by their arguments (see :func:`guest_jobs`)."""
+
+
+def guest_jobs(tenant: str, subjects: set[str], also: Selector | None = None) -> Selector:
+    """The jobs of ``tenant`` whose arguments name a subject (or that ``also`` picks)."""
+
+    def select(args: Any) -> bool:
+        if not _of_tenant(args, tenant):
+            return False
+        return _mentions(args, subjects) or (also is not None and also(args))
+
+    return select
+
+
+def find_jobs(redis: Redis, select: Selector, keep: str | None = None) -> Iterator[tuple[str, str]]:
+    """(job id, status) of every job hash whose arguments ``select`` picks: the one scanner of
+    every queue and registry (and of job hashes no registry lists), for erasures and reports."""
     for key in list(_job_keys(redis)):
         job_id = key.decode().removeprefix(JOB_PREFIX)
         if job_id == keep:
             continue
         args = _job_args(redis, key)
-        if args is None or not _of_tenant(args, tenant) or not _mentions(args, subjects):
+        if args is None or not select(args):
             continue
         status = redis.hget(key, "status")
-        if status in (JobStatus.STARTED.value, JobStatus.STARTED.value.encode()):
+        yield job_id, status.decode() if isinstance(status, bytes) else str(status or "")
+
+
+def _purge_jobs(redis: Redis, select: Selector, keep: str | None) -> tuple[int, list[str]]:
+    """Delete the selected jobs; returns how many, and the ids of those still running (kept)."""
+    deleted = 0
+    running: list[str] = []
+    for job_id, status in find_jobs(redis, select, keep):
+        if status == JobStatus.STARTED.value:
             running.append(job_id)  # its worker would write the hash back when it finishes
             continue
         _delete_job(redis, job_id)
         deleted += 1
     return deleted, running
+
+
+def purge_jobs(redis: Redis, select: Selector, current_job: str | None = None) -> int:
+    """Delete every selected job with its results, waiting (up to :data:`RUNNING_WAIT`) for
+    those running; returns how many were deleted.
+
+    Raises:
+        RetriableDestinationError: some are still running (the erasure is retried later).
+    """
+    jobs_deleted, running = _purge_jobs(redis, select, current_job)
+    deadline = time.monotonic() + RUNNING_WAIT
+    while running:
+        if time.monotonic() > deadline:
+            raise RetriableDestinationError(
+                f"erasure waits for {len(running)} running job(s) to finish; will retry",
+                destination="erasure",
+                retry_after=RUNNING_WAIT,
+            )
+        time.sleep(0.2)
+        more, running = _purge_jobs(redis, select, current_job)
+        jobs_deleted += more
+    return jobs_deleted
 
 
 def _forget_contacts(redis: Redis, tenant: str, subjects: set[str]) -> int:
@@ -178,21 +232,14 @@ def erase(
     subject_hashes: list[str],
     requested_at: str,
     current_job: str | None = None,
+    also: Selector | None = None,
 ) -> dict[str, Any]:
-    """Forget a guest (identified by hashes only) for one tenant and record that it was done."""
+    """Forget a guest (identified by hashes only) for one tenant and record that it was done.
+
+    ``also`` picks further jobs of the tenant that are the guest's without naming an address of
+    theirs (e.g. Shopify orders listed in ``orders_to_redact``, by order id or phone)."""
     subjects = set(subject_hashes)
-    jobs_deleted, running = _purge_jobs(redis, tenant, subjects, current_job)
-    deadline = time.monotonic() + RUNNING_WAIT
-    while running:
-        if time.monotonic() > deadline:
-            raise RetriableDestinationError(
-                f"erasure waits for {len(running)} running job(s) of the guest to finish; will retry",
-                destination="erasure",
-                retry_after=RUNNING_WAIT,
-            )
-        time.sleep(0.2)
-        more, running = _purge_jobs(redis, tenant, subjects, current_job)
-        jobs_deleted += more
+    jobs_deleted = purge_jobs(redis, guest_jobs(tenant, subjects, also), current_job)
     contacts = _forget_contacts(redis, tenant, subjects)
     record = {
         "source": source,

@@ -43,6 +43,7 @@ from connector.settings import Settings, Tenant, load_settings
 from connector.sources.base import Envelope, TranslationContext, load_body_text, translation_guard
 from connector.sources.registry import SOURCES
 from connector.sources.stay import Translation, group_stays
+from connector.vendors.shopify.lifecycle import UNINSTALLED_COUNTER, uninstalled_reason
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,28 @@ def tenants() -> TenantDirectory:
 
 
 def tenant_config(name: str) -> Tenant:
-    """The tenant, or a payload error (fatal) when it was removed from the config."""
-    tenant = tenants().get(name)
+    """The tenant, or a payload error (fatal) when it was removed from the config.
+
+    Raises:
+        UnsupportedEvent: the tenant is a Shopify shop that uninstalled the app (the job ends
+            ``ignored`` with that reason, see :func:`_tenant_gone`).
+        PayloadError: any other tenant that is no longer configured.
+    """
+    directory = tenants()
+    tenant = directory.get(name)
     if tenant is None:
+        gone = uninstalled_reason(directory.store, name)
+        if gone is not None:
+            raise UnsupportedEvent(gone, counter=UNINSTALLED_COUNTER)
         raise PayloadError(f"tenant {name!r} is no longer configured")
     return tenant
+
+
+def _tenant_gone(tenant: str, source: str, gone: UnsupportedEvent) -> dict[str, Any]:
+    """The answer of a job whose tenant uninstalled the app: ignored, with the reason, counted."""
+    metrics.count(redis(), "ignored", tenant=tenant, source=source, reason=gone.counter)
+    log.info("job of %s/%s ignored: %s", tenant, source, gone.reason)
+    return {"status": "ignored", "reason": gone.reason}
 
 
 class RedisContactCache:
@@ -111,7 +129,10 @@ def delivery_job_id(tenant: str, platform: str, activity: Activity) -> str:
 def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
     """Translate one accepted webhook and enqueue a delivery job per activity."""
     env = Envelope.from_dict(envelope)
-    tenant = tenant_config(env.tenant)
+    try:
+        tenant = tenant_config(env.tenant)
+    except UnsupportedEvent as gone:
+        return _tenant_gone(env.tenant, env.source, gone)
     adapter = SOURCES[env.source]
     config = tenant.sources.get(env.source)
     if config is None:
@@ -196,7 +217,10 @@ def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
 def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
     """Post one activity to the tenant's loyalty platform, exactly once."""
     activity = Activity.model_validate(activity_data)
-    tenant = tenant_config(activity.tenant)
+    try:
+        tenant = tenant_config(activity.tenant)
+    except UnsupportedEvent as gone:
+        return _tenant_gone(activity.tenant, activity.source, gone)
     platform = tenant.loyalty.platform
     client = redis()
 
@@ -259,7 +283,10 @@ def enqueue_relays(tenant: Tenant, events: list[LoyaltyEvent]) -> list[str]:
 def relay(event_data: dict[str, Any]) -> dict[str, Any]:
     """Send one loyalty event to the tenant's ESP, exactly once (ledger + the ESP's own dedup)."""
     event = LoyaltyEvent.model_validate(event_data)
-    tenant = tenant_config(event.tenant)
+    try:
+        tenant = tenant_config(event.tenant)
+    except UnsupportedEvent as gone:
+        return _tenant_gone(event.tenant, event.source, gone)
     if tenant.esp is None:
         raise PayloadError(f"tenant {tenant.name!r} has no [esp] table any more")
     provider = tenant.esp.provider

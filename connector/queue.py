@@ -348,8 +348,10 @@ def enqueue_unique(
     args: tuple[Any, ...],
     schedule: Sequence[int],
     description: str,
+    result_ttl: int = RESULT_TTL,
 ) -> bool:
-    """Enqueue with a deterministic id; ``False`` when that job already exists."""
+    """Enqueue with a deterministic id; ``False`` when that job already exists (``result_ttl=0``:
+    the job is deleted once it succeeded, e.g. one whose arguments must not outlive it)."""
     try:
         queue.enqueue(
             func,
@@ -357,7 +359,7 @@ def enqueue_unique(
             job_id=job_id,
             unique=True,
             retry=retry_for(schedule),
-            result_ttl=RESULT_TTL,
+            result_ttl=result_ttl,
             failure_ttl=FAILURE_TTL,
             description=description,
         )

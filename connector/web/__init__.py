@@ -47,6 +47,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    # --- Shopify app: the app webhook URL (app/uninstalled, compliance topics, orders) ---
+    if settings.shopify_app_enabled:
+        from connector.web import shopify_webhooks
+
+        app.register_blueprint(shopify_webhooks.bp)
+    # --- end Shopify app webhook URL ---
     admin.init_admin(
         app,
         settings.redis_url,

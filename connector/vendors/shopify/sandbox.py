@@ -3,10 +3,14 @@ and the shops' admins (OAuth, the GraphQL Admin API with its cost-based throttle
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+import requests
 from flask import Blueprint, jsonify, request
 
 from connector.sandbox.base import VendorSandbox, add_control_routes, apply_fault
@@ -133,6 +137,7 @@ class ShopifySandbox(VendorSandbox):
             return jsonify({"available": self.throttle_available, "restore_rate": self.restore_rate})
 
         add_admin_routes(self, bp)
+        add_send_routes(self, bp)  # the webhook sender control (see below)
         return bp
 
 
@@ -176,6 +181,69 @@ def add_admin_routes(sandbox: ShopifySandbox, bp: Blueprint) -> None:
         with sandbox.lock:
             sandbox.throttle_available = available - QUERY_COST
         return jsonify({"data": handler(sandbox, shop, variables), "extensions": {"cost": cost}})
+
+
+# --- Webhook sender control: POST /shopify/_sandbox/send (app/uninstalled, compliance, orders) ---
+
+SEND_API_VERSION = "2026-10"
+
+
+def webhook_headers(sandbox: ShopifySandbox, body: bytes, topic: str, shop: str, n: int) -> dict[str, str]:
+    """The headers Shopify sends with an app webhook, signed with the app secret."""
+    webhook_id = f"sandbox-app-{uuid.uuid4()}"
+    return {
+        "Content-Type": JSON,
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": sandbox.sign_webhook(body),
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Event-Id": str(uuid.uuid5(uuid.NAMESPACE_URL, webhook_id)),
+        "X-Shopify-Api-Version": SEND_API_VERSION,
+        "X-Shopify-Triggered-At": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def add_send_routes(sandbox: ShopifySandbox, bp: Blueprint) -> None:
+    """``POST /_sandbox/send {"url", "topic", "shop", "payload", "hmac"?}``: sign ``payload`` with the
+    app secret and POST it to ``url`` (the connector's ``/shopify/webhooks``) with Shopify's
+    headers; recorded in ``sent``; answers the connector's status and body. ``"hmac": "bad"``
+    sends a wrong signature (the compliance check Shopify runs on an app)."""
+
+    @bp.post("/_sandbox/send")
+    def _send() -> Any:
+        spec = request.get_json(force=True) or {}
+        url, topic, shop = (spec.get(name) for name in ("url", "topic", "shop"))
+        if not (isinstance(url, str) and isinstance(topic, str) and isinstance(shop, str) and url and topic and shop):
+            return jsonify({"error": "url, topic and shop are required"}), 400
+        body = json.dumps(spec.get("payload") or {}).encode()
+        with sandbox.lock:
+            n = len(sandbox.sent)
+        headers = webhook_headers(sandbox, body, topic, shop, n)
+        if spec.get("hmac") == "bad":
+            headers["X-Shopify-Hmac-Sha256"] = b64_hmac_sha256(body, "not-the-app-secret")
+        elif spec.get("hmac") == "missing":
+            del headers["X-Shopify-Hmac-Sha256"]
+        try:
+            answer = requests.post(url, data=body, headers=headers, timeout=10)
+        except requests.RequestException as exc:
+            return jsonify({"error": f"the connector could not be reached: {type(exc).__name__}"}), 502
+        try:
+            answered: Any = answer.json()
+        except ValueError:
+            answered = answer.text[:2000]
+        record = {
+            "topic": topic,
+            "shop": shop,
+            "webhook_id": headers["X-Shopify-Webhook-Id"],
+            "status": answer.status_code,
+            "body": answered,
+        }
+        with sandbox.lock:
+            sandbox.sent.append(record)
+        return jsonify(record)
+
+
+# --- end webhook sender control ---
 
 
 KEYS: dict[str, str] = {"shopify_api_key": "sandbox-shopify-app", "shopify_api_secret": "sandbox-shopify-app-secret"}
