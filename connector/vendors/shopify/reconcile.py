@@ -46,7 +46,8 @@ from connector.sources.registry import SOURCES
 from connector.vendors.shopify.admin import ShopifyAdminClient
 from connector.vendors.shopify.installations import InstallationStore
 from connector.vendors.shopify.order_shape import OrderShapeError, counts_for, to_webhook_order
-from connector.vendors.shopify.orders import PAGE_SIZE, iter_pages, search_query
+from connector.vendors.shopify import orders
+from connector.vendors.shopify.orders import iter_pages, search_query
 from connector.vendors.shopify.source import ShopifyConfig
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def sync_orders(
     dry_run: bool = False,
     keep_watermark: bool = False,
     on_page: Callable[[Summary], None] | None = None,
-    page_size: int = PAGE_SIZE,
+    page_size: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Summary:
     """Page through the orders matching ``query``; enqueue a delivery for each paid order not
@@ -164,7 +165,8 @@ def sync_orders(
     platform = tenant.loyalty.platform
     summary = Summary(shop=shop, tenant=tenant.name, dry_run=dry_run)
     latest: datetime | None = None
-    for page in iter_pages(client, query, page_size=page_size, sleep=sleep):
+    size = page_size or orders.PAGE_SIZE  # read now: tests and operators may lower it
+    for page in iter_pages(client, query, page_size=size, sleep=sleep):
         summary.pages += 1
         now = datetime.now(UTC)
         new: list[Activity] = []
