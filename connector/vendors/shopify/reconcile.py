@@ -43,10 +43,10 @@ from connector.retry import retry_for
 from connector.settings import Settings, Tenant
 from connector.sources.base import Envelope, TranslationContext, translation_guard
 from connector.sources.registry import SOURCES
+from connector.vendors.shopify import orders
 from connector.vendors.shopify.admin import ShopifyAdminClient
 from connector.vendors.shopify.installations import InstallationStore
 from connector.vendors.shopify.order_shape import OrderShapeError, counts_for, to_webhook_order
-from connector.vendors.shopify import orders
 from connector.vendors.shopify.orders import iter_pages, search_query
 from connector.vendors.shopify.source import ShopifyConfig
 
