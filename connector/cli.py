@@ -438,6 +438,85 @@ def cmd_run(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+# -- connector backfill (Shopify reconciliation on demand, issue 13) ---------------------------
+
+
+def _backfill_time(value: str, option: str) -> str:
+    from connector.vendors.shopify.reconcile import parse_time, shopify_time
+
+    try:
+        return shopify_time(parse_time(value))
+    except ValueError:
+        sys.exit(f"connector backfill: {option} {value!r} is not a date or an ISO 8601 time")
+
+
+def cmd_backfill(args: argparse.Namespace) -> None:
+    """Page through a Shopify tenant's orders updated in [--since, --until] and enqueue a delivery
+    for every paid order not delivered yet (--dry-run: list them, change nothing)."""
+    from connector import jobs
+    from connector.vendors.shopify.orders import search_query
+    from connector.vendors.shopify.reconcile import Summary, admin_client, sync_orders
+    from connector.vendors.shopify.source import ShopifyConfig
+
+    since = _backfill_time(args.since, "--since")
+    until = _backfill_time(args.until, "--until") if args.until else None
+    settings = _load_settings()
+    directory = jobs.tenants()
+    tenant = directory.get(args.tenant)
+    if tenant is None:
+        sys.exit(f"connector backfill: no tenant {args.tenant!r}")
+    source = tenant.sources.get("shopify")
+    if not isinstance(source, ShopifyConfig):
+        sys.exit(f"connector backfill: tenant {args.tenant!r} has no Shopify source")
+    store = directory.store
+    token = store.token(source.shop_domain) if store is not None else None
+    if token is None:
+        sys.exit(
+            f"connector backfill: {source.shop_domain} has no installation of the Shopify app "
+            "(the Admin API token comes from the installation)"
+        )
+    skip = tenant.loyalty.skip_reason("shopify")
+    if skip and not args.dry_run:
+        sys.exit(f"connector backfill: nothing would be posted for {args.tenant!r}: {skip}")
+    tty = sys.stderr.isatty()
+
+    def progress(summary: Summary) -> None:
+        line = f"backfill {args.tenant}: page {summary.pages}, {summary.seen} orders, {summary.paid} paid"
+        print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    client = admin_client(settings, source.shop_domain, token)
+    summary = sync_orders(
+        jobs.redis(), tenant, client, search_query(since, until), dry_run=args.dry_run, on_page=progress
+    )
+    if tty:
+        print(file=sys.stderr)
+    for line in summary.would_post:
+        print(
+            f"would post {line['business_key']} ({line['order']}, {line['happened_at']}, "
+            f"{line['spend']} {line['currency']})"
+        )
+    verb = "would post" if args.dry_run else "queued for posting"
+    ignored = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.reasons.items()))
+    total = f"{summary.seen} orders seen, {summary.paid} paid, {summary.queued} {verb}, "
+    total += f"{summary.already_delivered} already delivered, {summary.ignored} ignored"
+    print(total + (f" ({ignored})" if ignored else ""))
+    if not args.dry_run and summary.queued:
+        print("the worker posts the queued ones (connector worker)")
+
+
+def add_backfill_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``connector backfill --tenant T --since DATE [--until DATE] [--dry-run]``."""
+    backfill = sub.add_parser("backfill", help="post the paid Shopify orders of a period that were never delivered")
+    backfill.add_argument("--tenant", required=True)
+    backfill.add_argument("--since", required=True, metavar="DATE", help="orders updated at or after (ISO 8601, UTC)")
+    backfill.add_argument("--until", metavar="DATE", help="orders updated at or before (ISO 8601, UTC)")
+    backfill.add_argument("--dry-run", action="store_true", help="list what would be posted; change nothing")
+    backfill.set_defaults(func=cmd_backfill)
+
+
+# -- end of connector backfill ------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``connector`` console script."""
     parser = argparse.ArgumentParser(prog="connector", description="The loyalty connector.")
@@ -484,6 +563,8 @@ def main(argv: list[str] | None = None) -> None:
         "--no-redis", action="store_true", help="do not connect to REDIS_URL (only check that it is well-formed)"
     )
     check.set_defaults(func=cmd_check_config)
+
+    add_backfill_parser(sub)
 
     args = parser.parse_args(argv)
     if getattr(args, "url", "") is None:

@@ -332,3 +332,26 @@ def erase_guest(tenant: str, source: str, subject_hashes: list[str], requested_a
     return erasure.erase(
         redis(), tenant=tenant, source=source, subject_hashes=subject_hashes, requested_at=requested_at
     )
+
+
+# -- Shopify reconciliation (issue 13) -------------------------------------------------------
+
+
+@apply_retry_policy(_schedule)
+def reconcile_shopify(shop: str) -> dict[str, Any]:
+    """One reconciliation pass over a Shopify shop's orders (see
+    :mod:`connector.vendors.shopify.reconcile`; imported here, not at module level, so that the
+    Admin API client is loaded only by the processes that run this job)."""
+    from connector.vendors.shopify import reconcile
+
+    return reconcile.reconcile_shop(shop)
+
+
+def schedule_shopify_reconciliations(now: float | None = None) -> list[str]:
+    """Enqueue this period's reconciliation of every installed shop (idempotent per period)."""
+    store = tenants().store
+    if store is None:
+        return []
+    from connector.vendors.shopify import reconcile
+
+    return reconcile.schedule_reconciliations(redis(), store, settings().shopify_reconcile_interval, now)

@@ -64,6 +64,7 @@ BLOCK_SECONDS = 1  # an idle worker blocks on the ingest queue this long, then l
 SCHEDULER_CHECK_SECONDS = 1.0
 RECOVERY_SECONDS = 2.0  # how often a worker looks for what dead workers left (a few reads)
 HEARTBEAT_SECONDS = 30.0
+PERIODIC_CHECK_SECONDS = 30.0  # how often the scheduler enqueues the jobs due once per period
 # RQ raises the socket timeout to its 405 s BLPOP + 10; no call here blocks longer than BLOCK_SECONDS,
 # so the client's own timeout (30 s from connector.queue.connect) stands and a hung Redis shows soon.
 SOCKET_TIMEOUT = 30
@@ -132,6 +133,24 @@ class ConnectorScheduler(RQScheduler):
         free_scheduler_locks(self.connection, self._queue_names, self.name)
         return set(super().acquire_locks(auto_start))
 
+    _next_periodic = 0.0
+
+    def enqueue_periodic_jobs(self) -> None:
+        """Every :data:`PERIODIC_CHECK_SECONDS`: the jobs due once per period (the Shopify shops'
+        reconciliations, :func:`connector.jobs.schedule_shopify_reconciliations`), under ids
+        unique per period, so another scheduler asking too enqueues nothing."""
+        if time.monotonic() < self._next_periodic:
+            return
+        self._next_periodic = time.monotonic() + PERIODIC_CHECK_SECONDS
+        from connector import jobs
+
+        try:
+            jobs.schedule_shopify_reconciliations()
+        except REDIS_ERRORS:
+            raise
+        except Exception:  # a broken installation record must not stop the retries' scheduler
+            self.log.exception("Scheduler %s: scheduling the Shopify reconciliations failed", self.name)
+
     def work(self) -> None:
         """The scheduler loop: heartbeat, enqueue due jobs, sleep a second; outages are waited out."""
         self._install_signal_handlers()
@@ -158,6 +177,7 @@ class ConnectorScheduler(RQScheduler):
                     continue
                 self.heartbeat()
                 self.enqueue_scheduled_jobs()
+                self.enqueue_periodic_jobs()
                 backoff.reset()
             except REDIS_ERRORS as exc:
                 self._status = self.Status.STARTED

@@ -3,8 +3,10 @@ and the shops' admins (OAuth, the GraphQL Admin API with its cost-based throttle
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -90,7 +92,18 @@ class ShopifySandbox(VendorSandbox):
         self.throttle_available = 1000.0  # points, refilled at restore_rate per second
         self.maximum_available = 1000.0
         self.restore_rate = 50.0
+        self.refilled_at = time.monotonic()
         super().__init__()
+
+    def refill(self) -> float:
+        """The points available now: refilled at ``restore_rate`` per second up to the maximum
+        (call with the lock held)."""
+        now = time.monotonic()
+        self.throttle_available = min(
+            self.maximum_available, self.throttle_available + (now - self.refilled_at) * self.restore_rate
+        )
+        self.refilled_at = now
+        return self.throttle_available
 
     def reset(self) -> None:
         """Forget every shop."""
@@ -134,10 +147,12 @@ class ShopifySandbox(VendorSandbox):
             with self.lock:
                 self.throttle_available = float(body.get("available", self.maximum_available))
                 self.restore_rate = float(body.get("restore_rate", self.restore_rate))
+                self.refilled_at = time.monotonic()
             return jsonify({"available": self.throttle_available, "restore_rate": self.restore_rate})
 
         add_admin_routes(self, bp)
         add_send_routes(self, bp)  # the webhook sender control (see below)
+        add_orders_control(self, bp)
         return bp
 
 
@@ -163,9 +178,10 @@ def add_admin_routes(sandbox: ShopifySandbox, bp: Blueprint) -> None:
         match = ROOT_FIELD.match(query)
         field = match.group(1) if match else ""
         with sandbox.lock:
-            sandbox.graphql_calls.append({"shop": shop, "field": field, "variables": variables, "version": version})
-            available = sandbox.throttle_available
-        throttled = available < QUERY_COST
+            available = sandbox.refill()
+            throttled = available < QUERY_COST
+            call = {"shop": shop, "field": field, "variables": variables, "version": version, "throttled": throttled}
+            sandbox.graphql_calls.append(call)
         throttle_status = {
             "maximumAvailable": sandbox.maximum_available,
             "currentlyAvailable": available if throttled else available - QUERY_COST,
@@ -244,6 +260,84 @@ def add_send_routes(sandbox: ShopifySandbox, bp: Blueprint) -> None:
 
 
 # --- end webhook sender control ---
+
+
+# -- orders (reconciliation and backfill, issue 13) -------------------------------------------
+# The ``orders`` query: the shop's seeded orders (GraphQL shape) filtered by the ``updated_at``
+# terms of the search ``query`` variable, sorted by ``updatedAt`` (then id), ``first`` per page,
+# with opaque cursors; ``POST /shopify/_sandbox/orders {"shop": …, "orders": [...]}`` seeds them.
+
+ORDERS_TERM = re.compile(r"updated_at:(>=|<=|>|<)'?([0-9T:.+\-Z]+)'?")
+
+
+def _moment(value: object) -> datetime:
+    text = str(value or "1970-01-01T00:00:00Z").strip()
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _order_key(order: Mapping[str, Any]) -> tuple[datetime, str]:
+    return _moment(order.get("updatedAt")), str(order.get("id"))
+
+
+def orders_cursor(order: Mapping[str, Any]) -> str:
+    """The opaque cursor after ``order``."""
+    moment, gid = _order_key(order)
+    return base64.urlsafe_b64encode(json.dumps([moment.isoformat(), gid]).encode()).decode()
+
+
+def _after(cursor: str) -> tuple[datetime, str]:
+    moment, gid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    return datetime.fromisoformat(moment), str(gid)
+
+
+def _matches(order: Mapping[str, Any], terms: list[tuple[str, str]]) -> bool:
+    updated = _moment(order.get("updatedAt"))
+    checks = {
+        ">=": lambda at: updated >= at,
+        "<=": lambda at: updated <= at,
+        ">": lambda at: updated > at,
+        "<": lambda at: updated < at,
+    }
+    return all(checks[op](_moment(value)) for op, value in terms)
+
+
+@graphql_handler("orders")
+def orders_handler(sandbox: ShopifySandbox, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """``orders(first, after, query, sortKey: UPDATED_AT)`` over the seeded orders."""
+    terms = ORDERS_TERM.findall(str(variables.get("query") or ""))
+    first = max(1, min(int(variables.get("first") or 50), 250))
+    after = variables.get("after")
+    with sandbox.lock:
+        orders = sorted((o for o in sandbox.orders.get(shop, []) if _matches(o, terms)), key=_order_key)
+    if after:
+        start = _after(str(after))
+        orders = [o for o in orders if _order_key(o) > start]
+    page, more = orders[:first], len(orders) > first
+    return {
+        "orders": {
+            "nodes": page,
+            "pageInfo": {"hasNextPage": more, "endCursor": orders_cursor(page[-1]) if page else None},
+        }
+    }
+
+
+def add_orders_control(sandbox: ShopifySandbox, bp: Blueprint) -> None:
+    """``POST /_sandbox/orders {"shop": …, "orders": [...]}``: add (or replace, by id) a shop's orders."""
+
+    @bp.post("/_sandbox/orders")
+    def _seed_orders() -> Any:
+        body = request.get_json(force=True) or {}
+        shop = str(body.get("shop") or "")
+        given = [o for o in body.get("orders") or [] if isinstance(o, dict)]
+        with sandbox.lock:
+            kept = [o for o in sandbox.orders.get(shop, []) if o.get("id") not in {g.get("id") for g in given}]
+            sandbox.orders[shop] = kept + given
+            count = len(sandbox.orders[shop])
+        return jsonify({"shop": shop, "orders": count})
+
+
+# -- end of orders ------------------------------------------------------------------------------
 
 
 KEYS: dict[str, str] = {"shopify_api_key": "sandbox-shopify-app", "shopify_api_secret": "sandbox-shopify-app-secret"}
