@@ -47,6 +47,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    # -- the Shopify app's install flow and settings page (issue 13) --
+    if settings.shopify_app_enabled:
+        from connector.web import shopify_app  # only with the app enabled
+
+        app.register_blueprint(shopify_app.bp)
+    # -- end of the Shopify app's install flow --
     admin.init_admin(
         app,
         settings.redis_url,
