@@ -224,7 +224,10 @@ def _consume_state(state: str, shop: str) -> bool:
         pipe.get(f"{STATE_KEY}{state}")
         pipe.delete(f"{STATE_KEY}{state}")
         stored, deleted = pipe.execute()
-    return bool(deleted) and stored is not None and hmac.compare_digest(str(stored), shop)
+    if not deleted or stored is None:
+        return False
+    text = stored.decode() if isinstance(stored, bytes) else str(stored)
+    return hmac.compare_digest(text.encode(), shop.encode())
 
 
 def _cookie_state(shop: str) -> str | None:
