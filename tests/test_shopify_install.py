@@ -210,7 +210,7 @@ def test_a_bad_hmac_is_refused(app_env, redis):
     assert response.status_code == 401 and "not signed by Shopify" in response.get_data(as_text=True)
     callback = browser.authorize().replace("hmac=", "hmac=0")
     refused = browser.get(callback, headers={"Accept": "application/json"})
-    assert refused.status_code == 401 and refused.json["error"] == "bad_hmac"
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "bad_hmac"
     assert nothing_stored(redis)
 
 
@@ -234,7 +234,7 @@ def test_a_state_replayed_with_its_cookie_is_refused(app_env, redis):
     thief = Browser(app_env)
     thief.client.set_cookie("connector_shopify_state", cookie.value, domain="connector.example", path="/shopify")
     replay = thief.get(callback, headers={"Accept": "application/json"})
-    assert replay.status_code == 400 and replay.json["error"] == "used_state"
+    assert replay.status_code == 400 and replay.json["error"]["code"] == "used_state"
     assert nothing_stored(redis)
 
 
@@ -244,7 +244,7 @@ def test_a_foreign_state_is_refused(app_env, redis):
     callback = attacker.authorize()  # the attacker's own authorization, sent to the victim
     victim.authorize()  # the victim has a state cookie of its own
     refused = victim.get(callback, headers={"Accept": "application/json"})
-    assert refused.status_code == 403 and refused.json["error"] == "foreign_state"
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "foreign_state"
     assert Browser(app_env).get(callback).status_code == 403  # no cookie at all
     assert nothing_stored(redis)
 
@@ -309,3 +309,38 @@ def test_the_sandbox_refuses_a_wrong_client_and_a_foreign_redirect(app_env, sand
     assert requests.get(f"{base}/authorize", params=foreign, allow_redirects=False, timeout=10).status_code == 400
     wrong_secret = {"client_id": KEYS["shopify_api_key"], "client_secret": "nope", "code": "x"}
     assert requests.post(f"{base}/access_token", json=wrong_secret, timeout=10).status_code == 400
+
+
+def test_the_demo_install_link_of_connector_run_opens_the_authorization(app_env, sandbox):
+    from connector.cli import shopify_demo_env, shopify_install_link
+
+    demo: dict[str, str] = {}
+    shopify_demo_env(demo, "http://127.0.0.1:8000", sandbox.url)
+    assert demo["SHOPIFY_API_SECRET"] == SECRET and demo["CONNECTOR_SECRET_KEY"]
+    assert demo["CONNECTOR_SHOPIFY_ADMIN_URL"] == f"{sandbox.url}/shopify/{{shop}}"
+    link = shopify_install_link({**demo, "CONNECTOR_PUBLIC_URL": PUBLIC})
+    assert link is not None and link.startswith(f"{PUBLIC}/shopify/install?")
+    opened = Browser(app_env).get(link)
+    assert opened.status_code == 302
+    assert opened.headers["Location"].startswith(
+        f"{sandbox.url}/shopify/demo-app-shop.myshopify.com/admin/oauth/authorize?"
+    )
+    assert shopify_install_link({}) is None
+
+
+def test_a_shop_of_the_tenants_file_is_told_its_platform_comes_from_there(app_env, redis):
+    browser = Browser(app_env)
+    assert browser.install("harbour-hotels.myshopify.com").status_code == 302
+    installation = store_of(app_env, redis).get("harbour-hotels.myshopify.com")
+    assert installation is not None and installation.tenant == "harbour"
+    assert "tenant harbour" in browser.get("/shopify/settings").get_data(as_text=True)
+
+
+def test_the_sandbox_exchanges_a_code_once(app_env, sandbox):
+    browser = Browser(app_env)
+    code = dict(parse_qsl(urlsplit(browser.authorize()).query))["code"]
+    url = f"{sandbox.url}/shopify/{SHOP}/admin/oauth/access_token"
+    body = {"client_id": KEYS["shopify_api_key"], "client_secret": SECRET, "code": code}
+    first = requests.post(url, json=body, timeout=10)
+    assert first.status_code == 200 and first.json()["scope"] == "read_customers,read_orders"
+    assert requests.post(url, json=body, timeout=10).status_code == 400

@@ -22,18 +22,19 @@ import logging
 import secrets
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request
+from flask import Blueprint, current_app, make_response, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis import Redis
 from werkzeug.wrappers import Response
 
-from connector.directory import TenantDirectory
+from connector.directory import TenantDirectory, file_shops
 from connector.errors import DestinationError
 from connector.platforms.registry import PLATFORMS, parse_loyalty
 from connector.settings import Settings
 from connector.vendors.shopify import oauth
 from connector.vendors.shopify.installations import InstallationStore
 from connector.vendors.shopify.subscriptions import CONNECTOR_TOPICS, SubscriptionError, ensure_subscriptions
+from connector.web.errors import error_response
 
 log = logging.getLogger(__name__)
 bp = Blueprint("shopify_app", __name__, url_prefix="/shopify", template_folder="templates")
@@ -107,9 +108,9 @@ def _secure(response: Response) -> Response:
 
 
 def refusal(reason: str, status: int, code: str) -> Response:
-    """A refusal: a short page, or ``{"error": code, "reason": …}`` for a JSON client."""
+    """A refusal: a short page, or the usual ``{"error": {"code", "message"}}`` for a JSON client."""
     if _wants_json():
-        response = jsonify({"error": code, "reason": reason})
+        response = error_response(status, code, reason)
     else:
         response = make_response(render_template("shopify_refused.html", reason=reason, status=status))
     response.status_code = status
@@ -325,6 +326,7 @@ def _render(shop: str, session: dict[str, str], **context: Any) -> Response:
         platforms=platforms,
         fields=FORM_FIELDS,
         csrf_token=_csrf_token(session),
+        file_tenant=file_shops(_settings().tenants).get(shop),
         **{"chosen": None, "values": {}, "errors": [], "saved": False, **context},
     )
     response = make_response(page, 400 if context.get("errors") else 200)

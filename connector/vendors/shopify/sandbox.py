@@ -263,7 +263,7 @@ def add_oauth_routes(sandbox: ShopifySandbox, bp: Blueprint) -> None:
 
     @bp.get("/_sandbox/install")
     def _install() -> Any:  # the shop admin's "install app": a freshly signed App URL request
-        shop = valid_shop(request.args.get("shop") or "demo-shop.myshopify.com")
+        shop = valid_shop(request.args.get("shop") or "demo-app-shop.myshopify.com")
         public = connector_public_url(sandbox)
         if shop is None or not public:
             return jsonify({"error": "a valid shop and CONNECTOR_PUBLIC_URL are needed"}), 400
