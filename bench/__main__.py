@@ -49,9 +49,9 @@ import requests
 from bench.load import LoadResult, percentile, raw_request, run_load
 from bench.slow import SlowClients, send_paced
 from connector.embedded_redis import EmbeddedRedis, free_port
-from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.pms_samples import mews_batch, mews_batch_data
 from connector.sandbox.relay_samples import voucherify_events
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.sandbox.wifi_samples import wifi_login_storm
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -98,7 +98,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 def cmd_sandbox(args: argparse.Namespace) -> None:
     """Serve the vendor sandboxes until interrupted."""
-    from connector.sandbox import SandboxServer
+    from connector.sandbox.server import SandboxServer
 
     server = SandboxServer(args.host, args.port)
     print(f"sandbox listening on {server.url} (vendors: {server.url}/)", flush=True)
@@ -336,6 +336,53 @@ class _RedisService:
         return self.returncode() is None
 
 
+# -- the Shopify app in `connector run` (issue 13) ----------------------------------------------
+DEMO_SHOP = "demo-app-shop.myshopify.com"
+"""Not a shop of the demo tenants file (those attach to its tenants, which keep their own platform)."""
+DEMO_SECRET_KEY = "demo-connector-secret-key-not-for-production"  # noqa: S105 - the demo's, on purpose
+"""The demo's stable ``CONNECTOR_SECRET_KEY`` (it seals the demo shops' tokens in var/redis)."""
+
+
+def shopify_demo_env(env: os._Environ[str] | dict[str, str], web: str, sandbox_url: str) -> None:
+    """In the demo, run the Shopify app against the sandbox's shop admins (unless the operator
+    set ``SHOPIFY_API_KEY``, or the web app has no http://127.0.0.1 / localhost URL)."""
+    if env.get("SHOPIFY_API_KEY") or not web.startswith(("http://127.0.0.1", "http://localhost")):
+        return
+    from connector.sandbox.server import DEFAULT_KEYS
+
+    env["SHOPIFY_API_KEY"] = DEFAULT_KEYS["shopify_api_key"]
+    env["SHOPIFY_API_SECRET"] = DEFAULT_KEYS["shopify_api_secret"]
+    env.setdefault("CONNECTOR_PUBLIC_URL", web)
+    env.setdefault("CONNECTOR_SECRET_KEY", DEMO_SECRET_KEY)
+    env["CONNECTOR_SHOPIFY_ADMIN_URL"] = f"{sandbox_url}/shopify/{{shop}}"
+
+
+def shopify_install_link(
+    env: os._Environ[str] | dict[str, str], shop: str = DEMO_SHOP, *, now: float | None = None
+) -> str | None:
+    """The App URL request Shopify would send for ``shop`` (``/shopify/install?hmac=…&shop=…&timestamp=…``,
+    signed with ``SHOPIFY_API_SECRET``, valid 10 minutes); ``None`` unless the app is enabled."""
+    from connector.vendors.shopify.oauth import signed_query
+
+    public, secret = env.get("CONNECTOR_PUBLIC_URL"), env.get("SHOPIFY_API_SECRET")
+    if not env.get("SHOPIFY_API_KEY") or not public or not secret:
+        return None
+    params = {"shop": shop, "timestamp": str(int(time.time() if now is None else now))}
+    return f"{public.rstrip('/')}/shopify/install?{signed_query(params, secret)}"
+
+
+def print_shopify_install(env: os._Environ[str] | dict[str, str], sandbox_url: str) -> None:
+    """The demo shop's install link, when the app runs against this run's sandbox."""
+    link = shopify_install_link(env)
+    if link is None or not (env.get("CONNECTOR_SHOPIFY_ADMIN_URL") or "").startswith(sandbox_url):
+        return
+    print(f"  shopify app    install the demo shop: {link}")
+    print(f"                 (valid 10 minutes; a fresh one: {sandbox_url}/shopify/_sandbox/install?shop={DEMO_SHOP})")
+
+
+# -- end of the Shopify app in `connector run` ---------------------------------------------------
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     """Start Redis (unless REDIS_URL), the sandbox, gunicorn and a worker; restart whichever dies;
     Ctrl-C (or SIGTERM) stops web and worker, then the sandbox, then Redis."""
@@ -360,6 +407,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         tenants_file = write_demo_tenants(DEMO_TENANTS, sandbox_url)
         env["CONNECTOR_TENANTS_FILE"] = str(tenants_file)
         env.setdefault("DEMO_SHOPIFY_SECRET", "demo-shopify-secret")
+        shopify_demo_env(env, web, sandbox_url)  # the Shopify app against the sandbox (issue 13)
     embedded_wanted = not env.get("REDIS_URL")
     problems = _preflight(bind, args.sandbox_port, args.redis_port if embedded_wanted else None)
     if problems:
@@ -411,6 +459,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"  webhook URLs   {web}/webhooks/<tenant>/<source>")
         print(f"                 e.g. {web}/webhooks/demo/shopify")
         print(f"  health         {web}/readyz   metrics: {web}/metrics")
+        print_shopify_install(env, sandbox_url)
         print(f"  sandbox        {sandbox_url}/glu/_sandbox/state")
         print("\nSend a signed sample Shopify order (in another terminal):\n")
         print(f"  {sample_env} .venv/bin/connector send-sample --tenant demo")

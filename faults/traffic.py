@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from connector.activities import hash_identifier
-from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.pms_samples import DEMO_ENTERPRISE, mews_batch_data
 from connector.sandbox.relay_samples import voucherify_event
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.sandbox.wifi_samples import purple_login_body
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -33,7 +33,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegi
 
 from connector.embedded_redis import EmbeddedRedis, free_port
 from connector.queue import QUEUE_NAMES, connect, fetch_job, get_queue
-from connector.sandbox import SandboxServer
+from connector.sandbox.server import SandboxServer
 from fuzz import mutate, targets
 
 ROOT = Path(__file__).resolve().parent.parent

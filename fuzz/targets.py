@@ -12,8 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.sender import SourceSandbox, sender, toml_table
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.sources.registry import SOURCES as REGISTRY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"

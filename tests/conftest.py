@@ -22,8 +22,8 @@ from standardwebhooks import Webhook
 from connector import jobs
 from connector.embedded_redis import EmbeddedRedis
 from connector.queue import connect
-from connector.sandbox import SandboxServer
 from connector.sandbox.sender import b64_hmac_sha256
+from connector.sandbox.server import SandboxServer
 from connector.settings import Settings, load_settings
 from connector.web import create_app
 from connector.worker import run_worker

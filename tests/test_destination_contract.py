@@ -26,7 +26,7 @@ from connector.activities import Activity, Booking, Person
 from connector.metrics import read_counters
 from connector.platforms.registry import PLATFORMS as REGISTERED
 from connector.queue import DELIVERY_QUEUE, fetch_job, get_queue
-from connector.sandbox import SandboxServer
+from connector.sandbox.server import SandboxServer
 from connector.settings import Settings
 
 PLATFORMS = list(REGISTERED)  # every registered platform

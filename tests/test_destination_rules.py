@@ -41,7 +41,7 @@ from connector.parts import Part, Registration
 from connector.platforms.registry import PLATFORMS
 from connector.queue import DELIVERY_QUEUE, RELAY_QUEUE, fetch_job, get_queue
 from connector.redaction import Redactor, configured_secrets
-from connector.sandbox import SandboxServer
+from connector.sandbox.server import SandboxServer
 from connector.settings import Settings
 
 TENANT = "rules"

@@ -15,8 +15,8 @@ from connector.errors import ConfigError, FatalDestinationError, RetriableDestin
 from connector.esps.base import build_esp_client, rate_limiter
 from connector.esps.registry import parse_esp
 from connector.http import parse_reset_epoch
-from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.relay_samples import voucherify_events
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.settings import parse_tenants
 from connector.sources.base import InboundRequest
 from connector.vendors.activecampaign.esp import form

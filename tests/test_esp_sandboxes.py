@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from connector.sandbox import DEFAULT_KEYS
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.vendors.klaviyo.config import KLAVIYO_REVISION
 
 KLAVIYO = {"Authorization": f"Klaviyo-API-Key {DEFAULT_KEYS['klaviyo']}", "revision": KLAVIYO_REVISION}

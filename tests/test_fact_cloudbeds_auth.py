@@ -15,7 +15,7 @@ from conftest import load_fixture
 from pms_helpers import CLOUDBEDS_TOKEN, fixture_json, glu_activities, pms_toml
 
 from connector.errors import ConfigError
-from connector.sandbox import DEFAULT_KEYS
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.settings import load_settings
 from connector.web import create_app
 

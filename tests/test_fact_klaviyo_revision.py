@@ -12,7 +12,7 @@ import requests
 from test_e2e_relay import app_client, esp_state, post_voucherify
 
 from connector.queue import RELAY_QUEUE, fetch_job, get_queue
-from connector.sandbox import DEFAULT_KEYS
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.vendors.klaviyo.config import KLAVIYO_REVISION, KlaviyoConfig
 
 AUTH = {"Authorization": f"Klaviyo-API-Key {DEFAULT_KEYS['klaviyo']}"}

@@ -27,7 +27,7 @@ from connector import jobs
 from connector.activities import Activity, Person
 from connector.errors import ConfigError
 from connector.queue import DELIVERY_QUEUE, fetch_job, get_queue
-from connector.sandbox import DEFAULT_KEYS, SandboxServer
+from connector.sandbox.server import DEFAULT_KEYS, SandboxServer
 from connector.settings import Settings, parse_tenants
 from connector.vendors.loyaltylion.config import LoyaltyLionConfig
 from connector.vendors.loyaltylion.platform import activity_body, order_update_body

@@ -16,7 +16,7 @@ from redis import Redis
 from test_loyalty_platforms import MemoryContacts, activity, booking, voucherify, voucherify_config
 
 from connector.errors import ConfigError, RetriableDestinationError
-from connector.sandbox import DEFAULT_KEYS, SandboxServer
+from connector.sandbox.server import DEFAULT_KEYS, SandboxServer
 from connector.settings import parse_tenants
 from connector.vendors.voucherify.config import VoucherifyConfig
 

@@ -19,7 +19,7 @@ from test_platforms_e2e import toml
 from connector import metrics
 from connector.activities import Activity, Booking
 from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, get_queue
-from connector.sandbox import SandboxServer
+from connector.sandbox.server import SandboxServer
 from connector.settings import Settings
 from connector.vendors.voucherify.platform import event_body, voucherify_amount
 from connector.web import create_app

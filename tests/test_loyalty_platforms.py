@@ -13,7 +13,7 @@ from redis import Redis
 
 from connector.activities import Activity, Booking, Person
 from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
-from connector.sandbox import DEFAULT_KEYS, SandboxServer
+from connector.sandbox.server import DEFAULT_KEYS, SandboxServer
 from connector.vendors.loyaltylion.config import LoyaltyLionConfig
 from connector.vendors.loyaltylion.platform import LoyaltyLionClient, activity_body, budget_name, order_body
 from connector.vendors.voucherify.config import VoucherifyConfig

@@ -21,7 +21,7 @@ from connector.errors import PayloadError
 from connector.esps.base import build_esp_client
 from connector.esps.registry import parse_esp
 from connector.http import path_segment
-from connector.sandbox import DEFAULT_KEYS
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.vendors.loyaltylion.config import LoyaltyLionConfig
 from connector.vendors.loyaltylion.platform import LoyaltyLionClient
 from connector.web import create_app

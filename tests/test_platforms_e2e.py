@@ -12,7 +12,7 @@ import pytest
 from conftest import load_fixture
 from pms_helpers import STANDARD_SECRET, standard_headers
 
-from connector.sandbox import DEFAULT_KEYS, SandboxServer
+from connector.sandbox.server import DEFAULT_KEYS, SandboxServer
 from connector.settings import Settings
 from connector.web import create_app
 

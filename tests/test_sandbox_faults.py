@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.base import FaultInjector
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.vendors.klaviyo.config import KLAVIYO_REVISION
 
 LION = {"Authorization": f"Bearer {DEFAULT_KEYS['loyaltylion']}"}

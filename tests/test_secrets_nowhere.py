@@ -31,7 +31,7 @@ from stack_helpers import ROOT, gunicorn_server, redis_texts
 from connector.embedded_redis import free_port
 from connector.esps.registry import ESPS as ESP_REGISTRY
 from connector.queue import QUEUE_NAMES, get_queue
-from connector.sandbox import DEFAULT_KEYS, SandboxServer
+from connector.sandbox.server import DEFAULT_KEYS, SandboxServer
 from connector.web import create_app
 
 # Characters that every encoding changes: / + = & % ? # " \ and a space.

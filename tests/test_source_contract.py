@@ -23,8 +23,8 @@ from rq.registry import FailedJobRegistry
 from connector.errors import SignatureError
 from connector.queue import INGEST_QUEUE, fetch_job, get_queue
 from connector.redaction import configured_secrets
-from connector.sandbox import DEFAULT_KEYS
 from connector.sandbox.sender import SourceSandbox, sender, toml_table
+from connector.sandbox.server import DEFAULT_KEYS
 from connector.sources.base import Envelope, InboundRequest, Source, SourceAdapter, SourceConfig
 from connector.sources.registry import SOURCES
 from connector.web import create_app

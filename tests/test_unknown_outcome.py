@@ -27,7 +27,7 @@ from connector.activities import Activity
 from connector.errors import RetriableDestinationError
 from connector.metrics import read_counters
 from connector.queue import DELIVERY_QUEUE, RELAY_QUEUE, fetch_job, get_queue
-from connector.sandbox import DEFAULT_KEYS, SandboxServer
+from connector.sandbox.server import DEFAULT_KEYS, SandboxServer
 from connector.settings import Settings
 from connector.vendors.voucherify.config import VoucherifyConfig
 from connector.vendors.voucherify.platform import VoucherifyClient, activity_event, carries

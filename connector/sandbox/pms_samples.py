@@ -93,6 +93,6 @@ def mews_batch_data(
 
 
 def seed_mews_batch(mews_sandbox: Any, n: int, **kwargs: Any) -> None:
-    """Seed a :class:`~connector.sandbox.mews.MewsSandbox` in process with :func:`mews_batch_data`."""
+    """Seed a :class:`~connector.vendors.mews.sandbox.MewsSandbox` in process with :func:`mews_batch_data`."""
     for collection, items in mews_batch_data(n, **kwargs).items():
         mews_sandbox.seed(collection, *items)

@@ -53,6 +53,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
         app.register_blueprint(shopify_webhooks.bp)
     # --- end Shopify app webhook URL ---
+    # -- the Shopify app's install flow and settings page (issue 13) --
+    if settings.shopify_app_enabled:
+        from connector.web import shopify_app  # only with the app enabled
+
+        app.register_blueprint(shopify_app.bp)
+    # -- end of the Shopify app's install flow --
     admin.init_admin(
         app,
         settings.redis_url,

@@ -12,7 +12,6 @@ Stored per shop in the hash :data:`INSTALLATIONS_KEY` (field: the shop domain) a
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -20,19 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
 from connector.secretbox import SecretBox
+from connector.vendors.shopify.oauth import SHOP_DOMAIN, valid_shop
+
+__all__ = ["SHOP_DOMAIN", "Installation", "InstallationStore", "shop_handle", "valid_shop"]
 
 INSTALLATIONS_KEY = "connector:shopify:installations"
 VERSION_KEY = "connector:tenants:version"
 KEY_CHECK_KEY = "connector:shopify:key-check"
-SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
-"""What Shopify documents a shop's domain to be (``{handle}.myshopify.com``)."""
-
-
-def valid_shop(shop: str | None) -> str | None:
-    """The shop domain, lower-cased, when it is one Shopify could have sent; else ``None``."""
-    if not shop or not SHOP_DOMAIN.match(shop):
-        return None
-    return shop.lower()
 
 
 def shop_handle(shop: str) -> str:

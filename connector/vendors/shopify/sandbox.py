@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -13,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, redirect, request
 
 from connector.sandbox.base import VendorSandbox, add_control_routes, apply_fault
 from connector.sandbox.sender import JSON, SignedRequest, b64_hmac_sha256, derived, first_secret
+from connector.vendors.shopify.oauth import parse_scopes, signed_query, valid_shop
 
 WEBHOOK_FIXTURES = (
     "orders_paid",
@@ -115,6 +118,9 @@ class ShopifySandbox(VendorSandbox):
             self.graphql_calls: list[dict[str, Any]] = []
             self.sent: list[dict[str, Any]] = []  # webhooks sent to the connector
             self.throttle_available = self.maximum_available
+            # -- the install flow (issue 13): scopes the next grant returns instead of the requested ones
+            self.next_grant_scopes: list[str] | None = None
+            self.timezones: dict[str, str] = {}  # shop → ianaTimezone (default SHOP_TIMEZONE)
 
     def state(self) -> dict[str, Any]:
         """What the shops hold."""
@@ -153,6 +159,7 @@ class ShopifySandbox(VendorSandbox):
         add_admin_routes(self, bp)
         add_send_routes(self, bp)  # the webhook sender control (see below)
         add_orders_control(self, bp)
+        add_oauth_routes(self, bp)  # the install flow (issue 13)
         return bp
 
 
@@ -347,3 +354,137 @@ KEYS: dict[str, str] = {"shopify_api_key": "sandbox-shopify-app", "shopify_api_s
 def create(keys: Mapping[str, str]) -> ShopifySandbox:
     """The sandbox, for the app with the credentials in ``keys`` (see :data:`KEYS`)."""
     return ShopifySandbox(keys["shopify_api_key"], keys["shopify_api_secret"])
+
+
+# -- the install flow (issue 13): OAuth authorize and code exchange, the subscription and shop
+# GraphQL calls, and the controls that shape the next grant and link to a fresh install. --------
+
+SHOP_TIMEZONE = "America/Toronto"
+"""The ``ianaTimezone`` of a sandbox shop unless ``timezones`` says otherwise."""
+WEBHOOK_TOPICS = frozenset({"ORDERS_PAID", "ORDERS_CREATE", "ORDERS_UPDATED", "APP_UNINSTALLED"})
+"""The ``WebhookSubscriptionTopic`` values the sandbox accepts (a real shop knows many more)."""
+
+
+def connector_public_url(sandbox: ShopifySandbox) -> str | None:
+    """Where the app lives: the redirect URIs the sandbox accepts start with it (Shopify checks
+    them against the app's allowed redirection URLs). Read per request: tests set it late."""
+    return getattr(sandbox, "public_url", None) or os.environ.get("CONNECTOR_PUBLIC_URL") or None
+
+
+def add_oauth_routes(sandbox: ShopifySandbox, bp: Blueprint) -> None:
+    """``GET /<shop>/admin/oauth/authorize``, ``POST /<shop>/admin/oauth/access_token`` and the
+    controls ``POST /_sandbox/grant_scopes`` and ``GET /_sandbox/install``."""
+
+    @bp.get("/<shop>/admin/oauth/authorize")
+    def authorize(shop: str) -> Any:  # the merchant approves at once
+        args = request.args
+        if valid_shop(shop) is None:
+            return jsonify({"error": "invalid_shop"}), 400
+        if args.get("client_id") != sandbox.api_key:
+            return jsonify({"error": "invalid_request", "error_description": "unknown client_id"}), 400
+        public = connector_public_url(sandbox)
+        redirect_uri = args.get("redirect_uri") or ""
+        if not public or not (redirect_uri == public or redirect_uri.startswith(f"{public.rstrip('/')}/")):
+            return jsonify({"error": "invalid_request", "error_description": "redirect_uri is not allowed"}), 400
+        requested = list(parse_scopes(args.get("scope") or ""))
+        code = secrets.token_hex(16)
+        with sandbox.lock:
+            granted = sandbox.next_grant_scopes if sandbox.next_grant_scopes is not None else requested
+            sandbox.next_grant_scopes = None
+            sandbox.codes[code] = {"shop": shop.lower(), "scopes": list(granted), "used": False}
+        params = {
+            "code": code,
+            "shop": shop.lower(),
+            "state": args.get("state") or "",
+            "timestamp": str(int(time.time())),
+        }
+        params["host"] = "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUv"  # base64 of admin.shopify.com/store/ (signed too)
+        return redirect(f"{redirect_uri}?{signed_query(params, sandbox.api_secret)}", code=302)
+
+    @bp.post("/<shop>/admin/oauth/access_token")
+    def access_token(shop: str) -> Any:  # a code is exchanged once, by the app that owns it
+        body = request.get_json(silent=True) or request.form.to_dict()
+        if body.get("client_id") != sandbox.api_key or body.get("client_secret") != sandbox.api_secret:
+            return jsonify({"error": "invalid_client", "error_description": "wrong client credentials"}), 400
+        with sandbox.lock:
+            grant = sandbox.codes.get(str(body.get("code") or ""))
+            if grant is None or grant["used"] or grant["shop"] != shop.lower():
+                return jsonify({"error": "invalid_request", "error_description": "unknown or used code"}), 400
+            grant["used"] = True
+            token = f"shpat_{secrets.token_hex(16)}"
+            sandbox.tokens[token] = {"shop": grant["shop"], "scopes": grant["scopes"]}
+        return jsonify({"access_token": token, "scope": ",".join(grant["scopes"])})
+
+    @bp.post("/_sandbox/grant_scopes")
+    def _grant_scopes() -> Any:  # {"scopes": "read_orders"}: the next grant returns only those
+        scopes = (request.get_json(force=True) or {}).get("scopes")
+        with sandbox.lock:
+            sandbox.next_grant_scopes = None if scopes is None else list(parse_scopes(scopes))
+        return jsonify({"next_grant_scopes": sandbox.next_grant_scopes})
+
+    @bp.get("/_sandbox/install")
+    def _install() -> Any:  # the shop admin's "install app": a freshly signed App URL request
+        shop = valid_shop(request.args.get("shop") or "demo-app-shop.myshopify.com")
+        public = connector_public_url(sandbox)
+        if shop is None or not public:
+            return jsonify({"error": "a valid shop and CONNECTOR_PUBLIC_URL are needed"}), 400
+        return redirect(install_link(public, sandbox.api_secret, shop), code=302)
+
+
+def install_link(public_url: str, secret: str, shop: str, *, now: float | None = None) -> str:
+    """``{public}/shopify/install?hmac=…&shop=…&timestamp=…`` as Shopify opens the App URL."""
+    params = {"shop": shop, "timestamp": str(int(time.time() if now is None else now))}
+    return f"{public_url.rstrip('/')}/shopify/install?{signed_query(params, secret)}"
+
+
+@graphql_handler("webhookSubscriptions")
+def _webhook_subscriptions(sandbox: ShopifySandbox, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
+    first = int(variables.get("first") or 50)
+    after = variables.get("after")
+    with sandbox.lock:
+        subscriptions = list(sandbox.subscriptions.get(shop, []))
+    start = next((i + 1 for i, s in enumerate(subscriptions) if s["id"] == after), 0) if after else 0
+    page = subscriptions[start : start + first]
+    more = start + first < len(subscriptions)
+    return {
+        "webhookSubscriptions": {
+            "edges": [{"cursor": s["id"], "node": dict(s)} for s in page],
+            "pageInfo": {"hasNextPage": more, "endCursor": page[-1]["id"] if page else None},
+        }
+    }
+
+
+@graphql_handler("webhookSubscriptionCreate")
+def _webhook_subscription_create(sandbox: ShopifySandbox, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
+    topic = str(variables.get("topic") or "")
+    uri = str((variables.get("webhookSubscription") or {}).get("uri") or "")
+
+    def failed(field: list[str], message: str) -> dict[str, Any]:
+        return {
+            "webhookSubscriptionCreate": {
+                "webhookSubscription": None,
+                "userErrors": [{"field": field, "message": message}],
+            }
+        }
+
+    if topic not in WEBHOOK_TOPICS:
+        return failed(["topic"], f"Topic '{topic}' is not supported")
+    if not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        return failed(["webhookSubscription", "uri"], "Address protocol http:// is not supported")
+    with sandbox.lock:
+        subscriptions = sandbox.subscriptions.setdefault(shop, [])
+        if any(s["topic"] == topic and s["uri"] == uri for s in subscriptions):
+            return failed(["webhookSubscription", "uri"], "Address for this topic has already been taken")
+        created = {"id": f"gid://shopify/WebhookSubscription/{len(subscriptions) + 1}", "topic": topic, "uri": uri}
+        subscriptions.append(created)
+    return {"webhookSubscriptionCreate": {"webhookSubscription": dict(created), "userErrors": []}}
+
+
+@graphql_handler("shop")
+def _shop(sandbox: ShopifySandbox, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
+    with sandbox.lock:
+        zone = sandbox.timezones.get(shop, SHOP_TIMEZONE)
+    return {"shop": {"ianaTimezone": zone, "myshopifyDomain": shop}}
+
+
+# -- end of the install flow (issue 13) --------------------------------------------------------
