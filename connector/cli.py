@@ -16,7 +16,7 @@ import time
 import uuid
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -88,12 +88,33 @@ def cmd_worker(args: argparse.Namespace) -> None:
         sys.exit(1)
 
     _warn_if_not_durable(settings.redis_url)
+    redis = connect(settings.redis_url)
+    problem = secret_key_problem(settings, redis)
+    if problem:
+        _print_problems([problem])
+        sys.exit(1)
     run_worker(
-        connect(settings.redis_url),
+        redis,
         burst=args.burst,
         wait_for_retries=args.wait_retries,
         worker_class=WORKER_CLASSES[args.worker_class],
     )
+
+
+def secret_key_problem(settings: Any, redis: Any) -> str | None:
+    """With the Shopify app enabled: why ``CONNECTOR_SECRET_KEY`` cannot open the stored
+    installations (another key sealed them), else ``None``; a start-up error, never a silent
+    decrypt failure later."""
+    if not settings.shopify_app_enabled:
+        return None
+    from connector.secretbox import WrongSecretKeyError
+    from connector.vendors.shopify.installations import InstallationStore
+
+    try:
+        InstallationStore.open(redis, settings.secret_key.get_secret_value())
+    except WrongSecretKeyError as exc:
+        return str(exc)  # names CONNECTOR_SECRET_KEY
+    return None
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:
@@ -194,6 +215,8 @@ def cmd_check_config(args: argparse.Namespace) -> None:
             problems.append(f"REDIS_URL: cannot reach Redis at {redacted_redis_url(redis_url)}: {exc}")
         else:
             durability = check_durability(client)
+            if settings is not None and (key_problem := secret_key_problem(settings, client)):
+                problems.append(key_problem)
             redis_line = f"redis: {redacted_redis_url(redis_url)} answers; "
             redis_line += ("durability: " if durability.durable else "WARNING, durability: ") + durability.message
         finally:

@@ -133,3 +133,25 @@ def test_without_the_app_the_directory_reads_no_installations(settings, redis):
     directory = TenantDirectory(settings, redis)
     assert directory.store is None
     assert set(directory.all()) == set(settings.tenants)
+
+
+def test_another_secret_key_stops_check_config_the_worker_and_the_web_app(app_settings, redis, monkeypatch, capsys):
+    """A process started with another CONNECTOR_SECRET_KEY than the one that sealed the tokens
+    stops at start, naming the setting, before it could fail to decrypt anything later."""
+    from connector.cli import main
+    from connector.web import create_app
+
+    InstallationStore.open(redis, APP["CONNECTOR_SECRET_KEY"]).install(
+        "lighthouse-cafe.myshopify.com", "lighthouse-cafe", ["read_orders"], TOKEN
+    )
+    monkeypatch.setenv("CONNECTOR_SECRET_KEY", "a-different-key")
+    for command in (["check-config"], ["worker", "--burst"]):
+        with pytest.raises(SystemExit) as stopped:
+            main(command)
+        assert stopped.value.code == 1
+        captured = capsys.readouterr()
+        assert "CONNECTOR_SECRET_KEY is not the key" in captured.out + captured.err
+    with pytest.raises(WrongSecretKeyError):
+        create_app(load_settings())
+    monkeypatch.setenv("CONNECTOR_SECRET_KEY", APP["CONNECTOR_SECRET_KEY"])
+    create_app(load_settings())  # the right key: starts
