@@ -179,7 +179,7 @@ def cmd_send_sample(args: argparse.Namespace) -> None:
             "X-Shopify-Hmac-Sha256": signature,
             "X-Shopify-Shop-Domain": config.shop_domain,
             "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-            "X-Shopify-API-Version": "2025-10",
+            "X-Shopify-API-Version": "2026-10",
         },
     )
     print(f"POST {url} -> {response.status_code} {response.text.strip()}")

@@ -260,7 +260,7 @@ class Settings(BaseSettings):
         default=("read_orders", "read_customers"), validation_alias="SHOPIFY_SCOPES"
     )
     shopify_api_version: str = Field(
-        default="2025-10", validation_alias="SHOPIFY_API_VERSION", pattern=r"^\d{4}-\d{2}$"
+        default=SHOPIFY_API_VERSION, validation_alias="SHOPIFY_API_VERSION", pattern=r"^\d{4}-\d{2}$"
     )
     shopify_admin_url: str = Field(default="https://{shop}", validation_alias="CONNECTOR_SHOPIFY_ADMIN_URL")
     public_url: str | None = None

@@ -89,7 +89,7 @@ def shopify_headers(
         "X-Shopify-Hmac-Sha256": sign_shopify(body, secret),
         "X-Shopify-Shop-Domain": shop,
         "X-Shopify-Webhook-Id": webhook_id,
-        "X-Shopify-API-Version": "2025-10",
+        "X-Shopify-API-Version": "2026-10",
         "X-Shopify-Triggered-At": "2026-11-25T09:12:41.000000Z",
         "X-Shopify-Event-Id": event_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"shopify-event:{webhook_id}")),
     }
