@@ -92,6 +92,7 @@ class ShopifySandbox(VendorSandbox):
     def __init__(self, api_key: str, api_secret: str) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
+        self.public_url: str | None = None  # the app's origin; else CONNECTOR_PUBLIC_URL at each request
         self.throttle_available = 1000.0  # points, refilled at restore_rate per second
         self.maximum_available = 1000.0
         self.restore_rate = 50.0
@@ -368,7 +369,7 @@ WEBHOOK_TOPICS = frozenset({"ORDERS_PAID", "ORDERS_CREATE", "ORDERS_UPDATED", "A
 def connector_public_url(sandbox: ShopifySandbox) -> str | None:
     """Where the app lives: the redirect URIs the sandbox accepts start with it (Shopify checks
     them against the app's allowed redirection URLs). Read per request: tests set it late."""
-    return getattr(sandbox, "public_url", None) or os.environ.get("CONNECTOR_PUBLIC_URL") or None
+    return sandbox.public_url or os.environ.get("CONNECTOR_PUBLIC_URL") or None
 
 
 def add_oauth_routes(sandbox: ShopifySandbox, bp: Blueprint) -> None:
