@@ -559,8 +559,17 @@ def preload() -> None:
     every horse inherits them. A configuration error also stops the worker at start.
     """
     from connector import jobs
+    from connector.apps.registry import APPS
+    from connector.esps.registry import ESPS
+    from connector.platforms.registry import PLATFORMS
+    from connector.pms.registry import PMS_APIS
 
     redaction.install_log_redaction(redaction.configured_secrets(jobs.settings()))
+    # The registries name their clients lazily (the web tier must not load them); a worker needs
+    # them all, so it loads them here rather than once per forked horse.
+    for registry in (PLATFORMS, ESPS, PMS_APIS, APPS):
+        for registration in registry.values():
+            registration.client.load()
 
 
 def _until_redis_answers(redis: Redis, what: str) -> None:
