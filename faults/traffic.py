@@ -203,7 +203,12 @@ class Traffic:
         while len(self.webhooks) < count:
             family = self.rng.choices(list(weights), weights=list(weights.values()))[0]
             getattr(self, f"_add_{family}")()
-        del self.webhooks[count:]
+        # Never cut a business event in two: a stay whose later events fall past ``count`` would
+        # expect activities for events that are never sent (reported as lost). Drop it whole.
+        cut = count
+        while 0 < cut < len(self.webhooks) and self.webhooks[cut].expect == self.webhooks[cut - 1].expect:
+            cut -= 1
+        del self.webhooks[cut:]
         stays = [w for w in self.webhooks if w.family == "stays"]
         # Stay events in random order: shuffle the positions the stays' events occupy.
         positions = [w.index for w in stays]
