@@ -8,12 +8,10 @@ source is written here.
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox.sender import SourceSandbox, sender, toml_table
-from connector.sandbox.server import DEFAULT_KEYS
+from connector.sandbox.sender import SourceSandbox, sandbox_tenant_toml, sender
 from connector.sources.registry import SOURCES as REGISTRY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
@@ -61,19 +59,7 @@ def table(source: str, sandbox_url: str = SANDBOX_URL) -> dict[str, Any]:
 
 def tenants_toml(sandbox_url: str) -> str:
     """The ``fuzz`` tenant: Glu on the sandbox, every source, Klaviyo (sandbox) for relays."""
-    head = textwrap.dedent(f"""
-        [tenants.{TENANT}]
-        timezone = "Europe/London"
-        [tenants.{TENANT}.loyalty]
-        platform = "glu"
-        base_url = "{sandbox_url}/glu"
-        api_key = "sandbox-glu-key"
-        [tenants.{TENANT}.esp]
-        provider = "klaviyo"
-        base_url = "{sandbox_url}/klaviyo"
-        api_key = "{DEFAULT_KEYS["klaviyo"]}"
-    """)
-    return head + "".join(toml_table(f"tenants.{TENANT}.sources.{s}", table(s, sandbox_url)) for s in SOURCES)
+    return sandbox_tenant_toml(TENANT, sandbox_url, {s: table(s, sandbox_url) for s in SOURCES})
 
 
 def signed(source: str, body: bytes, n: int) -> tuple[str, dict[str, str], bytes]:

@@ -10,7 +10,6 @@ The real app, a real Redis, real RQ workers and the sandbox server (PMS APIs, Gl
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,7 @@ from rq.registry import FailedJobRegistry
 from connector.errors import SignatureError
 from connector.queue import INGEST_QUEUE, fetch_job, get_queue
 from connector.redaction import configured_secrets
-from connector.sandbox.sender import SourceSandbox, sender, toml_table
-from connector.sandbox.server import DEFAULT_KEYS
+from connector.sandbox.sender import SourceSandbox, sandbox_tenant_toml, sender
 from connector.sources.base import Envelope, InboundRequest, Source, SourceAdapter, SourceConfig
 from connector.sources.registry import SOURCES
 from connector.web import create_app
@@ -77,22 +75,10 @@ def alpha_table(source: str, url: str) -> dict[str, Any]:
 
 
 def tenants_toml(url: str) -> str:
-    out = ""
-    for tenant, table in ((TENANT, alpha_table), (OTHER, lambda s, u: _table(s, OTHER, u))):
-        out += textwrap.dedent(f"""
-            [tenants.{tenant}]
-            timezone = "Europe/London"
-            [tenants.{tenant}.loyalty]
-            platform = "glu"
-            base_url = "{url}/glu"
-            api_key = "sandbox-glu-key"
-            [tenants.{tenant}.esp]
-            provider = "klaviyo"
-            base_url = "{url}/klaviyo"
-            api_key = "{DEFAULT_KEYS["klaviyo"]}"
-        """)
-        out += "".join(toml_table(f"tenants.{tenant}.sources.{s}", table(s, url)) for s in NAMES)
-    return out
+    return "".join(
+        sandbox_tenant_toml(tenant, url, {s: table(s, url) for s in NAMES})
+        for tenant, table in ((TENANT, alpha_table), (OTHER, lambda s, u: _table(s, OTHER, u)))
+    )
 
 
 @pytest.fixture

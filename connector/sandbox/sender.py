@@ -84,6 +84,18 @@ def toml_table(name: str, table: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n" + "".join(nested)
 
 
+def sandbox_tenant_toml(tenant: str, sandbox_url: str, sources: Mapping[str, Mapping[str, Any]]) -> str:
+    """A tenant on the sandbox: Glu for activities, Klaviyo for relayed events (their sandboxes'
+    own ``tenant_table``), ``Europe/London``, and the given ``sources`` tables."""
+    from connector.vendors.glu.sandbox import tenant_table as glu_table  # sandboxes import this module
+    from connector.vendors.klaviyo.sandbox import tenant_table as klaviyo_table
+
+    text = toml_table(f"tenants.{tenant}", {"timezone": "Europe/London"})
+    text += toml_table(f"tenants.{tenant}.loyalty", glu_table(sandbox_url))
+    text += toml_table(f"tenants.{tenant}.esp", klaviyo_table(sandbox_url))
+    return text + "".join(toml_table(f"tenants.{tenant}.sources.{name}", table) for name, table in sources.items())
+
+
 def derived(secret: str, label: str) -> str:
     """A credential for ``label`` derived from ``secret`` (stable, distinct per secret)."""
     return f"{label}-{hashlib.sha256(f'{label}:{secret}'.encode()).hexdigest()[:24]}"
