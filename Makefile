@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint bench fuzz faults clean
+.PHONY: install browser run test lint bench fuzz faults clean
+
+# The browser tests drive Debian's chromium (apt-get as root, else through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +25,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check connector tests bench fuzz faults wsgi.py
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+browser:  # Debian's chromium for the browser tests of the merchant pages, installed when missing
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests..."; \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; }; }
+
+test: $(STAMP) lint browser
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -589,6 +589,98 @@ def add_backfill_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
 # -- end of connector backfill ------------------------------------------------------------------
 
 
+# -- the merchant pages (issue 14) ---------------------------------------------------------------
+
+
+def _pages_settings() -> Any:
+    """Settings and their Redis, for the commands of the merchant pages (a stable key is needed)."""
+    settings = _load_settings()
+    if not settings.tenant_store_enabled:
+        print(
+            "the merchant pages need a stable CONNECTOR_SECRET_KEY (it signs the links and seals the stored "
+            "tenants): set it here and in the web and worker processes",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    return settings
+
+
+def _tenant_directory(settings: Any) -> Any:
+    from connector.directory import TenantDirectory
+    from connector.queue import connect
+
+    return TenantDirectory(settings, connect(settings.redis_url))
+
+
+def cmd_merchant_link(args: argparse.Namespace) -> None:
+    """Print a time-limited sign-in link to a tenant's merchant pages."""
+    from connector.merchant_links import make_link_token, parse_duration
+
+    settings = _pages_settings()
+    try:
+        valid = parse_duration(args.valid)
+        token = make_link_token(settings.secret_key.get_secret_value(), args.tenant, valid)
+    except ValueError as exc:
+        print(f"--valid: {exc}", file=sys.stderr)
+        sys.exit(2)
+    directory = _tenant_directory(settings)
+    if directory.get(args.tenant) is None and directory.stored(args.tenant) is None:
+        known = ", ".join(sorted(directory.all())) or "none"
+        print(f"no tenant {args.tenant!r} (tenants: {known}; add one with `connector tenants add`)", file=sys.stderr)
+        sys.exit(1)
+    origin = settings.public_url or web_url()
+    hours = valid / 3600
+    print(f"{origin}/merchant/sign-in?token={token}")
+    print(f"valid for {hours:g} hours, once; send it to the merchant of {args.tenant}", file=sys.stderr)
+
+
+def cmd_tenants(args: argparse.Namespace) -> None:
+    """List the tenants, or add one to the store."""
+    from connector.settings import TENANT_NAME, Tenant
+
+    settings = _pages_settings()
+    directory = _tenant_directory(settings)
+    if args.action == "list":
+        served = directory.all()
+        for name in sorted(set(served) | set(directory.tenant_store.names())):
+            origin = "file" if directory.is_file_tenant(name) else "store"
+            tenant = served.get(name)
+            platform = tenant.loyalty.platform if tenant else "NOT VALID: " + "; ".join(directory.problems(name))
+            print(f"{name}\t{origin}\t{platform}\t{','.join(sorted(tenant.sources)) if tenant else ''}")
+        return
+    name = args.name.strip().lower()
+    if not TENANT_NAME.match(name):
+        print("a tenant name is lower-case letters, digits, '-' and '_' (up to 63)", file=sys.stderr)
+        sys.exit(2)
+    if directory.name_taken(name):
+        print(f"there is already a tenant {name!r}", file=sys.stderr)
+        sys.exit(1)
+    from connector.platforms.base import UnconfiguredPlatform
+
+    try:
+        Tenant(name=name, timezone=args.timezone, loyalty=UnconfiguredPlatform())
+    except ValueError:
+        print(f"--timezone: unknown timezone {args.timezone!r} (an IANA name, e.g. Europe/London)", file=sys.stderr)
+        sys.exit(2)
+    directory.tenant_store.create(name, {"timezone": args.timezone})
+    print(f"tenant {name} created; its sign-in link: connector merchant-link --tenant {name}")
+
+
+def add_merchant_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``merchant-link`` and ``tenants``."""
+    link = sub.add_parser("merchant-link", help="print a time-limited sign-in link to a tenant's merchant pages")
+    link.add_argument("--tenant", required=True)
+    link.add_argument("--valid", default="24h", help="how long the link works: 30m, 12h, 2d (default 24h, at most 7d)")
+    link.set_defaults(func=cmd_merchant_link)
+    tenants = sub.add_parser("tenants", help="list the tenants, or add one to the store (onboarding)")
+    actions = tenants.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every tenant: name, origin (file/store), loyalty platform, sources")
+    add = actions.add_parser("add", help="create a tenant in the store; the merchant configures it in the pages")
+    add.add_argument("name")
+    add.add_argument("--timezone", default="UTC", help="IANA timezone (default UTC)")
+    tenants.set_defaults(func=cmd_tenants)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``connector`` console script."""
     parser = argparse.ArgumentParser(prog="connector", description="The loyalty connector.")
@@ -637,6 +729,7 @@ def main(argv: list[str] | None = None) -> None:
     check.set_defaults(func=cmd_check_config)
 
     add_backfill_parser(sub)
+    add_merchant_parsers(sub)
 
     args = parser.parse_args(argv)
     if getattr(args, "url", "") is None:

@@ -20,11 +20,11 @@ from redis import Redis
 from connector import erasure, metrics, stays
 from connector.activities import UNKNOWN_CURRENCY, Activity, LoyaltyEvent, hash_identifier
 from connector.directory import TenantDirectory
-from connector.errors import ErasureRequested, PayloadError, UnsupportedEvent
+from connector.errors import ErasureRequested, UnsupportedEvent
 from connector.esps.base import build_esp_client
 from connector.esps.config import relay_skip_reason
 from connector.ledger import deliver_once, ledger_key, relay_ledger_key
-from connector.platforms.base import Receipt
+from connector.platforms.base import Receipt, UnconfiguredPlatform
 from connector.platforms.registry import build_loyalty_destination
 from connector.pms import registry as pms
 from connector.queue import (
@@ -82,9 +82,9 @@ def tenant_config(name: str) -> Tenant:
     """The tenant, or a payload error (fatal) when it was removed from the config.
 
     Raises:
-        UnsupportedEvent: the tenant is a Shopify shop that uninstalled the app (the job ends
-            ``ignored`` with that reason, see :func:`_tenant_gone`).
-        PayloadError: any other tenant that is no longer configured.
+        UnsupportedEvent: the tenant is a Shopify shop that uninstalled the app, or a tenant that
+            was removed from the settings since the job was queued (the job ends ``ignored`` with
+            that reason, see :func:`_tenant_gone`): removing a tenant never fails its queued work.
     """
     directory = tenants()
     tenant = directory.get(name)
@@ -92,12 +92,16 @@ def tenant_config(name: str) -> Tenant:
         gone = uninstalled_reason(directory.store, name)
         if gone is not None:
             raise UnsupportedEvent(gone, counter=UNINSTALLED_COUNTER)
-        raise PayloadError(f"tenant {name!r} is no longer configured")
+        raise UnsupportedEvent(
+            f"tenant {name!r} was removed from the settings after this job was queued; nothing was sent",
+            counter="tenant_removed",
+        )
     return tenant
 
 
 def _tenant_gone(tenant: str, source: str, gone: UnsupportedEvent) -> dict[str, Any]:
-    """The answer of a job whose tenant uninstalled the app: ignored, with the reason, counted."""
+    """The answer of a job whose tenant, source, platform or ESP is gone (uninstalled, removed or
+    changed in the settings since it was queued): ignored, with the reason, counted."""
     metrics.count(redis(), "ignored", tenant=tenant, source=source, reason=gone.counter)
     log.info("job of %s/%s ignored: %s", tenant, source, gone.reason)
     return {"status": "ignored", "reason": gone.reason}
@@ -135,8 +139,16 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
         return _tenant_gone(env.tenant, env.source, gone)
     adapter = SOURCES[env.source]
     config = tenant.sources.get(env.source)
-    if config is None:
-        raise PayloadError(f"source {env.source} is no longer configured for tenant {env.tenant}")
+    if config is None:  # removed in the pages (or the file) meanwhile: not a failure to fix
+        return _tenant_gone(
+            env.tenant,
+            env.source,
+            UnsupportedEvent(
+                f"source {env.source} was removed from tenant {env.tenant}'s settings after this webhook "
+                "was accepted; nothing was sent",
+                counter="source_removed",
+            ),
+        )
     payload = load_body_text(body)  # the intake's body rules: a BodyError (PayloadError) fails once
     context = TranslationContext(
         tenant=env.tenant, timezone=tenant.zone, platform=tenant.loyalty.platform, now=datetime.now(UTC)
@@ -181,7 +193,7 @@ def _stay_job_writer(tenant: Tenant) -> stays.JobWriter:
         job_id = delivery_job_id(tenant.name, platform, activity)
         job = queue.create_job(
             "connector.jobs.deliver",
-            args=(activity.model_dump(mode="json"),),
+            args=(activity.model_dump(mode="json"), platform),
             job_id=job_id,
             retry=retry_for(_schedule()),
             result_ttl=RESULT_TTL,
@@ -205,7 +217,7 @@ def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
             queue,
             "connector.jobs.deliver",
             job_id=job_id,
-            args=(activity.model_dump(mode="json"),),
+            args=(activity.model_dump(mode="json"), platform),
             schedule=_schedule(),
             description=f"deliver {activity.type} {activity.business_key} to {platform}",
         )
@@ -214,14 +226,29 @@ def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
 
 
 @apply_retry_policy(_schedule)
-def deliver(activity_data: dict[str, Any]) -> dict[str, Any]:
-    """Post one activity to the tenant's loyalty platform, exactly once."""
+def deliver(activity_data: dict[str, Any], queued_for: str | None = None) -> dict[str, Any]:
+    """Post one activity to the tenant's loyalty platform, exactly once.
+
+    ``queued_for``: the platform the activity was queued for; when the tenant has another one now
+    (changed or removed in the settings), the job ends ``ignored`` with that reason.
+    """
     activity = Activity.model_validate(activity_data)
     try:
         tenant = tenant_config(activity.tenant)
     except UnsupportedEvent as gone:
         return _tenant_gone(activity.tenant, activity.source, gone)
     platform = tenant.loyalty.platform
+    if queued_for is not None and queued_for != platform:
+        now = "no loyalty platform" if isinstance(tenant.loyalty, UnconfiguredPlatform) else platform
+        return _tenant_gone(
+            tenant.name,
+            activity.source,
+            UnsupportedEvent(
+                f"queued for {queued_for}, but the tenant's loyalty platform is now {now}; it was not sent "
+                "(replay the webhook to send it to the new platform)",
+                counter="platform_changed",
+            ),
+        )
     client = redis()
 
     def send() -> dict[str, Any]:
@@ -271,7 +298,7 @@ def enqueue_relays(tenant: Tenant, events: list[LoyaltyEvent]) -> list[str]:
             queue,
             "connector.jobs.relay",
             job_id=job_id,
-            args=(event.model_dump(mode="json"),),
+            args=(event.model_dump(mode="json"), provider),
             schedule=_schedule(),
             description=f"relay {event.type} {event.source}:{event.event_id} to {provider}",
         )
@@ -280,15 +307,29 @@ def enqueue_relays(tenant: Tenant, events: list[LoyaltyEvent]) -> list[str]:
 
 
 @apply_retry_policy(_schedule)
-def relay(event_data: dict[str, Any]) -> dict[str, Any]:
-    """Send one loyalty event to the tenant's ESP, exactly once (ledger + the ESP's own dedup)."""
+def relay(event_data: dict[str, Any], queued_for: str | None = None) -> dict[str, Any]:
+    """Send one loyalty event to the tenant's ESP, exactly once (ledger + the ESP's own dedup).
+
+    ``queued_for``: the ESP the event was queued for; when the tenant has another one or none now,
+    the job ends ``ignored`` with that reason.
+    """
     event = LoyaltyEvent.model_validate(event_data)
     try:
         tenant = tenant_config(event.tenant)
     except UnsupportedEvent as gone:
         return _tenant_gone(event.tenant, event.source, gone)
-    if tenant.esp is None:
-        raise PayloadError(f"tenant {tenant.name!r} has no [esp] table any more")
+    current = tenant.esp.provider if tenant.esp is not None else None
+    if tenant.esp is None or (queued_for is not None and queued_for != current):
+        now = f"now {current}" if current else "removed"
+        return _tenant_gone(
+            tenant.name,
+            event.source,
+            UnsupportedEvent(
+                f"queued for {queued_for or 'the email provider'}, but the tenant's email provider is {now}; "
+                "it was not sent",
+                counter="esp_changed",
+            ),
+        )
     provider = tenant.esp.provider
     esp_config = tenant.esp
     client = redis()

@@ -122,11 +122,13 @@ def _secret_values(value: Any) -> Iterator[str]:
             yield from _secret_values(item)
 
 
-def configured_secrets(settings: Any) -> tuple[str, ...]:
+def configured_secrets(settings: Any, tenants: Iterable[Any] = ()) -> tuple[str, ...]:
     """Every secret the settings hold: each ``SecretStr`` of the process settings and of every
-    tenant (sources, loyalty platform, ESP), and the password in ``REDIS_URL``."""
+    tenant (sources, loyalty platform, ESP; the tenants file's, and ``tenants``: the ones the
+    tenant directory serves besides, e.g. keys typed into the merchant pages), and the password
+    in ``REDIS_URL``."""
     found = set(_secret_values(settings))
-    for tenant in getattr(settings, "tenants", {}).values():
+    for tenant in [*getattr(settings, "tenants", {}).values(), *tenants]:
         found |= set(_secret_values(tenant))
     password = urlsplit(str(getattr(settings, "redis_url", "") or "")).password
     if password:
@@ -162,7 +164,13 @@ class RedactingFilter(logging.Filter):
 
 def install_log_redaction(secrets: Iterable[str]) -> Redactor:
     """Mask ``secrets`` in every log record this process creates, whatever logger or handler
-    writes it (RQ and gunicorn install their own handlers), through the log record factory."""
+    writes it (RQ and gunicorn install their own handlers), through the log record factory.
+    Called again (the tenant directory does, when tenants change), it replaces the set."""
+    secrets = tuple(secrets)
+    active = _ACTIVE[0]
+    wanted = {s for s in secrets if s and len(s) >= MIN_LENGTH}
+    if isinstance(active, RedactingFilter) and set(active.redactor.secrets) == wanted:
+        return active.redactor  # unchanged: keep the compiled redactor
     redactor = Redactor(secrets)
     _ACTIVE[0] = RedactingFilter(redactor)
     if not _ACTIVE[1]:

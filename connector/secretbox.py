@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -56,17 +57,27 @@ class SecretBox:
                 f"a stored {self.purpose} secret cannot be decrypted with this CONNECTOR_SECRET_KEY"
             ) from None
 
-    def check(self, redis: Redis, key: str) -> None:
+    def check(self, redis: Redis, key: str, *, record: bool = True) -> None:
         """Record the key's fingerprint at ``key`` the first time; afterwards it must match.
+        ``record=False``: only compare with a fingerprint already there (a reader that writes
+        nothing; the first write records it, see :meth:`record`).
 
         Raises:
             WrongSecretKeyError: the stored fingerprint is another key's.
         """
-        redis.set(key, self.fingerprint, nx=True)
+        if record:
+            redis.set(key, self.fingerprint, nx=True)
         stored = redis.get(key)
+        if stored is None and not record:
+            return
         stored_text = stored.decode() if isinstance(stored, bytes) else str(stored)
         if not hmac.compare_digest(stored_text, self.fingerprint):
             raise WrongSecretKeyError(
                 f"CONNECTOR_SECRET_KEY is not the key the stored {self.purpose} secrets were encrypted with; "
                 "start with the original key (it must stay stable once the Shopify app is enabled)"
             )
+
+    def record(self, pipe: Any, key: str) -> None:
+        """Queue the recording of the key's fingerprint at ``key`` (when none is there yet) in
+        ``pipe``, the transaction of a first write."""
+        pipe.set(key, self.fingerprint, nx=True)

@@ -129,11 +129,24 @@ def _format_validation(prefix: str, exc: ValidationError) -> list[str]:
     return lines
 
 
-def _parse_tenant(name: str, raw: dict[str, Any], found: _Pass) -> Tenant | None:
-    """One tenant table; every problem goes to ``found`` (``None`` when there was one)."""
+def _parse_tenant(
+    name: str,
+    raw: dict[str, Any],
+    found: _Pass,
+    *,
+    resolve_env: bool = True,
+    default_loyalty: PlatformConfig | None = None,
+) -> Tenant | None:
+    """One tenant table; every problem goes to ``found`` (``None`` when there was one).
+
+    ``resolve_env``: read ``env:NAME`` strings from the environment (the tenants file only: a
+    table typed into the merchant pages must never read the operator's environment).
+    ``default_loyalty``: the platform of a table without ``[loyalty]`` (else that is a problem).
+    """
     prefix = f"tenants.{name}"
     before = len(found.problems)
-    raw = _resolve_env(raw, prefix, found)
+    if resolve_env:
+        raw = _resolve_env(raw, prefix, found)
     sources: dict[str, SourceConfig] = {}
     raw_sources = raw.get("sources") or {}
     if not isinstance(raw_sources, dict):
@@ -151,7 +164,9 @@ def _parse_tenant(name: str, raw: dict[str, Any], found: _Pass) -> Tenant | None
         except ValidationError as exc:
             found.add(_format_validation(f"{prefix}.sources.{slug}", exc))
     loyalty: PlatformConfig | None = None
-    if "loyalty" not in raw:
+    if "loyalty" not in raw and default_loyalty is not None:
+        loyalty = default_loyalty
+    elif "loyalty" not in raw:
         found.add([f"{prefix}.loyalty: Field required"])
     else:
         try:
@@ -174,6 +189,23 @@ def _parse_tenant(name: str, raw: dict[str, Any], found: _Pass) -> Tenant | None
         found.add(_format_validation(prefix, exc))
         return None
     return tenant if len(found.problems) == before else None
+
+
+def parse_tenant_document(name: str, document: dict[str, Any], default_loyalty: PlatformConfig) -> Tenant:
+    """A stored tenant's document (the merchant pages', see :mod:`connector.tenant_store`) as a
+    :class:`Tenant`, by the tenants file's rules except ``env:`` references, which are kept as
+    typed; a document without ``loyalty`` gets ``default_loyalty``.
+
+    Raises:
+        ConfigProblemsError: naming every bad key (``tenants.<name>.loyalty.api_key: …``).
+    """
+    found = _Pass()
+    if not TENANT_NAME.match(name):
+        found.add([f"tenants.{name}: tenant names are lower-case letters, digits, '-' and '_'"])
+    tenant = _parse_tenant(name, document, found, resolve_env=False, default_loyalty=default_loyalty)
+    if found.problems or tenant is None:
+        raise ConfigProblemsError(found.problems or [f"tenants.{name}: not a valid tenant"])
+    return tenant
 
 
 def mews_enterprises(tenants: dict[str, Tenant]) -> tuple[dict[str, str], list[str]]:
@@ -340,6 +372,12 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"the Shopify app (SHOPIFY_API_KEY) also needs {', '.join(missing)}")
         return self
+
+    @property
+    def tenant_store_enabled(self) -> bool:
+        """Whether tenants may be kept in Redis (the merchant pages' store): it needs a stable
+        ``CONNECTOR_SECRET_KEY``, which seals them."""
+        return "secret_key" in self.model_fields_set and bool(self.secret_key.get_secret_value())
 
     @property
     def shopify_app_enabled(self) -> bool:

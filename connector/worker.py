@@ -87,7 +87,9 @@ def redact_reason(text: str) -> str:
     """A failure reason with every configured secret masked (see :mod:`connector.redaction`)."""
     from connector import jobs
 
-    return redaction.redact(text, redaction.configured_secrets(jobs.settings())) if text else text
+    if not text:
+        return text
+    return redaction.redact(text, redaction.configured_secrets(jobs.settings(), jobs.tenants().all().values()))
 
 
 # One round trip after every job: the worker is idle again, and an execution whose outcome never

@@ -212,3 +212,7 @@ def work(redis: Redis) -> Callable[..., None]:
         run_worker(redis, burst=True, wait_for_retries=wait_for_retries, logging_level=level)
 
     return run
+
+
+# The browser tests' fixtures (tests/browser_support.py): chromium, page, merchant_stack.
+from browser_support import chromium, merchant_stack, page  # noqa: E402, F401

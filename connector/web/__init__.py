@@ -1,4 +1,5 @@
-"""The web tier: the app factory and its blueprints (webhooks, health and metrics, admin).
+"""The web tier: the app factory and its blueprints (webhooks, health and metrics, admin, the
+merchant pages).
 
 It verifies, identifies, dedupes and enqueues; it never calls a vendor (no client is imported here).
 """
@@ -14,7 +15,7 @@ from connector import redaction
 from connector.directory import TenantDirectory
 from connector.queue import QUEUE_NAMES, connect, get_queue
 from connector.settings import Settings, load_settings
-from connector.web import admin, health, webhooks
+from connector.web import admin, health, merchant, webhooks
 from connector.web.errors import register_error_handlers
 
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(merchant.bp)  # the merchant pages (/merchant/…)
     # --- Shopify app: the app webhook URL (app/uninstalled, compliance topics, orders) ---
     if settings.shopify_app_enabled:
         from connector.web import shopify_webhooks

@@ -9,8 +9,8 @@ enabled, see :func:`connector.web.create_app`).
   once), the code exchange, the scopes; then the shop's subscriptions, its installation, and a
   settings session (:data:`SESSION_COOKIE`). Every refusal is a 4xx page (JSON when asked) and
   stores nothing.
-* ``GET/POST /shopify/settings``: the merchant's loyalty platform and its keys (CSRF-protected,
-  secrets never shown back).
+* ``GET /shopify/settings``: moved to the merchant pages (:mod:`connector.web.merchant`), where an
+  installed shop lands signed in after the install and from the app's admin link.
 
 The admin client is imported inside the callback: the web tier imports no client at module level.
 """
@@ -27,9 +27,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis import Redis
 from werkzeug.wrappers import Response
 
-from connector.directory import TenantDirectory, file_shops
+from connector.directory import TenantDirectory
 from connector.errors import DestinationError
-from connector.platforms.registry import PLATFORMS, parse_loyalty
 from connector.settings import Settings
 from connector.vendors.shopify import oauth
 from connector.vendors.shopify.installations import InstallationStore
@@ -40,23 +39,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("shopify_app", __name__, url_prefix="/shopify", template_folder="templates")
 
 STATE_COOKIE = "connector_shopify_state"
-SESSION_COOKIE = "connector_shopify_session"
 STATE_SECONDS = 600
 """How long an authorization may take (the state's Redis TTL and the state cookie's lifetime)."""
-SESSION_SECONDS = 3600
-"""How long the settings page stays open after an install or an App URL visit."""
 STATE_KEY = "connector:shopify:oauth-state:"
 SHOP_TIMEZONE_QUERY = "query shop { shop { ianaTimezone } }"
-FORM_FIELDS: dict[str, list[tuple[str, str, bool]]] = {
-    "glu": [("base_url", "API base URL", False), ("api_key", "API key (x-api-key)", True)],
-    "loyaltylion": [("api_key", "Programme API key", True), ("site_id", "Site id (multi-site programmes)", False)],
-    "voucherify": [
-        ("base_url", "Regional API base URL (e.g. https://api.voucherify.io)", False),
-        ("app_id", "Application id", False),
-        ("app_token", "Application secret key", True),
-    ],
-}
-"""The settings form: platform → (field, label, secret); the platforms of :data:`PLATFORMS`."""
 CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
@@ -129,41 +115,14 @@ def _set_cookie(response: Response, name: str, value: str, max_age: int) -> None
     )
 
 
-def _start_session(response: Response, shop: str) -> None:
-    """Open the settings page of ``shop`` to this browser for :data:`SESSION_SECONDS`."""
-    session = {"shop": shop, "sid": secrets.token_urlsafe(16)}
-    _set_cookie(response, SESSION_COOKIE, _serializer("session").dumps(session), SESSION_SECONDS)
+def _merchant_pages(shop: str) -> Response:
+    """The shop's merchant pages, signed in (the installation's tenant, or its tenants-file one)."""
+    from connector.web.merchant.session import start_session
 
-
-def _session() -> dict[str, str] | None:
-    raw = request.cookies.get(SESSION_COOKIE)
-    if not raw:
-        return None
-    try:
-        session = _serializer("session").loads(raw, max_age=SESSION_SECONDS)
-    except BadSignature:  # also SignatureExpired
-        return None
-    if not isinstance(session, dict) or not isinstance(session.get("shop"), str):
-        return None
-    return {"shop": session["shop"], "sid": str(session.get("sid", ""))}
-
-
-def _csrf_token(session: dict[str, str]) -> str:
-    return _serializer("csrf").dumps(session["sid"])
-
-
-def _csrf_ok(session: dict[str, str], token: str | None) -> bool:
-    if not token:
-        return False
-    try:
-        sid = _serializer("csrf").loads(token, max_age=SESSION_SECONDS)
-    except BadSignature:
-        return False
-    return isinstance(sid, str) and hmac.compare_digest(sid, session["sid"])
-
-
-def _settings_redirect() -> Response:
-    return _secure(redirect("/shopify/settings", code=302))
+    tenant = _directory().name_for_new_shop(shop)
+    response = _secure(redirect(f"/merchant/{tenant}/", code=302))
+    start_session(response, tenant=tenant)
+    return response
 
 
 def _admin_client(shop: str, token: str | None = None) -> Any:
@@ -201,9 +160,7 @@ def install() -> Response:
         and not oauth.missing_scopes(installation.scopes, settings.shopify_scopes)
         and _store().token(shop)
     ):
-        response = _settings_redirect()
-        _start_session(response, shop)
-        return response
+        return _merchant_pages(shop)
     state = secrets.token_urlsafe(24)
     _redis().set(f"{STATE_KEY}{state}", shop, ex=STATE_SECONDS)
     assert settings.shopify_api_key is not None
@@ -297,78 +254,15 @@ def callback() -> Response:
     _store().install(shop, tenant, list(grant.scopes), grant.token, timezone=timezone)
     directory.refresh()
     log.info("shopify: %s installed the app (tenant %s)", shop, tenant)
-    response = _settings_redirect()
+    response = _merchant_pages(shop)
     response.delete_cookie(STATE_COOKIE, path="/shopify")
-    _start_session(response, shop)
     return response
 
 
 # -- settings --------------------------------------------------------------------------------------
 
 
-def _form_values(platform: str | None, table: dict[str, Any] | None) -> dict[str, str]:
-    """The non-secret values to show in the form (secrets are never sent back)."""
-    if not platform or not table:
-        return {}
-    secret_fields = {name for name, _, secret in FORM_FIELDS.get(platform, []) if secret}
-    return {
-        f"{platform}.{k}": str(v)
-        for k, v in table.items()
-        if k not in secret_fields and k != "platform" and isinstance(v, str | int)
-    }
-
-
-def _render(shop: str, session: dict[str, str], **context: Any) -> Response:
-    platforms = [p for p in FORM_FIELDS if p in PLATFORMS]
-    page = render_template(
-        "shopify_settings.html",
-        shop=shop,
-        platforms=platforms,
-        fields=FORM_FIELDS,
-        csrf_token=_csrf_token(session),
-        file_tenant=file_shops(_settings().tenants).get(shop),
-        **{"chosen": None, "values": {}, "errors": [], "saved": False, **context},
-    )
-    response = make_response(page, 400 if context.get("errors") else 200)
-    return _secure(response)
-
-
-@bp.route("/settings", methods=["GET", "POST"])
+@bp.get("/settings")
 def settings_page() -> Response:
-    """The merchant's loyalty platform: one form, validated like a tenants-file ``[loyalty]`` table."""
-    session = _session()
-    if session is None:
-        return refusal("open the app from your Shopify admin to reach its settings", 401, "no_session")
-    shop = session["shop"]
-    asked = request.args.get("shop")
-    if asked and asked.lower() != shop:
-        return refusal("this session belongs to another shop", 403, "other_shop")
-    store = _store()
-    installation = store.get(shop)
-    if installation is None or not installation.installed:
-        return refusal("the app is not installed on this shop", 403, "not_installed")
-    stored = store.loyalty_table(shop) if installation.has_loyalty else None
-    chosen = str(stored.get("platform")) if stored else None
-    if request.method == "GET":
-        return _render(shop, session, chosen=chosen, values=_form_values(chosen, stored))
-    if not _csrf_ok(session, request.form.get("csrf_token")):
-        return refusal("the form has expired or was not sent from this page: reload it", 403, "csrf")
-    platform = request.form.get("platform") or ""
-    if platform not in FORM_FIELDS or platform not in PLATFORMS:
-        return _render(shop, session, chosen=chosen, errors=["choose a loyalty platform"])
-    table: dict[str, Any] = {"platform": platform}
-    for name, _, secret in FORM_FIELDS[platform]:
-        value = (request.form.get(f"{platform}.{name}") or "").strip()
-        if not value and secret and stored and stored.get("platform") == platform and stored.get(name):
-            value = str(stored[name])  # left empty: the key already stored is kept
-        if value:
-            table[name] = value
-    try:
-        parse_loyalty(table, "loyalty")
-    except ValueError as exc:
-        errors = [part for part in str(exc).split("; ") if part.strip()] or ["the settings are not valid"]
-        return _render(shop, session, chosen=platform, values=_form_values(platform, table), errors=errors)
-    store.set_loyalty(shop, table)
-    _directory().refresh()
-    log.info("shopify: %s chose the loyalty platform %s", shop, platform)
-    return _render(shop, session, chosen=platform, values=_form_values(platform, table), saved=True)
+    """The issue-13 settings page's address: the merchant pages now (``/merchant/``)."""
+    return _secure(redirect("/merchant/", code=301))

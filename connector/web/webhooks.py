@@ -224,13 +224,14 @@ def receive_mews(token: str) -> Response | tuple[Response, int]:
     if not isinstance(enterprise, str) or not enterprise:
         _count_rejection(MEWS_SHARED, "mews", "bad_payload")
         return error_response(400, "invalid_payload", "body is not a Mews General Webhook message (no EnterpriseId)")
-    tenant = settings.mews_enterprises.get(enterprise)
+    directory: TenantDirectory = current_app.extensions["connector.tenants"]
+    tenant = directory.by_mews_enterprise(enterprise)
     if tenant is None:
         _count_rejection(MEWS_SHARED, "mews", "ignored")
         _count("ignored", tenant=MEWS_SHARED, source="mews", reason="unknown_enterprise")
         return jsonify({"status": "ignored", "reason": f"no tenant has Mews enterprise {enterprise[:64]!r}"})
-    tenant_cfg = current_app.extensions["connector.tenants"].get(tenant)
-    if tenant_cfg is None:  # the file changed under a running process: not this message's fault
+    tenant_cfg = directory.get(tenant)
+    if tenant_cfg is None:  # removed meanwhile: not this message's fault
         return error_response(404, "unknown_tenant", f"no tenant named {tenant!r}")
     config = tenant_cfg.sources["mews"]
     # Every check of the per-tenant path except the tenant's own URL token (the shared one was checked).

@@ -19,12 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis import Redis
 
 from connector.secretbox import SecretBox
+from connector.tenant_store import VERSION_KEY
 from connector.vendors.shopify.oauth import SHOP_DOMAIN, valid_shop
 
-__all__ = ["SHOP_DOMAIN", "Installation", "InstallationStore", "shop_handle", "valid_shop"]
+__all__ = ["SHOP_DOMAIN", "VERSION_KEY", "Installation", "InstallationStore", "shop_handle", "valid_shop"]
 
 INSTALLATIONS_KEY = "connector:shopify:installations"
-VERSION_KEY = "connector:tenants:version"
 KEY_CHECK_KEY = "connector:shopify:key-check"
 
 
