@@ -405,6 +405,26 @@ def print_shopify_install(env: os._Environ[str] | dict[str, str], sandbox_url: s
 
 # -- end of the Shopify app in `connector run` ---------------------------------------------------
 
+DEMO_ADMIN_PASSWORD = "demo-admin"  # noqa: S105 - the demo's support staff password, printed by `make run`
+
+
+def print_merchant_pages(env: os._Environ[str] | dict[str, str], web: str, demo: bool) -> None:
+    """Where the merchant pages are, and in the demo a sign-in link to the demo tenant's."""
+    key = env.get("CONNECTOR_SECRET_KEY")
+    if not key:
+        print("  merchant pages off: set CONNECTOR_SECRET_KEY (a stable key) to enable /merchant/")
+        return
+    if demo:
+        from connector.merchant_links import make_link_token
+
+        print(f"  merchant pages {web}/merchant/sign-in?token={make_link_token(key, 'demo')}")
+        print("                 (the demo tenant's sign-in link, valid 24 hours, once)")
+    else:
+        print(f"  merchant pages {web}/merchant/  (sign-in links: connector merchant-link --tenant T)")
+    if env.get("CONNECTOR_ADMIN_PASSWORD"):
+        shown = env["CONNECTOR_ADMIN_PASSWORD"] if env["CONNECTOR_ADMIN_PASSWORD"] == DEMO_ADMIN_PASSWORD else "…"
+        print(f"  support staff  {web}/merchant/admin  (password: {shown})")
+
 
 def cmd_run(args: argparse.Namespace) -> None:
     """Start Redis (unless REDIS_URL), the sandbox, gunicorn and a worker; restart whichever dies;
@@ -435,6 +455,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     problems = _preflight(bind, args.sandbox_port, args.redis_port if embedded_wanted else None)
     if problems:
         sys.exit("connector run cannot start:\n  " + "\n  ".join(problems))
+    if demo and web.startswith(("http://127.0.0.1", "http://localhost")):
+        env.setdefault("CONNECTOR_SECRET_KEY", DEMO_SECRET_KEY)  # the merchant pages need a stable key
+        env.setdefault("CONNECTOR_ADMIN_PASSWORD", DEMO_ADMIN_PASSWORD)
     env.setdefault("CONNECTOR_ADMIN_PASSWORD", "")
     services: list[Service] = []
     if embedded_wanted:
@@ -483,6 +506,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"                 e.g. {web}/webhooks/demo/shopify")
         print(f"  health         {web}/readyz   metrics: {web}/metrics")
         print_shopify_install(env, sandbox_url)
+        print_merchant_pages(env, web, demo)
         print(f"  sandbox        {sandbox_url}/glu/_sandbox/state")
         print("\nSend a signed sample Shopify order (in another terminal):\n")
         print(f"  {sample_env} .venv/bin/connector send-sample --tenant demo")
