@@ -412,18 +412,18 @@ def print_merchant_pages(env: os._Environ[str] | dict[str, str], web: str, demo:
     """Where the merchant pages are, and in the demo a sign-in link to the demo tenant's."""
     key = env.get("CONNECTOR_SECRET_KEY")
     if not key:
-        print("  merchant pages off: set CONNECTOR_SECRET_KEY (a stable key) to enable /merchant/")
+        print("  merchant pages off: set CONNECTOR_SECRET_KEY (a stable key) to enable /app/")
         return
     if demo:
         from connector.merchant_links import make_link_token
 
-        print(f"  merchant pages {web}/merchant/sign-in?token={make_link_token(key, 'demo')}")
+        print(f"  merchant pages {web}/app/sign-in?token={make_link_token(key, 'demo')}")
         print("                 (the demo tenant's sign-in link, valid 24 hours, once)")
     else:
-        print(f"  merchant pages {web}/merchant/  (sign-in links: connector merchant-link --tenant T)")
+        print(f"  merchant pages {web}/app/  (sign-in links: connector merchant-link --tenant T)")
     if env.get("CONNECTOR_ADMIN_PASSWORD"):
         shown = env["CONNECTOR_ADMIN_PASSWORD"] if env["CONNECTOR_ADMIN_PASSWORD"] == DEMO_ADMIN_PASSWORD else "…"
-        print(f"  support staff  {web}/merchant/admin  (password: {shown})")
+        print(f"  support staff  {web}/app/admin  (password: {shown})")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -654,7 +654,7 @@ def cmd_merchant_link(args: argparse.Namespace) -> None:
         sys.exit(1)
     origin = settings.public_url or web_url()
     hours = valid / 3600
-    print(f"{origin}/merchant/sign-in?token={token}")
+    print(f"{origin}/app/sign-in?token={token}")
     print(f"valid for {hours:g} hours, once; send it to the merchant of {args.tenant}", file=sys.stderr)
 
 

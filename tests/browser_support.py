@@ -62,20 +62,20 @@ class MerchantStack:
 
     def link(self, tenant: str, valid_seconds: int = 3600) -> str:
         """A sign-in link to ``tenant``'s pages (what ``connector merchant-link`` prints)."""
-        return f"{self.url}/merchant/sign-in?token={make_link_token(SECRET_KEY, tenant, valid_seconds)}"
+        return f"{self.url}/app/sign-in?token={make_link_token(SECRET_KEY, tenant, valid_seconds)}"
 
     def sign_in(self, page: Page, tenant: str) -> None:
         """Open a fresh link for ``tenant`` and press its Sign in button."""
         page.goto(self.link(tenant))
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(rf"/merchant/{re.escape(tenant)}/$"))
+        page.wait_for_url(re.compile(rf"/app/{re.escape(tenant)}/$"))
 
     def sign_in_as_admin(self, page: Page) -> None:
         """Sign in as support staff with the admin password."""
-        page.goto(f"{self.url}/merchant/admin")
+        page.goto(f"{self.url}/app/admin")
         page.get_by_label("Admin password").fill(ADMIN_PASSWORD)
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(r"/merchant/$"))
+        page.wait_for_url(re.compile(r"/app/$"))
 
     def create_tenant(self, name: str, timezone: str = "Europe/London") -> None:
         """A stored tenant, as ``connector tenants add`` makes it (no browser needed)."""

@@ -21,12 +21,12 @@ def test_a_link_signs_in_once_and_opens_only_its_tenant(merchant_stack: Merchant
     expect(page.get_by_role("heading", name="Sign in to lagoon")).to_be_visible()
     screenshot(page, "sign-in")
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/merchant/lagoon/$"))
+    page.wait_for_url(re.compile(r"/app/lagoon/$"))
     expect(page.get_by_role("heading", name="lagoon")).to_be_visible()
     cookie = next(c for c in page.context.cookies() if c["name"] == "connector_merchant")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["expires"] > 0
 
-    page.goto(f"{merchant_stack.url}/merchant/reef/")  # another tenant's pages
+    page.goto(f"{merchant_stack.url}/app/reef/")  # another tenant's pages
     expect(page.get_by_role("alert")).to_contain_text("belongs to another tenant")
 
     page.goto(link)  # the same link again
@@ -44,7 +44,7 @@ def test_an_expired_link_is_refused(merchant_stack: MerchantStack, page: Page) -
 
     serializer = URLSafeTimedSerializer(SECRET_KEY, salt="connector.merchant.link", signer=TwoHoursAgo)
     token = serializer.dumps({"t": "lagoon", "n": "n1", "v": 3600})
-    page.goto(f"{merchant_stack.url}/merchant/sign-in?token={token}")
+    page.goto(f"{merchant_stack.url}/app/sign-in?token={token}")
     expect(page.get_by_role("alert")).to_contain_text("expired")
     assert page.context.cookies() == [] or all(c["name"] != "connector_merchant" for c in page.context.cookies())
 
@@ -64,10 +64,10 @@ def test_a_form_without_its_csrf_token_is_refused(merchant_stack: MerchantStack,
     merchant_stack.sign_in(page, "lagoon")
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     answer = requests.post(
-        f"{merchant_stack.url}/merchant/sign-out", cookies=cookies, data={}, timeout=5, allow_redirects=False
+        f"{merchant_stack.url}/app/sign-out", cookies=cookies, data={}, timeout=5, allow_redirects=False
     )
     assert answer.status_code == 403
     assert "expired or was not sent from this page" in answer.text
     forged = make_link_token("another-key-entirely-0123456789", "lagoon", 3600)
-    page.goto(f"{merchant_stack.url}/merchant/sign-in?token={forged}")
+    page.goto(f"{merchant_stack.url}/app/sign-in?token={forged}")
     expect(page.get_by_role("alert")).to_contain_text("not valid")

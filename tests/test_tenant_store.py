@@ -236,7 +236,7 @@ def test_tenants_add_then_merchant_link(store_settings, redis, capsys):
     cli.main(["merchant-link", "--tenant", "lagoon", "--valid", "2h"])
     out = capsys.readouterr()
     url = out.out.strip()
-    assert "/merchant/sign-in?token=" in url and "valid for 2 hours" in out.err
+    assert "/app/sign-in?token=" in url and "valid for 2 hours" in out.err
     link = read_link_token(SECRET_KEY, url.split("token=", 1)[1])
     assert link.tenant == "lagoon" and link.valid_seconds == 7200
     cli.main(["tenants", "list"])

@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
-    app.register_blueprint(merchant.bp)  # the merchant pages (/merchant/…)
+    app.register_blueprint(merchant.bp)  # the merchant pages (/app/…)
     # --- Shopify app: the app webhook URL (app/uninstalled, compliance topics, orders) ---
     if settings.shopify_app_enabled:
         from connector.web import shopify_webhooks

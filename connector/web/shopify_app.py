@@ -120,7 +120,7 @@ def _merchant_pages(shop: str) -> Response:
     from connector.web.merchant.session import start_session
 
     tenant = _directory().name_for_new_shop(shop)
-    response = _secure(redirect(f"/merchant/{tenant}/", code=302))
+    response = _secure(redirect(f"/app/{tenant}/", code=302))
     start_session(response, tenant=tenant)
     return response
 
@@ -264,5 +264,5 @@ def callback() -> Response:
 
 @bp.get("/settings")
 def settings_page() -> Response:
-    """The issue-13 settings page's address: the merchant pages now (``/merchant/``)."""
-    return _secure(redirect("/merchant/", code=301))
+    """The issue-13 settings page's address: the merchant pages now (``/app/``)."""
+    return _secure(redirect("/app/", code=301))

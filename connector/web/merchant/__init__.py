@@ -1,4 +1,4 @@
-"""The merchant pages (``/merchant/…``): server-rendered Flask + Jinja, no front-end build step.
+"""The merchant pages (``/app/…``): server-rendered Flask + Jinja, no front-end build step.
 
 A merchant (or a hotel group an operator onboarded) connects and runs the connector here: the
 loyalty platform, the sources, the email provider, and the activity with its failures to retry.

@@ -1,4 +1,4 @@
-"""``GET /merchant/<tenant>/activity``: the tenant's Activity page (placeholder until its section lands)."""
+"""``GET /app/<tenant>/activity``: the tenant's Activity page (placeholder until its section lands)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from connector.web.merchant.session import csrf_ok, keep_pre_session
 bp = Blueprint(
     "merchant",
     __name__,
-    url_prefix="/merchant",
+    url_prefix="/app",
     template_folder="templates",
     static_folder="static",
     static_url_path="/static",

@@ -1,4 +1,4 @@
-"""``GET /merchant/<tenant>/email``: the tenant's Email provider page (placeholder until its section lands)."""
+"""``GET /app/<tenant>/email``: the tenant's Email provider page (placeholder until its section lands)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``GET /merchant/<tenant>/loyalty``: the tenant's Loyalty platform page (placeholder until its section lands)."""
+"""``GET /app/<tenant>/loyalty``: the tenant's Loyalty platform page (placeholder until its section lands)."""
 
 from __future__ import annotations
 

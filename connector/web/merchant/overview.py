@@ -1,4 +1,4 @@
-"""``GET /merchant/<tenant>/``: a tenant's overview: where it comes from, what is connected."""
+"""``GET /app/<tenant>/``: a tenant's overview: where it comes from, what is connected."""
 
 from __future__ import annotations
 

@@ -137,7 +137,7 @@ def tenant_view(name: str) -> TenantView | None:
 
 
 def tenant_page(view: Callable[..., Response]) -> Callable[..., Response]:
-    """A page of one tenant (``/merchant/<tenant>/…``): signed in, allowed to open that tenant,
+    """A page of one tenant (``/app/<tenant>/…``): signed in, allowed to open that tenant,
     the tenant exists; the view gets its :class:`TenantView` as ``tenant``."""
 
     @wraps(view)

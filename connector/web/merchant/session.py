@@ -23,7 +23,7 @@ from connector.settings import Settings
 
 SESSION_COOKIE = "connector_merchant"
 PRE_COOKIE = "connector_merchant_pre"
-COOKIE_PATH = "/merchant"
+COOKIE_PATH = "/app"
 SESSION_SECONDS = 8 * 3600
 """How long a session lasts after sign-in (a working day)."""
 PRE_SECONDS = 3600

@@ -1,12 +1,12 @@
 """Signing in and out, and the support staff's list of tenants.
 
-* ``GET /merchant/sign-in?token=…``: the page of a link made by ``connector merchant-link``; its
+* ``GET /app/sign-in?token=…``: the page of a link made by ``connector merchant-link``; its
   button POSTs the token, which is spent once and opens the tenant's session.
-* ``GET/POST /merchant/admin``: support staff sign in with ``CONNECTOR_ADMIN_PASSWORD`` (five
+* ``GET/POST /app/admin``: support staff sign in with ``CONNECTOR_ADMIN_PASSWORD`` (five
   wrong passwords per address and minute, then 429).
-* ``POST /merchant/sign-out``.
-* ``GET /merchant/``: the signed-in tenant's pages, or for support staff every tenant, with a form
-  to onboard a new one into the store (``POST /merchant/tenants``).
+* ``POST /app/sign-out``.
+* ``GET /app/``: the signed-in tenant's pages, or for support staff every tenant, with a form
+  to onboard a new one into the store (``POST /app/tenants``).
 """
 
 from __future__ import annotations

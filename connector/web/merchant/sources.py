@@ -1,4 +1,4 @@
-"""``GET /merchant/<tenant>/sources``: the tenant's Sources page (placeholder until its section lands)."""
+"""``GET /app/<tenant>/sources``: the tenant's Sources page (placeholder until its section lands)."""
 
 from __future__ import annotations
 
