@@ -676,6 +676,11 @@ def cmd_tenants(args: argparse.Namespace) -> None:
     if not TENANT_NAME.match(name):
         print("a tenant name is lower-case letters, digits, '-' and '_' (up to 63)", file=sys.stderr)
         sys.exit(2)
+    from connector.tenant_store import RESERVED_NAMES
+
+    if name in RESERVED_NAMES:
+        print(f"{name!r} is reserved for the merchant pages' own paths: choose another name", file=sys.stderr)
+        sys.exit(2)
     if directory.name_taken(name):
         print(f"there is already a tenant {name!r}", file=sys.stderr)
         sys.exit(1)

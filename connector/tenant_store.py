@@ -34,6 +34,8 @@ STORE_KEY = "connector:tenants:store"
 VERSION_KEY = "connector:tenants:version"
 KEY_CHECK_KEY = "connector:tenants:key-check"
 LAST_CHARACTERS = 4
+RESERVED_NAMES = frozenset({"admin", "sign-in", "sign-out", "tenants", "static"})
+"""Names a stored tenant cannot take: the merchant pages' own paths (``/app/admin``…)."""
 
 
 def now() -> str:
@@ -131,7 +133,10 @@ class TenantStore:
 
         Raises:
             KeyError: a stored tenant already has that name.
+            ValueError: the name is one of :data:`RESERVED_NAMES`.
         """
+        if name in RESERVED_NAMES:
+            raise ValueError(f"{name!r} is reserved (the pages' own paths: {', '.join(sorted(RESERVED_NAMES))})")
         stamp = now()
         tenant = StoredTenant(name=name, document=document, created_at=stamp, updated_at=stamp)
         with self.redis.pipeline() as pipe:

@@ -251,6 +251,7 @@ def test_tenants_add_then_merchant_link(store_settings, redis, capsys):
         (["merchant-link", "--tenant", "harbour", "--valid", "30d"], "between one minute and seven days"),
         (["merchant-link", "--tenant", "harbour", "--valid", "soon"], "not a duration"),
         (["tenants", "add", "Bad Name"], "lower-case letters"),
+        (["tenants", "add", "sign-in"], "reserved"),
         (["tenants", "add", "lagoon", "--timezone", "Mars/Olympus"], "unknown timezone"),
     ],
 )

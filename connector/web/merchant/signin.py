@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 from connector.merchant_links import LinkRefused, read_link_token, spend_link
 from connector.platforms.base import UnconfiguredPlatform
 from connector.settings import TENANT_NAME, Tenant
+from connector.tenant_store import RESERVED_NAMES
 from connector.web.merchant.blueprint import bp
 from connector.web.merchant.pages import admin_page, directory, refuse, render, settings
 from connector.web.merchant.session import current_session, end_session, start_session
@@ -168,6 +169,8 @@ def create_tenant() -> Response:
         return _tenants_page("no tenant store: set CONNECTOR_SECRET_KEY", 400)
     if not TENANT_NAME.match(name):
         return _tenants_page("a tenant name is lower-case letters, digits, '-' and '_' (up to 63)", 400)
+    if name in RESERVED_NAMES:
+        return _tenants_page(f"{name!r} is reserved for the pages' own addresses: choose another name", 400)
     if directory().name_taken(name):
         return _tenants_page(f"there is already a tenant {name!r}", 409)
     try:
