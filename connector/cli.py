@@ -102,16 +102,19 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def secret_key_problem(settings: Any, redis: Any) -> str | None:
-    """With the Shopify app enabled: why ``CONNECTOR_SECRET_KEY`` cannot open the stored
-    installations (another key sealed them), else ``None``; a start-up error, never a silent
-    decrypt failure later."""
-    if not settings.shopify_app_enabled:
-        return None
+    """Why ``CONNECTOR_SECRET_KEY`` cannot open what is sealed in Redis (the Shopify app's
+    installations, the tenant store: another key sealed them), else ``None``; a start-up error,
+    never a silent decrypt failure later."""
     from connector.secretbox import WrongSecretKeyError
+    from connector.tenant_store import TenantStore
     from connector.vendors.shopify.installations import InstallationStore
 
+    key = settings.secret_key.get_secret_value()
     try:
-        InstallationStore.open(redis, settings.secret_key.get_secret_value())
+        if settings.shopify_app_enabled:
+            InstallationStore.open(redis, key)
+        if settings.tenant_store_enabled:
+            TenantStore.open(redis, key)
     except WrongSecretKeyError as exc:
         return str(exc)  # names CONNECTOR_SECRET_KEY
     return None
@@ -228,8 +231,27 @@ def cmd_check_config(args: argparse.Namespace) -> None:
     for name, tenant in settings.tenants.items():
         sources = ", ".join(tenant.sources) or "none"
         print(f"{name}: {tenant.loyalty.platform} at {tenant.loyalty.base_url}; sources: {sources}")
+    if redis_line and settings.tenant_store_enabled:
+        print_stored_tenants(settings)
     if redis_line:
         print(redis_line)
+
+
+def print_stored_tenants(settings: Any) -> None:
+    """The tenant store's tenants (the merchant pages'), with any that is not served and why."""
+    directory = _tenant_directory(settings)
+    assert directory.tenant_store is not None
+    names = directory.tenant_store.names()
+    served = directory.all()
+    print(f"tenant store: {len(names)} stored tenant{'s' if len(names) != 1 else ''} (the merchant pages')")
+    for name in names:
+        if directory.is_file_tenant(name):
+            print(f"  {name}: WARNING, also in the tenants file, which wins")
+        elif name in served:
+            tenant = served[name]
+            print(f"  {name}: {tenant.loyalty.platform}; sources: {', '.join(tenant.sources) or 'none'}")
+        elif problems := directory.problems(name):
+            print(f"  {name}: WARNING, not served: {'; '.join(problems)}")
 
 
 def _interrupt(signum: int, frame: object) -> None:

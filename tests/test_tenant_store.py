@@ -268,3 +268,25 @@ def test_the_commands_need_a_stable_secret_key(env, redis, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exited:
         cli.main(["merchant-link", "--tenant", "harbour"])
     assert exited.value.code == 1 and "stable CONNECTOR_SECRET_KEY" in capsys.readouterr().err
+
+
+def test_check_config_lists_stored_tenants_and_a_wrong_key_stops_everything(
+    store_settings, redis, sandbox, capsys, monkeypatch
+):
+    store = TenantStore.open(redis, SECRET_KEY)
+    store.create("lagoon", lagoon(sandbox.url))
+    broken = lagoon(sandbox.url)
+    broken["loyalty"]["base_url"] = "not a url"
+    store.create("reef", broken)
+    cli.main(["check-config"])
+    out = capsys.readouterr().out
+    assert "tenant store: 2 stored tenants" in out
+    assert "lagoon: glu; sources: shopify" in out
+    assert "reef: WARNING, not served: tenants.reef.loyalty.base_url" in out
+    monkeypatch.setenv("CONNECTOR_SECRET_KEY", "a-different-key-entirely")
+    for command in (["check-config"], ["worker", "--burst"]):
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(command)
+        assert stopped.value.code == 1
+        captured = capsys.readouterr()
+        assert "CONNECTOR_SECRET_KEY is not the key the stored tenant store secrets" in captured.out + captured.err
