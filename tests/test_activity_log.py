@@ -121,7 +121,7 @@ def test_records_hold_no_secret_and_no_email_even_when_the_platform_echoes_the_r
     texts = [text for key, text in redis_texts(redis) if key.startswith("connector:activity:")]
     assert texts
     forbidden = set()
-    for value in (GLU_KEY, SHOPIFY_SECRET, EMAIL):
+    for value in (GLU_KEY, SHOPIFY_SECRET, EMAIL, "Ada.Lovelace@Example.com"):
         forbidden |= {value, quote(value, safe=""), quote_plus(value), base64.b64encode(value.encode()).decode()}
         forbidden |= {json.dumps(form)[1:-1] for form in list(forbidden)}
     leaks = [(form, text[:200]) for text in texts for form in forbidden if form in text]
