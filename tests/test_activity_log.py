@@ -190,7 +190,7 @@ def test_retry_requeues_a_failed_delivery_once(pages, redis, sandbox, work):
     again = press_retry(pages, failure["job"])  # a second press before the worker ran it
     assert again.status_code == 409 and "already retried" in again.get_data(as_text=True)
     _, page = activity_page(pages)
-    assert "retrying" in page and "Retry requested" not in page
+    assert "retrying" in page and "No failures." in page
     assert activity_log.failures(redis, "harbour") == []
     work()
     assert len(sandbox.sandboxes.glu.state()["activities"]) == 1
@@ -279,3 +279,20 @@ def test_the_recorder_redacts_what_a_job_raises(redis):
     text = json.dumps(record)
     assert secret not in text and quote_plus(secret) not in text and "example" not in text.lower()
     assert "[redacted]" in text and "[email]" in text
+
+
+def test_a_failed_webhook_is_a_failure_with_its_reason_and_can_be_retried(pages, redis, work):
+    body = json.dumps({"id": 42, "email": "someone@example.com", "total_price": "not money"}).encode()
+    headers = shopify_headers(body, webhook_id="a-broken-order")
+    assert pages.post("/webhooks/harbour/shopify", data=body, headers=headers).status_code == 202
+    work()
+    [failure] = activity_log.failures(redis, "harbour")
+    assert failure["kind"] == "webhook" and failure["status"] == "failed" and failure["job"].startswith("ingest-")
+    assert failure["reason"] and "someone@" not in json.dumps(failure), failure
+    sign_in(pages, "harbour")
+    assert press_retry(pages, failure["job"]).status_code == 303
+    work()  # the same payload fails again, for good: a failure again, never a second job
+    [again] = activity_log.failures(redis, "harbour")
+    assert again["job"] == failure["job"] and again["at"] > failure["at"]
+    statuses = [r["status"] for r in activity_log.attempts(redis, "harbour", [failure["job"]])[failure["job"]]]
+    assert statuses == ["failed", "retrying", "failed"]
