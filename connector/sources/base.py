@@ -161,6 +161,16 @@ class SourceConfig(BaseModel):
     previous: SourceConfig | None = Field(default=None, repr=False, exclude=True)
     """This config with the ``previous`` credentials in place of the current ones (``None``: no rotation)."""
 
+    # -- issue 14 activity: how long a source may be quiet before the Activity page warns --
+    silent_after: float | None = Field(
+        default=None,
+        gt=0,
+        title="Warn when silent for (hours)",
+        description="The Activity page warns when no webhook arrived from this source for longer (optional).",
+    )
+    """Hours without a webhook after which the Activity page warns (``None``: never)."""
+    # -- end issue 14 activity --
+
     @model_validator(mode="wrap")
     @classmethod
     def _rotation(cls, data: Any, handler: ModelWrapValidatorHandler[Self], info: ValidationInfo) -> Self:

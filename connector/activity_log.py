@@ -1,0 +1,373 @@
+"""The Activity page's records: per tenant, the last webhooks of each source and what became of
+the jobs they caused, written by the jobs (never by the intake, whose speed is measured).
+
+Each ingest, deliver and relay job records its attempt's outcome when it ends (one pipeline per
+job, see :func:`recorded`); the pages read them back (:func:`webhooks`, :func:`failures`,
+:func:`last_seen`). No record holds a secret or an email address: every free text (a reason, a
+platform's error body) is redacted with the configured secrets and the guest's email
+(:mod:`connector.redaction`), any other email-like text is masked, and then it is truncated.
+
+Redis keys (``{t}`` the tenant, ``{s}`` a source, ``{job}`` an RQ job id)::
+
+    connector:activity:{t}:webhooks:{s}  ZSET  ingest job id -> received_at (epoch seconds);
+                                              the last WEBHOOKS_KEPT; expires RECORD_TTL after a write
+    connector:activity:{t}:job:{job}     LIST  that job's attempt records (JSON), newest first, the
+                                              last ATTEMPTS_KEPT; expires with the job (RESULT_TTL
+                                              after success or ignored, FAILURE_TTL otherwise)
+    connector:activity:{t}:failures      ZSET  job id -> time of its final failure (the last
+                                              FAILURES_KEPT); a later success removes it
+
+An attempt record (JSON object) has:
+
+* every kind: ``at`` (ISO 8601 UTC, when it was recorded), ``job``, ``kind`` (``webhook`` for
+  an ingest job, ``delivery``, ``relay``), ``source``, ``status`` and, where it applies,
+  ``reason`` (why it was ignored, failed or is retrying, redacted), ``next_attempt_at`` (ISO,
+  ``retrying`` only), ``answer`` (the destination's: ``{"http_status", "remote_id", "body"}``,
+  each possibly ``null``; ``body`` redacted and truncated);
+* ``webhook``: ``received_at`` (the envelope's), ``event_type``, ``delivery_id`` and, when
+  translated, ``deliveries`` / ``relays`` (the job ids it enqueued) or ``erasure`` (a job id);
+  ``status`` is ``translated``, ``ignored``, ``erasure``, ``retrying`` or ``failed``;
+* ``delivery`` / ``relay``: ``type`` (the activity's or event's), ``destination`` (the platform
+  or ESP); ``status`` is ``delivered``, ``ignored``, ``retrying`` or ``failed``.
+
+A job is ``failed`` only when RQ will not run it again (its retries are used up, or the retry
+policy made the error final, :mod:`connector.retry`); until then it is ``retrying``. A job the
+Activity page requeues gets a ``retrying`` record with ``by`` (who asked).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from redis import Redis
+from rq import get_current_job
+
+from connector import redaction
+from connector.errors import ConnectorError, DestinationError
+from connector.queue import FAILURE_TTL, RESULT_TTL
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+WEBHOOKS_KEPT = 200
+ATTEMPTS_KEPT = 10
+FAILURES_KEPT = 200
+RECORD_TTL = FAILURE_TTL  # the index outlives no failed job it points to
+TEXT_LIMIT = 300
+KINDS = {"connector.jobs.ingest": "webhook", "connector.jobs.deliver": "delivery", "connector.jobs.relay": "relay"}
+EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+(?:@|%40|\\u0040)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", re.IGNORECASE)
+EMAIL_MASK = "[email]"
+
+
+def _prefix(tenant: str) -> str:
+    return f"connector:activity:{tenant}:"
+
+
+def webhooks_key(tenant: str, source: str) -> str:
+    """The index of a tenant's last webhooks from ``source`` (ingest job ids by time received)."""
+    return f"{_prefix(tenant)}webhooks:{source}"
+
+
+def job_key(tenant: str, job_id: str) -> str:
+    """The attempt records of one job."""
+    return f"{_prefix(tenant)}job:{job_id}"
+
+
+def failures_key(tenant: str) -> str:
+    """The index of a tenant's finally failed jobs."""
+    return f"{_prefix(tenant)}failures"
+
+
+def now_iso() -> str:
+    """Now, as the records write times."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")  # records of one job sort by it
+
+
+def clean_text(text: str, secrets: Iterable[str], limit: int = TEXT_LIMIT) -> str:
+    """``text`` fit for a record: every encoding of ``secrets`` masked, email addresses masked,
+    whitespace collapsed, at most ``limit`` characters (cut after redaction, so no secret is cut
+    into an unrecognisable half)."""
+    masked = redaction.redact(text, secrets)
+    masked = EMAIL.sub(EMAIL_MASK, masked)
+    masked = " ".join(masked.split())
+    return masked if len(masked) <= limit else masked[: limit - 1] + "…"
+
+
+def _epoch(moment: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC).timestamp()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def write(client: Redis, tenant: str, record: Mapping[str, Any]) -> None:
+    """Store one attempt record (and update the indexes) in one pipeline."""
+    job_id = str(record["job"])
+    status = record["status"]
+    key = job_key(tenant, job_id)
+    settled = status in ("delivered", "translated", "ignored", "erasure")
+    with client.pipeline(transaction=False) as pipe:
+        pipe.lpush(key, json.dumps(record, separators=(",", ":")))
+        pipe.ltrim(key, 0, ATTEMPTS_KEPT - 1)
+        pipe.expire(key, RESULT_TTL if settled else FAILURE_TTL)
+        if record.get("kind") == "webhook":
+            index = webhooks_key(tenant, str(record["source"]))
+            pipe.zadd(index, {job_id: _epoch(str(record.get("received_at", "")))})
+            pipe.zremrangebyrank(index, 0, -WEBHOOKS_KEPT - 1)
+            pipe.expire(index, RECORD_TTL)
+        failures = failures_key(tenant)
+        if status == "failed":
+            pipe.zadd(failures, {job_id: _epoch(str(record["at"]))})
+            pipe.zremrangebyrank(failures, 0, -FAILURES_KEPT - 1)
+            pipe.expire(failures, RECORD_TTL)
+        elif status != "retrying":
+            pipe.zrem(failures, job_id)
+        pipe.execute()
+
+
+def _answer(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    receipt = result.get("receipt")
+    if not isinstance(receipt, Mapping):
+        return None
+    remote = receipt.get("remote_id")
+    return {"http_status": None, "remote_id": str(remote) if remote is not None else None, "body": None}
+
+
+def _outcome(kind: str, result: Any, secrets: Callable[[], Iterable[str]]) -> dict[str, Any]:
+    """The record fields of a job that returned ``result``."""
+    if not isinstance(result, Mapping):
+        return {"status": "delivered" if kind != "webhook" else "translated"}
+    status = str(result.get("status", ""))
+    fields: dict[str, Any] = {}
+    if status == "ignored":
+        fields = {"status": "ignored", "reason": clean_text(str(result.get("reason", "")), secrets())}
+    elif kind == "webhook":
+        fields = {"status": status or "translated"}
+        for name in ("deliveries", "relays"):
+            if isinstance(result.get(name), list):
+                fields[name] = [str(job) for job in result[name]]
+        if status == "erasure":
+            fields["erasure"] = str(result.get("job", ""))
+    else:
+        fields = {"status": "delivered", "answer": _answer(result)}
+        if status == "already_delivered":
+            fields["reason"] = "already delivered earlier; nothing was sent again"
+    return fields
+
+
+def _failure(exc: BaseException, secrets: Iterable[str]) -> dict[str, Any]:
+    """The record fields of a job that raised ``exc``: its reason, the destination's answer, and
+    whether RQ runs it again (``retrying``, when) or not (``failed``)."""
+    job = get_current_job()
+    reason = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, DestinationError) and exc.body and reason.endswith(exc.body):
+        reason = reason[: -len(exc.body)].rstrip(": ")  # the body is the answer's, shown beside it
+    fields: dict[str, Any] = {"reason": clean_text(reason or type(exc).__name__, secrets, 500)}
+    if isinstance(exc, DestinationError):
+        fields["answer"] = {
+            "http_status": exc.status,
+            "remote_id": None,
+            "body": clean_text(exc.body, secrets) if exc.body else None,
+        }
+    if job is not None and job.should_retry:
+        fields["status"] = "retrying"
+        try:
+            delay = job.get_retry_interval()
+        except (AssertionError, IndexError, TypeError):
+            delay = 0
+        fields["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
+    else:
+        fields["status"] = "failed"
+    return fields
+
+
+def _subject(kind: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
+    """(tenant, the record's descriptive fields, values to redact besides the secrets) of a job's
+    arguments; the tenant is ``""`` when the arguments are not what the job expects."""
+    data = args[0] if args else None
+    if not isinstance(data, Mapping):
+        return "", {}, []
+    tenant = str(data.get("tenant", ""))
+    source = str(data.get("source", ""))
+    if kind == "webhook":
+        return (
+            tenant,
+            {
+                "source": source,
+                "received_at": str(data.get("received_at", "")),
+                "event_type": str(data.get("event_type", ""))[:100],
+                "delivery_id": EMAIL.sub(EMAIL_MASK, str(data.get("delivery_id", "")))[:100],
+            },
+            [],
+        )
+    destination = args[1] if len(args) > 1 else kwargs.get("queued_for")
+    person = data.get("person")
+    email = data.get("email") if kind == "relay" else person.get("email") if isinstance(person, Mapping) else None
+    fields = {"source": source, "type": str(data.get("type", ""))[:100], "destination": str(destination or "")}
+    return tenant, fields, [str(email)] if email else []
+
+
+def recorded(
+    kind: str, redis: Callable[[], Redis], secrets: Callable[[], Iterable[str]]
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a job (outside :func:`connector.retry.apply_retry_policy`, so that it sees
+    whether RQ runs the job again) to record each attempt's outcome (``kind``: ``webhook``,
+    ``delivery`` or ``relay``). A record that cannot be written is logged, never changes the
+    job's outcome."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            tenant, fields, hidden = _subject(kind, args, kwargs)
+
+            def secret_values() -> list[str]:
+                return [*secrets(), *hidden]
+
+            def record(outcome: Callable[[], dict[str, Any]]) -> None:
+                if not tenant:
+                    return
+                try:
+                    job = get_current_job()
+                    job_id = job.id if job is not None else f"direct-{kind}"
+                    write(redis(), tenant, {"at": now_iso(), "job": job_id, "kind": kind, **fields, **outcome()})
+                except Exception:  # informational: a job's outcome never depends on its record
+                    log.exception("the activity record of a %s job of %s could not be written", kind, tenant)
+
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                record(functools.partial(_failure, exc, secret_values()))
+                raise
+            record(lambda: _outcome(kind, result, secret_values))
+            return result
+
+        return wrapper
+
+    return decorate
+
+
+def record_retry(client: Redis, tenant: str, job_id: str, kind: str, by: str, at: str | None = None) -> None:
+    """Note that ``job_id`` was requeued from the Activity page (``by``: who asked)."""
+    latest = attempts(client, tenant, [job_id]).get(job_id) or []
+    previous = latest[0] if latest else {}
+    kept: dict[str, Any] = {
+        k: previous[k] for k in ("source", "type", "destination", "received_at", "event_type") if k in previous
+    }
+    write(
+        client,
+        tenant,
+        {
+            "at": at or now_iso(),
+            "job": job_id,
+            "kind": kind,
+            **kept,
+            "status": "retrying",
+            "reason": "retry requested from the Activity page",
+            "by": by,
+        },
+    )
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _decode(raw: Any) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def attempts(client: Redis, tenant: str, job_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each job's attempt records, newest first (by their time; absent: none or expired), in
+    one round trip."""
+    if not job_ids:
+        return {}
+    with client.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.lrange(job_key(tenant, job_id), 0, ATTEMPTS_KEPT - 1)
+        lists = pipe.execute()
+    found: dict[str, list[dict[str, Any]]] = {}
+    for job_id, raw in zip(job_ids, lists, strict=True):
+        records = [r for r in (_decode(item) for item in raw) if r is not None]
+        if records:
+            # Sorted by time: a retry noted just after its job ran again must not hide the new outcome.
+            found[job_id] = sorted(records, key=lambda r: str(r.get("at", "")), reverse=True)
+    return found
+
+
+def webhooks(client: Redis, tenant: str, source: str, limit: int = WEBHOOKS_KEPT) -> list[dict[str, Any]]:
+    """The last ``limit`` webhooks of ``source``, newest first: each the latest record of its
+    ingest job, with ``attempts`` (all of its records) and ``caused`` (the latest record of each
+    job it enqueued, ``None`` for one not run yet)."""
+    ids = [
+        i.decode() if isinstance(i, bytes) else str(i)
+        for i in client.zrevrange(webhooks_key(tenant, source), 0, limit - 1)
+    ]
+    ingests = attempts(client, tenant, ids)
+    caused_ids = []
+    for job_id in ids:
+        latest = ingests.get(job_id, [{}])[0]
+        caused_ids += [*latest.get("deliveries", []), *latest.get("relays", [])]
+    caused = attempts(client, tenant, caused_ids)
+    found = []
+    for job_id in ids:
+        if job_id not in ingests:
+            continue
+        latest = dict(ingests[job_id][0])
+        latest["attempts"] = ingests[job_id]
+        latest["caused"] = [
+            (caused[c][0] if c in caused else {"job": c, "status": "queued"})
+            for c in [*latest.get("deliveries", []), *latest.get("relays", [])]
+        ]
+        found.append(latest)
+    return found
+
+
+def failures(client: Redis, tenant: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The tenant's jobs whose latest record is ``failed``, the most recent first."""
+    ids = [i.decode() if isinstance(i, bytes) else str(i) for i in client.zrevrange(failures_key(tenant), 0, limit - 1)]
+    found = attempts(client, tenant, ids)
+    return [found[job_id][0] for job_id in ids if job_id in found and found[job_id][0].get("status") == "failed"]
+
+
+def last_seen(client: Redis, tenant: str, sources: Iterable[str]) -> dict[str, datetime | None]:
+    """When each of the tenant's ``sources`` last sent a webhook that a job took up (its
+    ``received_at``), ``None`` for never (or longer ago than the records are kept). One round
+    trip; the silence warnings and metrics read it."""
+    names = list(sources)
+    with client.pipeline(transaction=False) as pipe:
+        for source in names:
+            pipe.zrevrange(webhooks_key(tenant, source), 0, 0, withscores=True)
+        answers = pipe.execute()
+    return {
+        source: datetime.fromtimestamp(float(answer[0][1]), UTC) if answer else None
+        for source, answer in zip(names, answers, strict=True)
+    }
+
+
+def silent_sources(
+    client: Redis, tenant: str, windows: Mapping[str, float | None], now: datetime | None = None
+) -> dict[str, datetime | None]:
+    """The sources quiet for longer than their window (hours; ``None``: no window), with when
+    each was last seen (``None``: never)."""
+    watched = {source: float(hours) for source, hours in windows.items() if hours}
+    moment = now or datetime.now(UTC)
+    silent: dict[str, datetime | None] = {}
+    for source, seen in last_seen(client, tenant, watched).items():
+        if seen is None or moment - seen > timedelta(hours=watched[source]):
+            silent[source] = seen
+    return silent
