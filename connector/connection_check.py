@@ -56,7 +56,9 @@ def hint(answer: dict[str, Any]) -> str:
 
 
 def _answer(tenant_name: str, role: Role) -> dict[str, Any]:
-    tenant = jobs.tenants().get(tenant_name)
+    directory = jobs.tenants()
+    directory.refresh()  # the settings saved a moment ago, not this process's copy of up to a second ago
+    tenant = directory.get(tenant_name)
     if tenant is None:
         return {"ok": False, "checked": False, "said": f"tenant {tenant_name!r} is not served (see its problems)"}
     timeout = jobs.settings().http_timeout

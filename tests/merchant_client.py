@@ -30,6 +30,10 @@ class MerchantClient:
         self.get(f"/merchant/{tenant}/")  # the session's CSRF token
         return self
 
+    def refresh(self) -> None:
+        """Read the store again now (a write made outside the pages is otherwise seen within a second)."""
+        self.client.application.extensions["connector.tenants"].refresh()
+
     def get(self, path: str) -> Any:
         answer = self.client.get(path)
         found = CSRF.search(answer.get_data(as_text=True))
