@@ -20,9 +20,9 @@ from werkzeug.wrappers import Response
 
 from connector.platforms.base import UnconfiguredPlatform
 from connector.platforms.registry import PLATFORMS
-from connector.web.merchant.forms import fields_of, read_form, shown_values
 from connector.web.merchant.blueprint import bp
 from connector.web.merchant.checks import connection_test, wait_seconds
+from connector.web.merchant.forms import fields_of, read_form, shown_values
 from connector.web.merchant.pages import SettingsRefused, TenantView, refuse, render, save_settings, tenant_page
 
 
