@@ -24,10 +24,10 @@ class MerchantClient:
 
     def sign_in(self, tenant: str) -> MerchantClient:
         link = make_link_token(SECRET_KEY, tenant, 3600)
-        page = self.get(f"/merchant/sign-in?token={link}")
-        answer = self.client.post("/merchant/sign-in", data={"csrf_token": self.token, "token": link})
+        page = self.get(f"/app/sign-in?token={link}")
+        answer = self.client.post("/app/sign-in", data={"csrf_token": self.token, "token": link})
         assert answer.status_code in (302, 303), (page.status_code, answer.get_data(as_text=True))
-        self.get(f"/merchant/{tenant}/")  # the session's CSRF token
+        self.get(f"/app/{tenant}/")  # the session's CSRF token
         return self
 
     def refresh(self) -> None:

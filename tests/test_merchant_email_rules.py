@@ -34,21 +34,21 @@ def klaviyo_form(sandbox: SandboxServer, key: str = DEFAULT_KEYS["klaviyo"], eve
 
 
 def test_two_events_are_a_filter_and_all_of_them_none(pages: MerchantClient, sandbox, redis) -> None:
-    saved = pages.post("/merchant/lagoon/email", klaviyo_form(sandbox, TYPED_KEY))
+    saved = pages.post("/app/lagoon/email", klaviyo_form(sandbox, TYPED_KEY))
     assert saved.status_code == 303, saved.get_data(as_text=True)
     esp = store(redis).get("lagoon").document["esp"]
     assert esp["events"] == ["customer.rewarded", "customer.loyalty.tier.upgraded"]  # in the canonical order
-    html = pages.get("/merchant/lagoon/email").get_data(as_text=True)
+    html = pages.get("/app/lagoon/email").get_data(as_text=True)
     assert TYPED_KEY not in html and "8765" in html
     assert 'value="customer.rewarded" checked' in html and 'value="customer.created" checked' not in html
 
-    pages.post("/merchant/lagoon/email", klaviyo_form(sandbox, "", events=list(LOYALTY_EVENT_NAMES)))
+    pages.post("/app/lagoon/email", klaviyo_form(sandbox, "", events=list(LOYALTY_EVENT_NAMES)))
     esp = store(redis).get("lagoon").document["esp"]
     assert "events" not in esp and esp["api_key"] == TYPED_KEY  # no filter; the stored key kept
 
 
 def test_no_event_picked_is_refused_by_key(pages: MerchantClient, sandbox, redis) -> None:
-    refused = pages.post("/merchant/lagoon/email", klaviyo_form(sandbox, TYPED_KEY, events=[]))
+    refused = pages.post("/app/lagoon/email", klaviyo_form(sandbox, TYPED_KEY, events=[]))
     assert refused.status_code == 400 and "esp.events" in refused.get_data(as_text=True)
     assert TYPED_KEY not in refused.get_data(as_text=True)
     assert "esp" not in store(redis).get("lagoon").document
@@ -56,28 +56,28 @@ def test_no_event_picked_is_refused_by_key(pages: MerchantClient, sandbox, redis
 
 def test_a_bad_event_name_override_names_its_key(pages: MerchantClient, sandbox) -> None:
     form = {**klaviyo_form(sandbox), "klaviyo.names": "customer.unknown = Whatever"}
-    refused = pages.post("/merchant/lagoon/email", form)
+    refused = pages.post("/app/lagoon/email", form)
     assert refused.status_code == 400 and "esp.names" in refused.get_data(as_text=True)
 
 
 def test_unknown_providers_are_refused(pages: MerchantClient) -> None:
-    assert pages.get("/merchant/lagoon/email?provider=sendgrid").status_code == 400
-    pages.get("/merchant/lagoon/email")
-    assert pages.post("/merchant/lagoon/email", {"provider": "sendgrid"}).status_code == 400
+    assert pages.get("/app/lagoon/email?provider=sendgrid").status_code == 400
+    pages.get("/app/lagoon/email")
+    assert pages.post("/app/lagoon/email", {"provider": "sendgrid"}).status_code == 400
 
 
 def test_removing_the_provider_forgets_its_keys(pages: MerchantClient, sandbox, redis) -> None:
-    pages.post("/merchant/lagoon/email", klaviyo_form(sandbox, TYPED_KEY))
-    pages.get("/merchant/lagoon/email")
-    removed = pages.post("/merchant/lagoon/email/remove", {})
+    pages.post("/app/lagoon/email", klaviyo_form(sandbox, TYPED_KEY))
+    pages.get("/app/lagoon/email")
+    removed = pages.post("/app/lagoon/email/remove", {})
     assert removed.status_code == 303
     record = store(redis).get("lagoon")
     assert "esp" not in record.document and record.secret_hint("esp.api_key") is None
-    assert "Email provider removed" in pages.get("/merchant/lagoon/email?done=removed").get_data(as_text=True)
+    assert "Email provider removed" in pages.get("/app/lagoon/email?done=removed").get_data(as_text=True)
 
 
 def test_the_page_says_where_the_platform_sends_its_events(pages: MerchantClient, redis) -> None:
-    html = pages.get("/merchant/lagoon/email").get_data(as_text=True)
+    html = pages.get("/app/lagoon/email").get_data(as_text=True)
     assert "add the <strong>standard</strong> source" in html
     store(redis).update(
         "lagoon",
@@ -85,24 +85,24 @@ def test_the_page_says_where_the_platform_sends_its_events(pages: MerchantClient
         secrets_set=["sources.voucherify.secrets"],
     )
     pages.refresh()
-    html = pages.get("/merchant/lagoon/email").get_data(as_text=True)
+    html = pages.get("/app/lagoon/email").get_data(as_text=True)
     assert "https://connector.example/webhooks/lagoon/voucherify" in html
 
 
 def test_a_file_tenant_cannot_change_its_provider(env: Any, redis) -> None:
     pages = MerchantClient(merchant_env(env)).sign_in("harbour")
-    assert pages.get("/merchant/harbour/email").status_code == 200
-    assert pages.post("/merchant/harbour/email", {"provider": "klaviyo"}).status_code == 403
-    assert pages.post("/merchant/harbour/email/remove", {}).status_code == 403
+    assert pages.get("/app/harbour/email").status_code == 200
+    assert pages.post("/app/harbour/email", {"provider": "klaviyo"}).status_code == 403
+    assert pages.post("/app/harbour/email/remove", {}).status_code == 403
 
 
 def test_the_check_job_tests_the_saved_provider(pages: MerchantClient, sandbox) -> None:
-    pages.post("/merchant/lagoon/email", klaviyo_form(sandbox))
+    pages.post("/app/lagoon/email", klaviyo_form(sandbox))
     connection_check.jobs.tenants().refresh()
     good = connection_check.check("lagoon", "email")
     assert good["ok"] and good["vendor"] == "klaviyo" and "Sandbox Klaviyo account" in good["said"]
-    pages.get("/merchant/lagoon/email")
-    pages.post("/merchant/lagoon/email", klaviyo_form(sandbox, TYPED_KEY))
+    pages.get("/app/lagoon/email")
+    pages.post("/app/lagoon/email", klaviyo_form(sandbox, TYPED_KEY))
     connection_check.jobs.tenants().refresh()
     refused = connection_check.check("lagoon", "email")
     assert refused["status"] == 401 and TYPED_KEY not in str(refused) and refused["hint"]

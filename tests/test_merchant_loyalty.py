@@ -71,4 +71,4 @@ def test_connect_klaviyo_with_two_events(merchant_stack: MerchantStack, page: Pa
     expect(page.locator('input[name="esp.events"]:checked')).to_have_count(2)
     expect(page.get_by_role("note")).to_contain_text("add the standard source")
     screenshot(page, "email")
-    assert re.search(r"/merchant/lagoon/email/test$", page.url)
+    assert re.search(r"/app/lagoon/email/test$", page.url)

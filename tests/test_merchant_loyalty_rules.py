@@ -30,9 +30,9 @@ def glu_form(sandbox: SandboxServer, key: str = GLU_KEY, **more: str) -> dict[st
 
 
 def test_a_saved_key_is_never_shown_back_only_its_last_four(pages: MerchantClient, sandbox, redis) -> None:
-    saved = pages.post("/merchant/lagoon/loyalty", glu_form(sandbox, TYPED_KEY))
+    saved = pages.post("/app/lagoon/loyalty", glu_form(sandbox, TYPED_KEY))
     assert saved.status_code == 303, saved.get_data(as_text=True)
-    html = pages.get("/merchant/lagoon/loyalty?saved=1").get_data(as_text=True)
+    html = pages.get("/app/lagoon/loyalty?saved=1").get_data(as_text=True)
     assert TYPED_KEY not in html and "4321" in html and "Saved." in html
     assert f"{sandbox.url}/glu" in html  # the non-secret values are shown
     record = store(redis).get("lagoon")
@@ -42,9 +42,9 @@ def test_a_saved_key_is_never_shown_back_only_its_last_four(pages: MerchantClien
 
 
 def test_an_empty_secret_field_keeps_the_stored_key(pages: MerchantClient, sandbox, redis) -> None:
-    pages.post("/merchant/lagoon/loyalty", glu_form(sandbox, TYPED_KEY))
-    pages.get("/merchant/lagoon/loyalty")
-    again = pages.post("/merchant/lagoon/loyalty", glu_form(sandbox, "", **{"glu.skip_shopify_orders": "true"}))
+    pages.post("/app/lagoon/loyalty", glu_form(sandbox, TYPED_KEY))
+    pages.get("/app/lagoon/loyalty")
+    again = pages.post("/app/lagoon/loyalty", glu_form(sandbox, "", **{"glu.skip_shopify_orders": "true"}))
     assert again.status_code == 303
     loyalty = store(redis).get("lagoon").document["loyalty"]
     assert loyalty["api_key"] == TYPED_KEY and loyalty["skip_shopify_orders"] is True
@@ -54,7 +54,7 @@ def test_a_validation_error_names_the_key_keeps_the_typed_values_and_never_the_s
     pages: MerchantClient, redis
 ) -> None:
     refused = pages.post(
-        "/merchant/lagoon/loyalty", {"platform": "glu", "glu.base_url": "ftp://glu.example", "glu.api_key": TYPED_KEY}
+        "/app/lagoon/loyalty", {"platform": "glu", "glu.base_url": "ftp://glu.example", "glu.api_key": TYPED_KEY}
     )
     html = refused.get_data(as_text=True)
     assert refused.status_code == 400
@@ -64,11 +64,11 @@ def test_a_validation_error_names_the_key_keeps_the_typed_values_and_never_the_s
 
 
 def test_switching_platform_discards_the_old_keys(pages: MerchantClient, sandbox, redis) -> None:
-    pages.post("/merchant/lagoon/loyalty", glu_form(sandbox, TYPED_KEY))
-    html = pages.get("/merchant/lagoon/loyalty?platform=voucherify").get_data(as_text=True)
+    pages.post("/app/lagoon/loyalty", glu_form(sandbox, TYPED_KEY))
+    html = pages.get("/app/lagoon/loyalty?platform=voucherify").get_data(as_text=True)
     assert "switches from glu to voucherify" in html and "app_id" in html.lower()
     switched = pages.post(
-        "/merchant/lagoon/loyalty",
+        "/app/lagoon/loyalty",
         {
             "platform": "voucherify",
             "voucherify.app_id": "app-1",
@@ -84,20 +84,20 @@ def test_switching_platform_discards_the_old_keys(pages: MerchantClient, sandbox
 
 
 def test_unknown_platforms_are_refused(pages: MerchantClient) -> None:
-    assert pages.get("/merchant/lagoon/loyalty?platform=smile").status_code == 400
-    pages.get("/merchant/lagoon/loyalty")
-    assert pages.post("/merchant/lagoon/loyalty", {"platform": "smile"}).status_code == 400
+    assert pages.get("/app/lagoon/loyalty?platform=smile").status_code == 400
+    pages.get("/app/lagoon/loyalty")
+    assert pages.post("/app/lagoon/loyalty", {"platform": "smile"}).status_code == 400
 
 
 def test_a_form_without_csrf_is_refused(pages: MerchantClient, sandbox, redis) -> None:
-    refused = pages.post("/merchant/lagoon/loyalty", glu_form(sandbox), csrf=False)
+    refused = pages.post("/app/lagoon/loyalty", glu_form(sandbox), csrf=False)
     assert refused.status_code == 403
     assert "loyalty" not in store(redis).get("lagoon").document
 
 
 def test_an_env_reference_is_kept_literally(pages: MerchantClient, sandbox, redis, monkeypatch) -> None:
     monkeypatch.setenv("SOMETHING", "a-value-from-the-environment")
-    saved = pages.post("/merchant/lagoon/loyalty", glu_form(sandbox, "env:SOMETHING"))
+    saved = pages.post("/app/lagoon/loyalty", glu_form(sandbox, "env:SOMETHING"))
     assert saved.status_code == 303
     assert store(redis).get("lagoon").document["loyalty"]["api_key"] == "env:SOMETHING"
     served = connection_check.jobs.tenants()
@@ -108,22 +108,22 @@ def test_an_env_reference_is_kept_literally(pages: MerchantClient, sandbox, redi
 
 def test_a_file_tenant_is_shown_read_only(env: Any, redis) -> None:
     pages = MerchantClient(merchant_env(env)).sign_in("harbour")
-    html = pages.get("/merchant/harbour/loyalty").get_data(as_text=True)
+    html = pages.get("/app/harbour/loyalty").get_data(as_text=True)
     assert "configured in the operator's tenants file" in html and "/glu" in html
     assert GLU_KEY not in html and "fieldset disabled" in html
-    refused = pages.post("/merchant/harbour/loyalty", {"platform": "glu", "glu.base_url": "https://glu.example"})
+    refused = pages.post("/app/harbour/loyalty", {"platform": "glu", "glu.base_url": "https://glu.example"})
     assert refused.status_code == 403
     assert store(redis).get("harbour") is None
 
 
 def test_the_check_job_tests_the_saved_settings_and_redacts_the_answer(pages: MerchantClient, sandbox, redis) -> None:
-    pages.post("/merchant/lagoon/loyalty", glu_form(sandbox))
+    pages.post("/app/lagoon/loyalty", glu_form(sandbox))
     connection_check.jobs.tenants().refresh()
     good = connection_check.check("lagoon", "loyalty")
     assert good["ok"] and good["status"] == 200 and good["vendor"] == "glu" and not good["hint"]
 
-    pages.get("/merchant/lagoon/loyalty")
-    pages.post("/merchant/lagoon/loyalty", glu_form(sandbox, TYPED_KEY))
+    pages.get("/app/lagoon/loyalty")
+    pages.post("/app/lagoon/loyalty", glu_form(sandbox, TYPED_KEY))
     connection_check.jobs.tenants().refresh()
     refused = connection_check.check("lagoon", "loyalty")
     assert not refused["ok"] and refused["status"] == 403
@@ -134,10 +134,10 @@ def test_the_check_job_tests_the_saved_settings_and_redacts_the_answer(pages: Me
 
 
 def test_test_connection_without_a_worker_says_so_in_bounded_time(pages: MerchantClient, sandbox) -> None:
-    pages.post("/merchant/lagoon/loyalty", glu_form(sandbox))
-    pages.get("/merchant/lagoon/loyalty")
+    pages.post("/app/lagoon/loyalty", glu_form(sandbox))
+    pages.get("/app/lagoon/loyalty")
     started = time.monotonic()
-    answer = pages.post("/merchant/lagoon/loyalty/test", {})
+    answer = pages.post("/app/lagoon/loyalty/test", {})
     assert time.monotonic() - started < 10
     html = answer.get_data(as_text=True)
     assert answer.status_code == 200 and "no worker answered within 6 s" in html

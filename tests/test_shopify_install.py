@@ -23,7 +23,7 @@ PUBLIC = "https://connector.example"
 SHOP = "lighthouse-cafe.myshopify.com"
 SECRET = KEYS["shopify_api_secret"]
 SECRET_KEY = "a-stable-secret-key-of-the-operator"
-PAGES = "/merchant/lighthouse-cafe/"
+PAGES = "/app/lighthouse-cafe/"
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ def test_an_installed_shop_opening_the_app_goes_to_its_pages(app_env, shopify):
     assert opened.status_code == 302 and opened.headers["Location"] == PAGES
     assert again.get(f"{PAGES}loyalty").status_code == 200
     old = again.get("/shopify/settings")  # the issue-13 page's address, e.g. a bookmark
-    assert old.status_code == 301 and old.headers["Location"] == "/merchant/"
+    assert old.status_code == 301 and old.headers["Location"] == "/app/"
     assert len(shopify.state()["tokens"]) == 1  # no second authorization
 
 
@@ -312,7 +312,7 @@ def test_the_pages_need_the_session_of_that_shop(app_env, redis, sandbox):
     assert stranger.get(f"{PAGES}loyalty").status_code == 401
     refused = stranger.post(f"{PAGES}loyalty", data={"platform": "glu", "glu.base_url": "https://glu.example"})
     assert refused.status_code == 403  # no page of this shop gave the stranger a form (CSRF)
-    assert browser.get("/merchant/other-shop/loyalty").status_code == 403
+    assert browser.get("/app/other-shop/loyalty").status_code == 403
     no_csrf = browser.post(f"{PAGES}loyalty", data={"platform": "glu", "glu.base_url": "https://glu.example"})
     assert no_csrf.status_code == 403
     bad = browser.post(f"{PAGES}loyalty", data={"csrf_token": browser.csrf(), "platform": "voucherify"})
@@ -353,14 +353,14 @@ def test_a_shop_of_the_tenants_file_is_told_its_platform_comes_from_there(app_en
     assert browser.install("harbour-hotels.myshopify.com").status_code == 302
     installation = store_of(app_env, redis).get("harbour-hotels.myshopify.com")
     assert installation is not None and installation.tenant == "harbour"
-    page = browser.get("/merchant/harbour/loyalty").get_data(as_text=True)
+    page = browser.get("/app/harbour/loyalty").get_data(as_text=True)
     assert "configured in the operator's tenants file" in page and "Activities are sent to <strong>glu</strong>" in page
     form = {
-        "csrf_token": browser.csrf("/merchant/harbour/loyalty"),
+        "csrf_token": browser.csrf("/app/harbour/loyalty"),
         "platform": "glu",
         "glu.base_url": "https://glu.example",
     }
-    assert browser.post("/merchant/harbour/loyalty", data=form).status_code == 403
+    assert browser.post("/app/harbour/loyalty", data=form).status_code == 403
     assert stored_loyalty(redis, "harbour") is None
 
 
