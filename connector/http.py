@@ -12,12 +12,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
-from connector.errors import FatalDestinationError, PayloadError, RetriableDestinationError
+from connector.errors import DestinationError, FatalDestinationError, PayloadError, RetriableDestinationError
 from connector.redaction import redact
 
 __all__ = [
@@ -126,6 +126,13 @@ class HttpClient:
     """
 
     destination = "http"
+    # -- issue 14 loyalty: the connection check every client shares --
+    check_request: ClassVar[tuple[str, str] | None] = None
+    """``(method, path)`` of the vendor's cheapest authenticated call (see each vendor's NOTE.md);
+    ``None``: the vendor has none (:attr:`check_unavailable` says why)."""
+    check_params: ClassVar[Mapping[str, str]] = {}
+    check_unavailable: ClassVar[str] = "this vendor offers no call to test its credentials with"
+    # -- end issue 14 loyalty --
 
     def __init__(
         self,
@@ -183,6 +190,51 @@ class HttpClient:
         prepared.url = urlunsplit(urlsplit(prepared.url or url)._replace(path=urlsplit(url).path))
         settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
         return self.session.send(prepared, timeout=self.timeout, **settings)
+
+    # -- issue 14 loyalty: the connection check every client shares --
+    def check_connection(self) -> dict[str, Any]:
+        """Make the vendor's cheapest authenticated call (:attr:`check_request`) and say how it went.
+
+        Never raises for what the vendor answers: the result is JSON-safe, carries no secret
+        (bodies are redacted with the client's secrets) and reads ``{"ok", "status",
+        "latency_ms", "said", "error", "reachable"}``; ``"checked": False`` when the vendor has no
+        such call (``said`` then explains).
+        """
+        if self.check_request is None:
+            return {"ok": False, "checked": False, "status": None, "latency_ms": None, "said": self.check_unavailable}
+        method, path = self.check_request
+        started = time.perf_counter()
+        try:
+            response = self.request(method, path, params=dict(self.check_params) or None)
+        except DestinationError as exc:
+            return {
+                "ok": False,
+                "checked": True,
+                "status": exc.status,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                "error": redact(str(exc), self.secrets),
+                "body": redact(exc.body or "", self.secrets),
+                "reachable": exc.status is not None,
+            }
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        try:
+            answer = response.json() if response.content else None
+        except ValueError:
+            answer = None
+        return {
+            "ok": True,
+            "checked": True,
+            "status": response.status_code,
+            "latency_ms": latency,
+            "said": redact(self.describe_check(answer), self.secrets),
+            "reachable": True,
+        }
+
+    def describe_check(self, answer: Any) -> str:
+        """What the check's answer says worth showing (the account's name…); override per vendor."""
+        return ""
+
+    # -- end issue 14 loyalty --
 
     def observe(self, response: requests.Response) -> None:
         """Hook for subclasses: see every answer (rate-limit headers, vendor-specific fatal

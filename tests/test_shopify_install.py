@@ -12,6 +12,7 @@ import requests
 from conftest import GLU_KEY, load_fixture, shopify_headers, tenants_toml
 from stack_helpers import redis_texts
 
+from connector.tenant_store import TenantStore
 from connector.vendors.shopify import oauth
 from connector.vendors.shopify.installations import INSTALLATIONS_KEY, InstallationStore
 from connector.vendors.shopify.sandbox import KEYS, install_link
@@ -21,6 +22,8 @@ from connector.web import create_app
 PUBLIC = "https://connector.example"
 SHOP = "lighthouse-cafe.myshopify.com"
 SECRET = KEYS["shopify_api_secret"]
+SECRET_KEY = "a-stable-secret-key-of-the-operator"
+PAGES = "/app/lighthouse-cafe/"
 
 
 @pytest.fixture
@@ -30,7 +33,7 @@ def app_env(env, sandbox):
         SHOPIFY_API_KEY=KEYS["shopify_api_key"],
         SHOPIFY_API_SECRET=SECRET,
         CONNECTOR_PUBLIC_URL=PUBLIC,
-        CONNECTOR_SECRET_KEY="a-stable-secret-key-of-the-operator",
+        CONNECTOR_SECRET_KEY=SECRET_KEY,
         CONNECTOR_SHOPIFY_ADMIN_URL=f"{sandbox.url}/shopify/{{shop}}",
     )
 
@@ -68,14 +71,20 @@ class Browser:
     def install(self, shop: str = SHOP) -> Any:
         return self.get(self.authorize(shop))
 
-    def csrf(self) -> str:
-        page = self.get("/shopify/settings").get_data(as_text=True)
+    def csrf(self, path: str = f"{PAGES}loyalty") -> str:
+        page = self.get(path).get_data(as_text=True)
         marker = 'name="csrf_token" value="'
         return page.split(marker, 1)[1].split('"', 1)[0]
 
 
 def store_of(settings: Any, redis: Any) -> InstallationStore:
     return InstallationStore.open(redis, settings.secret_key.get_secret_value())
+
+
+def stored_loyalty(redis: Any, tenant: str = "lighthouse-cafe") -> dict[str, Any] | None:
+    """The loyalty table the merchant pages saved for the tenant (``None``: none)."""
+    record = TenantStore.open(redis, SECRET_KEY).get(tenant)
+    return record.document.get("loyalty") if record is not None else None
 
 
 def nothing_stored(redis: Any) -> bool:
@@ -122,8 +131,8 @@ def test_install_choose_glu_and_an_order_becomes_one_activity(app_env, redis, sa
     browser = Browser(app_env)
     done = browser.install()
     assert done.status_code == 302, done.get_data(as_text=True)
-    assert done.headers["Location"] == "/shopify/settings"
-    cookie = next(c for c in done.headers.getlist("Set-Cookie") if c.startswith("connector_shopify_session="))
+    assert done.headers["Location"] == PAGES  # signed in on its merchant pages
+    cookie = next(c for c in done.headers.getlist("Set-Cookie") if c.startswith("connector_merchant="))
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie
 
     store = store_of(app_env, redis)
@@ -140,19 +149,27 @@ def test_install_choose_glu_and_an_order_becomes_one_activity(app_env, redis, sa
         ("ORDERS_PAID", f"{PUBLIC}/shopify/webhooks"),
     ]
 
-    page = browser.get("/shopify/settings")
-    assert page.status_code == 200 and "Choose the loyalty platform" in page.get_data(as_text=True)
-    assert "<script" not in page.get_data(as_text=True)
+    page = browser.get(f"{PAGES}loyalty?platform=glu")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "No loyalty platform is chosen yet" in html
+    assert "<script>" not in html and "<script src=" in html  # no inline script
     form = {
-        "csrf_token": browser.csrf(),
+        "csrf_token": browser.csrf(f"{PAGES}loyalty?platform=glu"),
         "platform": "glu",
         "glu.base_url": f"{sandbox.url}/glu",
         "glu.api_key": GLU_KEY,
     }
-    saved = browser.post("/shopify/settings", data=form)
-    assert saved.status_code == 200, saved.get_data(as_text=True)
-    assert GLU_KEY not in saved.get_data(as_text=True)  # secrets are never shown back
-    assert store.loyalty_table(SHOP) == {"platform": "glu", "base_url": f"{sandbox.url}/glu", "api_key": GLU_KEY}
+    saved = browser.post(f"{PAGES}loyalty", data=form)
+    assert saved.status_code == 303, saved.get_data(as_text=True)
+    shown = browser.get(saved.headers["Location"]).get_data(as_text=True)
+    assert "Activities are sent to <strong>glu</strong>" in shown
+    assert GLU_KEY not in shown  # secrets are never shown back
+    assert stored_loyalty(redis) == {
+        "platform": "glu",
+        "base_url": f"{sandbox.url}/glu",
+        "api_key": GLU_KEY,
+        "skip_shopify_orders": False,
+    }
 
     body = load_fixture("shopify", "orders_paid")
     webhook = browser.client.post(
@@ -181,12 +198,14 @@ def test_a_second_install_creates_no_subscription_and_keeps_the_platform(app_env
     assert store.loyalty_table(SHOP) == {"platform": "glu", "base_url": "https://glu.example", "api_key": "k"}
 
 
-def test_an_installed_shop_opening_the_app_goes_to_its_settings(app_env, shopify):
+def test_an_installed_shop_opening_the_app_goes_to_its_pages(app_env, shopify):
     assert Browser(app_env).install().status_code == 302
     again = Browser(app_env)  # another browser, e.g. the next day from the Shopify admin
     opened = again.get(install_link(PUBLIC, SECRET, SHOP))
-    assert opened.status_code == 302 and opened.headers["Location"] == "/shopify/settings"
-    assert again.get("/shopify/settings").status_code == 200
+    assert opened.status_code == 302 and opened.headers["Location"] == PAGES
+    assert again.get(f"{PAGES}loyalty").status_code == 200
+    old = again.get("/shopify/settings")  # the issue-13 page's address, e.g. a bookmark
+    assert old.status_code == 301 and old.headers["Location"] == "/app/"
     assert len(shopify.state()["tokens"]) == 1  # no second authorization
 
 
@@ -269,7 +288,7 @@ def test_a_missing_scope_is_refused(app_env, redis, sandbox, shopify):
 def test_write_orders_granted_for_read_orders_is_enough(app_env, redis, sandbox):
     scopes = "write_orders,read_customers"
     requests.post(f"{sandbox.url}/shopify/_sandbox/grant_scopes", json={"scopes": scopes}, timeout=10)
-    assert Browser(app_env).install().headers["Location"] == "/shopify/settings"
+    assert Browser(app_env).install().headers["Location"] == PAGES
     assert store_of(app_env, redis).get(SHOP) is not None
 
 
@@ -286,18 +305,19 @@ def test_a_stale_timestamp_is_refused(app_env, redis):
     assert nothing_stored(redis)
 
 
-def test_the_settings_page_needs_the_session_of_that_shop(app_env, redis, sandbox):
+def test_the_pages_need_the_session_of_that_shop(app_env, redis, sandbox):
     browser = Browser(app_env)
     browser.install()
     stranger = Browser(app_env)
-    assert stranger.get("/shopify/settings").status_code == 401
-    assert stranger.post("/shopify/settings", data={"platform": "glu"}).status_code == 401
-    assert browser.get("/shopify/settings?shop=other-shop.myshopify.com").status_code == 403
-    no_csrf = browser.post("/shopify/settings", data={"platform": "glu", "glu.base_url": "https://glu.example"})
+    assert stranger.get(f"{PAGES}loyalty").status_code == 401
+    refused = stranger.post(f"{PAGES}loyalty", data={"platform": "glu", "glu.base_url": "https://glu.example"})
+    assert refused.status_code == 403  # no page of this shop gave the stranger a form (CSRF)
+    assert browser.get("/app/other-shop/loyalty").status_code == 403
+    no_csrf = browser.post(f"{PAGES}loyalty", data={"platform": "glu", "glu.base_url": "https://glu.example"})
     assert no_csrf.status_code == 403
-    bad = browser.post("/shopify/settings", data={"csrf_token": browser.csrf(), "platform": "voucherify"})
+    bad = browser.post(f"{PAGES}loyalty", data={"csrf_token": browser.csrf(), "platform": "voucherify"})
     assert bad.status_code == 400 and "app_id" in bad.get_data(as_text=True)
-    assert store_of(app_env, redis).loyalty_table(SHOP) is None
+    assert stored_loyalty(redis) is None and store_of(app_env, redis).loyalty_table(SHOP) is None
 
 
 def test_the_sandbox_refuses_a_wrong_client_and_a_foreign_redirect(app_env, sandbox):
@@ -333,7 +353,15 @@ def test_a_shop_of_the_tenants_file_is_told_its_platform_comes_from_there(app_en
     assert browser.install("harbour-hotels.myshopify.com").status_code == 302
     installation = store_of(app_env, redis).get("harbour-hotels.myshopify.com")
     assert installation is not None and installation.tenant == "harbour"
-    assert "tenant harbour" in browser.get("/shopify/settings").get_data(as_text=True)
+    page = browser.get("/app/harbour/loyalty").get_data(as_text=True)
+    assert "configured in the operator's tenants file" in page and "Activities are sent to <strong>glu</strong>" in page
+    form = {
+        "csrf_token": browser.csrf("/app/harbour/loyalty"),
+        "platform": "glu",
+        "glu.base_url": "https://glu.example",
+    }
+    assert browser.post("/app/harbour/loyalty", data=form).status_code == 403
+    assert stored_loyalty(redis, "harbour") is None
 
 
 def test_the_sandbox_exchanges_a_code_once(app_env, sandbox):

@@ -52,6 +52,17 @@ class BrazeClient(EspClient):
     """Braze (REST API key)."""
 
     provider: ClassVar[str] = "braze"
+    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    check_request = ("GET", "/events/list")
+
+    def describe_check(self, answer: Any) -> str:
+        """How many custom event names the workspace has recorded (first page)."""
+        events = answer.get("events") if isinstance(answer, dict) else None
+        return (
+            f"{len(events)} custom event names listed" if isinstance(events, list) else "the REST API key was accepted"
+        )
+
+    # -- end issue 14 loyalty --
     default_rate: ClassVar[tuple[int, float]] = (3000, 3.0)
     default_429_pause: ClassVar[float] = 3.0
 

@@ -45,6 +45,18 @@ class IntercomClient(EspClient):
     """Intercom (access token)."""
 
     provider: ClassVar[str] = "intercom"
+    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    check_request = ("GET", "/me")
+
+    def describe_check(self, answer: Any) -> str:
+        """The admin the token belongs to and its workspace (``app.name``)."""
+        if not isinstance(answer, dict):
+            return "the access token was accepted"
+        app = answer.get("app")
+        app = app if isinstance(app, dict) else {}
+        return f"admin {answer.get('name', '?')}, workspace {app.get('name', '?')}"
+
+    # -- end issue 14 loyalty --
     default_rate: ClassVar[tuple[int, float]] = (1666, 10.0)
     default_429_pause: ClassVar[float] = 10.0
 

@@ -48,6 +48,21 @@ class IntercomSandbox(EspSandbox):
     def routes(self, bp: Blueprint) -> None:
         """``POST /contacts`` and ``POST /events``."""
 
+        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        @bp.get("/me")
+        def me() -> Any:
+            return jsonify(
+                {
+                    "type": "admin",
+                    "id": "1",
+                    "name": "Sandbox Admin",
+                    "email": "admin@sandbox.invalid",
+                    "app": {"type": "app", "id_code": "sandbox", "name": "Sandbox workspace"},
+                }
+            )
+
+        # -- end issue 14 loyalty --
+
         @bp.post("/contacts")
         def create_contact() -> Any:
             body = self.json_body() or {}

@@ -54,6 +54,18 @@ class KlaviyoClient(EspClient):
     """Klaviyo (private key)."""
 
     provider: ClassVar[str] = "klaviyo"
+    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    check_request = ("GET", "/api/accounts/")
+
+    def describe_check(self, answer: Any) -> str:
+        """The account's organisation name (``contact_information.organization_name``)."""
+        try:
+            account = answer["data"][0]["attributes"]
+            return f"account {account['contact_information']['organization_name']}"
+        except (KeyError, IndexError, TypeError):
+            return "the private key was accepted"
+
+    # -- end issue 14 loyalty --
     default_rate: ClassVar[tuple[int, float]] = (50, 1.0)
     default_429_pause: ClassVar[float] = 1.0
 

@@ -65,6 +65,28 @@ class KlaviyoSandbox(EspSandbox):
     def routes(self, bp: Blueprint) -> None:
         """``POST /api/events`` and ``/api/events/``."""
 
+        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        def accounts() -> Any:
+            if not request.headers.get("revision", ""):
+                return self.error(400, "The revision header is missing.", "/headers/revision")
+            attributes = {
+                "contact_information": {
+                    "organization_name": "Sandbox Klaviyo account",
+                    "default_sender_name": "Sandbox",
+                },
+                "industry": "Travel",
+                "timezone": "UTC",
+                "preferred_currency": "USD",
+                "public_api_key": "SbxPub",
+                "locale": "en-US",
+            }
+            return jsonify({"data": [{"type": "account", "id": "SbxPub", "attributes": attributes}]})
+
+        bp.add_url_rule("/api/accounts", "accounts", accounts, methods=["GET"])
+        bp.add_url_rule("/api/accounts/", "accounts_slash", accounts, methods=["GET"])
+
+        # -- end issue 14 loyalty --
+
         def create_event() -> Any:
             revision = request.headers.get("revision", "")
             if not revision:

@@ -147,6 +147,21 @@ class LoyaltyLionClient(HttpClient):
 
     destination = "loyaltylion"
     platform = "loyaltylion"
+    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    check_request = ("GET", "/v2/identity/whoami")
+
+    def describe_check(self, answer: Any) -> str:
+        """The identity LoyaltyLion reports for the key (its kind and scopes, when given)."""
+        identity = answer.get("identity") if isinstance(answer, dict) else None
+        if not isinstance(identity, dict):
+            return "the Admin API accepted the key"
+        parts = [str(identity[k]) for k in ("type", "name") if identity.get(k)]
+        scopes = identity.get("scopes")
+        if isinstance(scopes, list) and scopes:
+            parts.append("scopes: " + ", ".join(str(s) for s in scopes[:12]))
+        return "; ".join(parts) or "the Admin API accepted the key"
+
+    # -- end issue 14 loyalty --
 
     def __init__(
         self,

@@ -280,6 +280,23 @@ class VoucherifySandbox:
             body = request.get_json(silent=True)
             return body if isinstance(body, dict) else None
 
+        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        @bp.get("/v1/customers")
+        def list_customers() -> Any:
+            try:
+                limit = int(request.args.get("limit", "10"))
+            except ValueError:
+                return _error(400, "Invalid Query", "limit must be an integer")
+            if not 1 <= limit <= 100:
+                return _error(400, "Invalid Query", "limit must be between 1 and 100")
+            with self.lock:
+                customers = list(self.customers.values())
+            return jsonify(
+                {"object": "list", "data_ref": "customers", "customers": customers[:limit], "total": len(customers)}
+            )
+
+        # -- end issue 14 loyalty --
+
         @bp.post("/v1/customers")
         def upsert_customer() -> Any:
             body = json_body()
