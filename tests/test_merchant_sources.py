@@ -196,7 +196,7 @@ def test_entered_secrets_are_never_shown_back_only_their_last_characters(
 
 
 def test_unknown_and_app_installed_sources_are_400(merchant: Merchant) -> None:
-    for slug in ("bogus", "shopify", "", "mews/../x"):
+    for slug in ("bogus", "shopify", "", "mews/../x", "x" * 5000):
         assert merchant.post("/sources", {"source": slug}).status_code == 400
         assert merchant.get(f"/sources/new?source={slug}").status_code == 400
     assert merchant.get("/sources/bogus").status_code == 404
@@ -225,6 +225,36 @@ def test_a_mews_enterprise_another_tenant_claims_is_refused(
     assert refused.status_code == 400
     assert "ent-shared" in refused.text and "reef" in refused.text
     assert "mews" not in (store.get(TENANT).document.get("sources") or {})  # type: ignore[union-attr]
+
+
+SHARED_MEWS_TOKEN = "operator-shared-mews-token-0123456789abcdef"
+
+
+def test_the_shared_mews_url_is_shown_to_support_staff_only(
+    env: Callable[..., Settings], store: TenantStore, sandbox: SandboxServer
+) -> None:
+    settings = env(
+        CONNECTOR_SECRET_KEY=SECRET_KEY,
+        CONNECTOR_PUBLIC_URL="https://connector.example",
+        CONNECTOR_MEWS_WEBHOOK_TOKEN=SHARED_MEWS_TOKEN,
+        CONNECTOR_ADMIN_PASSWORD="support-staff-password-42",
+    )
+    store.create(TENANT, glu_tenant(sandbox.url))
+    app = create_app(settings)
+    merchant = Merchant(app.test_client(), TENANT)
+    form = {**minimum_form("mews", sandbox.url), "sources.mews.enterprise_id": "ent-lagoon"}
+    assert merchant.post("/sources", form).status_code == 200
+    page = merchant.get("/sources/mews").text
+    # the connector-wide token would let one tenant post as another enterprise: never a merchant's
+    assert SHARED_MEWS_TOKEN not in page and "ent-lagoon" in page
+    staff = app.test_client()
+    login = staff.get("/merchant/admin")
+    signed = staff.post(
+        "/merchant/admin", data={"password": "support-staff-password-42", "csrf_token": Merchant.csrf(login.text)}
+    )
+    assert signed.status_code == 303
+    seen = staff.get(f"/merchant/{TENANT}/sources/mews").text
+    assert f'value="https://connector.example/webhooks/_mews/{SHARED_MEWS_TOKEN}"' in seen
 
 
 # ---------------------------------------------------------------- rotation
@@ -332,6 +362,7 @@ def test_a_file_tenant_sees_its_urls_with_tokens_never_a_secret_and_cannot_chang
     for html in (page, detail):
         assert MIST_FILE_SECRET not in html and '<form method="post" action="/merchant/harbour/sources' not in html
     assert "Add a source" not in page
+    assert file_merchant.get("/sources/new?source=standard").status_code == 403
     for path, data in (
         ("/sources", minimum_form("standard", sandbox.url)),
         ("/sources/mist/rotate", {}),

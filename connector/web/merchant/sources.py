@@ -270,7 +270,7 @@ def _source_page(
 ) -> Response:
     table = _tables(tenant).get(name)
     if table is None:
-        return refuse(f"{tenant.name} has no {name!r} source: add it on the Sources page", 404, "unknown_source")
+        return refuse(f"{tenant.name} has no {name[:40]!r} source: add it on the Sources page", 404, "unknown_source")
     card = source_card(tenant, name, table)
     if values is not None:
         card.values = values
@@ -360,6 +360,9 @@ def new_source(tenant: TenantView) -> Response:
     name = request.args.get("source", "")
     if name not in ADDABLE:
         return refuse(_unknown(name), 400, "unknown_source")
+    refused = _may_change(tenant)
+    if refused is not None:
+        return refused
     if name in _tables(tenant):
         return redirect(url_for("merchant.source", tenant=tenant.name, name=name), code=303)
     return _new_form(tenant, name)
