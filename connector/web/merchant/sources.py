@@ -213,8 +213,11 @@ def source_card(tenant: TenantView, name: str, table: Mapping[str, Any] | Source
         f = every[generated]
         if f.secret:
             hint = tenant.secret_hint(f"sources.{name}.{generated}")
-            ending = f" ending in …{hint['last4']}" if hint and hint["last4"] else ""
-            shown = f"a secret{ending} (shown once, when it was made: rotate for a new one)"
+            value = _value(table, generated)
+            if hint is None and isinstance(value, list) and value and isinstance(value[0], str):
+                hint = secret_hint(value[0])  # the store keeps no hint of a list of secrets
+            ending = f", ending in …{hint['last4']}" if hint and hint["last4"] else ""
+            shown = f"a secret{ending}: shown once, when it was made (rotate for a new one)"
         else:
             shown = str(_value(table, generated) or "")
         card.generated.append((f.label, shown, f.secret))
