@@ -184,6 +184,18 @@ def test_the_registration_check_reports_a_source_without_fixtures_or_sandbox(tmp
     assert any("nofixtures: no fixtures directory" in p for p in problems)
     assert any("SourceConfig.credentials is empty" in p for p in problems)
     assert "nofixtures: no setup steps (a SetupGuide as its adapter's setup)" in problems
+
+    class Misnamed(SourceConfig):  # generates a key it does not authenticate with
+        credentials = ("token",)
+        generated = ("nonce",)
+        path_credential = "token"
+
+    class MisnamedSource(NoFixtures):
+        config_model = Misnamed
+
+    assert "nofixtures: generated/path_credential must name generated credentials (['nonce'])" in (
+        contract_problems(MisnamedSource())
+    )
     # a real source whose fixtures folder is missing is reported too
     assert contract_problems(SOURCES["mews"], tmp_path) == [
         f"mews: no fixtures directory {tmp_path / 'mews'}",
