@@ -49,6 +49,13 @@ def contract_problems(adapter: Source, fixtures: Path = FIXTURES) -> list[str]:
             problems.append(f"{adapter.name}: WEBHOOK_FIXTURES {list(module.WEBHOOK_FIXTURES)} not all in {folder}")
     if not adapter.config_model.credentials:
         problems.append(f"{adapter.name}: {adapter.config_model.__name__}.credentials is empty")
+    # the Sources page shows every source's console steps (connector.sources.setup)
+    if adapter.setup is None or not adapter.setup.steps or not adapter.setup.docs.startswith("https://"):
+        problems.append(f"{adapter.name}: no setup steps (a SetupGuide as its adapter's setup)")
+    model = adapter.config_model
+    unknown = sorted(set(model.generated) - set(model.credentials))
+    if unknown or (model.path_credential is not None and model.path_credential not in model.generated):
+        problems.append(f"{adapter.name}: generated/path_credential must name generated credentials ({unknown})")
     return problems
 
 
@@ -176,6 +183,19 @@ def test_the_registration_check_reports_a_source_without_fixtures_or_sandbox(tmp
     assert any(p.startswith("nofixtures: no sender sandbox") and "connector.vendors.nofixtures" in p for p in problems)
     assert any("nofixtures: no fixtures directory" in p for p in problems)
     assert any("SourceConfig.credentials is empty" in p for p in problems)
+    assert "nofixtures: no setup steps (a SetupGuide as its adapter's setup)" in problems
+
+    class Misnamed(SourceConfig):  # generates a key it does not authenticate with
+        credentials = ("token",)
+        generated = ("nonce",)
+        path_credential = "token"
+
+    class MisnamedSource(NoFixtures):
+        config_model = Misnamed
+
+    assert "nofixtures: generated/path_credential must name generated credentials (['nonce'])" in (
+        contract_problems(MisnamedSource())
+    )
     # a real source whose fixtures folder is missing is reported too
     assert contract_problems(SOURCES["mews"], tmp_path) == [
         f"mews: no fixtures directory {tmp_path / 'mews'}",

@@ -48,6 +48,11 @@ from pydantic import (
 from connector.activities import Activity, LoyaltyEvent
 from connector.errors import ConnectorError, PayloadError, SignatureError, UnsupportedEvent
 
+# -- issue 14 sources: the setup steps every adapter carries (connector.sources.setup) --
+from connector.sources.setup import SetupGuide
+
+# -- end issue 14 sources --
+
 log = logging.getLogger(__name__)
 
 MAX_JSON_DEPTH = 64
@@ -157,6 +162,17 @@ class SourceConfig(BaseModel):
 
     credentials: ClassVar[tuple[str, ...]] = ()
     """The keys that authenticate the sender's requests: the ones ``previous`` may hold."""
+
+    # -- issue 14 sources: which credentials the connector issues, and which one rides in the URL --
+    generated: ClassVar[tuple[str, ...]] = ()
+    """The keys whose values the *connector* issues (URL tokens, and the secrets a vendor's console
+    asks the receiver to supply): the Sources page generates them, never asks for them. The other
+    credentials are issued by the vendor and entered."""
+
+    path_credential: ClassVar[str | None] = None
+    """The key sent as the last segment of ``/webhooks/<tenant>/<source>/<token>`` (``None``: the
+    URL carries no token)."""
+    # -- end issue 14 sources --
 
     previous: SourceConfig | None = Field(default=None, repr=False, exclude=True)
     """This config with the ``previous`` credentials in place of the current ones (``None``: no rotation)."""
@@ -314,6 +330,15 @@ class Source(Protocol):
         """Whether :meth:`answer_ping` is asked before an empty body is refused as bad JSON."""
         ...
 
+    # -- issue 14 sources --
+    @property
+    def setup(self) -> SetupGuide | None:
+        """What the merchant does in the vendor's console (``None``: none written, which the
+        source contract suite refuses)."""
+        ...
+
+    # -- end issue 14 sources --
+
     @property
     def repeats_are_duplicates(self) -> bool:
         """Whether a repeated delivery is answered ``duplicate`` at the intake (the source contract
@@ -369,6 +394,9 @@ class SourceAdapter:
     response_headers: Mapping[str, str] = {}
     empty_body_is_ping = False
     repeats_are_duplicates = True
+    # -- issue 14 sources --
+    setup: SetupGuide | None = None
+    # -- end issue 14 sources --
 
     @property
     def sandbox(self) -> str:

@@ -39,6 +39,7 @@ from connector.sources.base import (
     require_token,
     valid_event,
 )
+from connector.sources.setup import SetupGuide
 from connector.sources.stay import (
     PmsConfig,
     StaySnapshot,
@@ -67,6 +68,8 @@ class ApaleoConfig(PmsConfig):
     """``[tenants.<t>.sources.apaleo]``."""
 
     credentials = ("token", "username", "password")
+    generated = ("token",)
+    path_credential = "token"
 
     token: SecretStr | None = None
     username: str | None = None
@@ -93,6 +96,22 @@ class ApaleoSource(SourceAdapter):
 
     name = "apaleo"
     config_model = ApaleoConfig
+    setup = SetupGuide(
+        title="Apaleo",
+        group="pms",
+        console="Apaleo (your app's client credentials) and the Apaleo Webhook API",
+        steps=(
+            "In Apaleo, create client credentials for the connector and enter the Client ID and Client "
+            "secret here (the worker reads each reservation with them).",
+            "Create a webhook subscription (POST https://webhook.apaleo.com/v1/subscriptions) with "
+            "endpointUrl = the webhook URL above and events reservation/*; leave propertyIds out for "
+            "every property, or list yours.",
+            "Apaleo sends a health check when subscribing: the connector answers it, so the subscription is created.",
+        ),
+        docs="https://apaleo.dev/guides/webhook/create-subscription.html",
+        unverified="Where Apaleo's console creates client credentials; subscriptions are made with the "
+        "Webhook API (no console form for them was found).",
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: ApaleoConfig) -> None:

@@ -45,6 +45,7 @@ from connector.sources.base import (
     require_token,
     valid_event,
 )
+from connector.sources.setup import SetupGuide
 from connector.sources.stay import (
     PmsConfig,
     StaySnapshot,
@@ -72,6 +73,8 @@ class CloudbedsConfig(PmsConfig):
     """``[tenants.<t>.sources.cloudbeds]``."""
 
     credentials = ("token",)
+    generated = ("token",)
+    path_credential = "token"
 
     token: SecretStr
     api_url: HttpBaseUrl = "https://api.cloudbeds.com/api/v1.2"
@@ -108,6 +111,20 @@ class CloudbedsSource(SourceAdapter):
 
     name = "cloudbeds"
     config_model = CloudbedsConfig
+    setup = SetupGuide(
+        title="Cloudbeds",
+        group="pms",
+        console="the Cloudbeds API (postWebhook), with your API key or OAuth access token",
+        steps=(
+            "Enter your Cloudbeds API key (or an OAuth access token: one of the two) and your "
+            "property's currency here.",
+            "Subscribe the webhook URL above with postWebhook (endpointUrl = the URL) for object "
+            "reservation and the actions created, status_changed and dates_changed (one call each).",
+            "Optionally set the property id here: messages of other properties are then refused.",
+        ),
+        docs="https://developers.cloudbeds.com/docs/webhooks",
+        unverified="Whether Cloudbeds' own settings screens can subscribe a webhook (the docs use the API).",
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: CloudbedsConfig) -> None:

@@ -43,6 +43,7 @@ from connector.sources.base import (
     require_basic_auth,
     valid_event,
 )
+from connector.sources.setup import SetupGuide
 from connector.sources.stay import (
     PmsConfig,
     StaySnapshot,
@@ -76,6 +77,7 @@ class HostawayConfig(PmsConfig):
     """``[tenants.<t>.sources.hostaway]``."""
 
     credentials = ("username", "password")
+    generated = ("username", "password")
 
     username: str
     password: SecretStr
@@ -104,6 +106,22 @@ class HostawaySource(SourceAdapter):
 
     name = "hostaway"
     config_model = HostawayConfig
+    setup = SetupGuide(
+        title="Hostaway",
+        group="pms",
+        console="the Hostaway dashboard: Settings > Integrations (account owner only)",
+        steps=(
+            "Sign in to Hostaway as the account owner (only the owner can open Settings) and open "
+            "Settings > Integrations.",
+            "Add a webhook (the unified webhook) with the webhook URL above as its URL.",
+            "Protect it with a user name and password: enter the login and password the connector "
+            "generated (the password is shown once, when you add or rotate this source).",
+            "Save. Hostaway's test message is answered without a job; a test reservation arrives about "
+            "10 minutes after it is made.",
+        ),
+        docs="https://support.hostaway.com/hc/en-us/articles/360009022653-Using-Hostaway-Web-hooks",
+        unverified="The labels of the webhook form's user name and password fields.",
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: HostawayConfig) -> None:

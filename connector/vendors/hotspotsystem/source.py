@@ -35,6 +35,7 @@ from connector.sources.base import (
     decode_base64,
     require_any_hmac,
 )
+from connector.sources.setup import SetupGuide
 from connector.sources.wifi import (
     LoginSource,
     WifiConfig,
@@ -89,6 +90,19 @@ class HotspotSystemSource(LoginSource):
 
     name = "hotspotsystem"
     config_model = HotspotSystemConfig
+    setup = SetupGuide(
+        title="HotspotSystem",
+        group="wifi",
+        console="the HotspotSystem Control Center: Manage Webhooks",
+        steps=(
+            "In the Control Center open Manage Webhooks.",
+            "Select the Location, the Event type customer.create and, as Callback URL, the webhook URL "
+            "above; create the webhook.",
+            "Copy the new webhook's API key into Secrets here (one per line: each location's webhook has its own key).",
+            "If your webhook bodies name no location, set Venue here to your location id.",
+        ),
+        docs="https://www.hotspotsystem.com/apidocs/webhooks",
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: HotspotSystemConfig) -> None:

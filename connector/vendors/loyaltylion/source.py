@@ -44,6 +44,7 @@ from connector.sources.base import (
     require_any_hmac,
     valid_event,
 )
+from connector.sources.setup import SetupGuide
 
 SIGNATURE_HEADER = "x-loyaltylion-hmac-sha256"
 TOPIC_HEADER = "x-loyaltylion-topic"
@@ -176,6 +177,19 @@ class LoyaltyLionSource(RelayOnlySource):
 
     name = "loyaltylion"
     config_model = LoyaltyLionConfig
+    setup = SetupGuide(
+        title="LoyaltyLion",
+        group="loyalty",
+        console="LoyaltyLion's webhooks (its API, or the app that registers them)",
+        steps=(
+            "Register a LoyaltyLion webhook for each topic to relay (customers/update, "
+            "program_events/customer.tier_upgraded …) with the webhook URL above as its address.",
+            "Enter the secret LoyaltyLion signs with in Secrets here: your site secret, or the OAuth "
+            "client secret when an OAuth app registered the webhooks.",
+        ),
+        docs="https://developers.loyaltylion.com/api-reference/v2/webhooks/overview",
+        unverified="Whether LoyaltyLion's admin has a form for webhooks (the docs use the API).",
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: LoyaltyLionConfig) -> None:

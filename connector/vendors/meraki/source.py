@@ -34,6 +34,7 @@ from connector.sources.base import (
     InboundRequest,
     require_token,
 )
+from connector.sources.setup import SetupGuide
 from connector.sources.wifi import (
     LoginSource,
     WifiConfig,
@@ -49,6 +50,7 @@ class MerakiConfig(WifiConfig):
     """``[tenants.<t>.sources.meraki]``: ``validator``, ``secret`` and the shared Wi-Fi settings."""
 
     credentials = ("secret",)
+    generated = ("secret",)
 
     validator: str
     secret: SecretStr
@@ -176,6 +178,22 @@ class MerakiSource(LoginSource):
 
     name = "meraki"
     config_model = MerakiConfig
+    setup = SetupGuide(
+        title="Cisco Meraki",
+        group="wifi",
+        console="the Meraki dashboard: Network-wide > General, Location and scanning",
+        steps=(
+            "In the Meraki dashboard open Network-wide > General and, under Location and scanning, "
+            "enable Analytics and the Scanning API.",
+            "Copy the Validator Meraki shows into Validator here and save: Meraki checks it with a GET "
+            "before it posts anything.",
+            "Add a Post URL: the webhook URL above; Secret: the secret the connector generated (shown "
+            "once, when you add or rotate this source); API version V3; radio type WiFi.",
+            "Meraki then posts every minute; guests Meraki knows by e-mail become 'Connected to wifi'.",
+        ),
+        docs="https://developer.cisco.com/meraki/scanning-api/",
+        unverified="The dashboard's menu path and the labels Post URL, Secret, API version and radio type.",
+    )
     content_types = ("application/json",)
 
     def answer_get(self, request: InboundRequest, config: MerakiConfig) -> ImmediateAnswer:

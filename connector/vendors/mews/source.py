@@ -46,6 +46,7 @@ from connector.sources.base import (
     require_token,
     valid_event,
 )
+from connector.sources.setup import SetupGuide
 from connector.sources.stay import (
     PmsConfig,
     StaySnapshot,
@@ -74,6 +75,8 @@ class MewsConfig(PmsConfig):
     """``[tenants.<t>.sources.mews]``."""
 
     credentials = ("token",)
+    generated = ("token",)
+    path_credential = "token"
 
     token: SecretStr | None = None  # this tenant's own URL; None: reached through the shared URL only
     api_url: HttpBaseUrl = "https://api.mews.com"
@@ -123,6 +126,23 @@ class MewsSource(SourceAdapter):
 
     name = "mews"
     config_model = MewsConfig
+    setup = SetupGuide(
+        title="Mews",
+        group="pms",
+        console="Mews Operations, and Mews Partner Success (partnersuccess@mews.com)",
+        steps=(
+            "In Mews Operations, connect this integration for your property and note the Access Token "
+            "Mews issues for it and your Enterprise ID.",
+            "Enter the Client Token your operator gave you, the Access Token and the Enterprise ID here.",
+            "If your operator runs the connector's shared Mews URL, the Enterprise ID is all Mews needs: "
+            "messages are routed by it, nothing else to register.",
+            "Otherwise email partnersuccess@mews.com the webhook URL above and ask for General Webhooks "
+            "(reservation events, ServiceOrderUpdated) to be sent to it. The token at the end of the URL "
+            "is the shared secret Mews asks for: share it with Mews only.",
+        ),
+        docs="https://mews-systems.gitbook.io/connector-api/events/wh-faq",
+        unverified="Where Mews Operations shows the Enterprise ID and the integration's Access Token.",
+    )
     content_types = ("application/json",)
     repeats_are_duplicates = False
 

@@ -30,6 +30,7 @@ from connector.sources.base import (
     known_topics,
     require_any_hmac,
 )
+from connector.sources.setup import SetupGuide
 from connector.sources.wifi import (
     LoginSource,
     WifiConfig,
@@ -48,6 +49,7 @@ class MistConfig(WifiConfig):
     """``[tenants.<t>.sources.mist]``: ``secrets``, ``topics`` and the shared Wi-Fi settings."""
 
     credentials = ("secrets",)
+    generated = ("secrets",)
 
     secrets: list[SecretStr] = Field(min_length=1)
     topics: list[str] = Field(default_factory=lambda: ["guest-authorizations", "client-join"])
@@ -108,6 +110,22 @@ class MistSource(LoginSource):
 
     name = "mist"
     config_model = MistConfig
+    setup = SetupGuide(
+        title="Juniper Mist",
+        group="wifi",
+        console="the Juniper Mist portal: Organization > Site Configuration > (site) > Webhooks",
+        steps=(
+            "In the Mist portal select Organization > Site Configuration, then the site.",
+            "Scroll to Webhooks and click Add Webhook: a Name, Webhook Type HTTP Post, and URL = the "
+            "webhook URL above.",
+            "Topics: tick guest authorizations (client join too if you like: joins without an e-mail are ignored).",
+            "Advanced Settings > Secret: the secret the connector generated (shown once, when you add or "
+            "rotate this source). Save.",
+        ),
+        docs="https://www.juniper.net/documentation/us/en/software/mist/automation-integration/topics/task/"
+        "webhooks-add-portal.html",
+        unverified="The portal's label for the guest-authorizations topic.",
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: MistConfig) -> None:

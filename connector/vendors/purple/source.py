@@ -32,6 +32,7 @@ from connector.sources.base import (
     InboundRequest,
     require_token,
 )
+from connector.sources.setup import SetupGuide
 from connector.sources.wifi import (
     LoginSource,
     WifiConfig,
@@ -67,6 +68,8 @@ class PurpleConfig(WifiConfig):
     """``[tenants.<t>.sources.purple]``: ``token`` plus the shared Wi-Fi settings."""
 
     credentials = ("token",)
+    generated = ("token",)
+    path_credential = "token"
 
     token: SecretStr
 
@@ -101,6 +104,20 @@ class PurpleSource(LoginSource):
 
     name = "purple"
     config_model = PurpleConfig
+    setup = SetupGuide(
+        title="Purple",
+        group="wifi",
+        console="the Purple portal: Management > Venues > Webhooks, then LogicFlow and Access Journeys",
+        steps=(
+            "At company or venue level, open Management > Venues and click the Webhooks tab.",
+            "Add the webhook URL above and validate it (the connector answers Purple's check).",
+            "In LogicFlow, in an Online LogicFlow, place a Webhook action node after the Start node, "
+            "select the validated URL, close with the End node; validate and save.",
+            "Under Onboarding > Access Journeys, LogicFlow tab, click New logic flow and select that "
+            "flow. Every Wi-Fi login is then posted to the connector.",
+        ),
+        docs="https://support.purple.ai/hc/en-gb/articles/7330833389469-Webhooks",
+    )
     content_types = ("application/json", "")  # "": validation requests may carry no body at all
     response_headers = {"wifiWebhookListener": "1"}
     empty_body_is_ping = True  # the web tier asks answer_ping before rejecting an empty body as bad JSON

@@ -40,6 +40,7 @@ from connector.sources.base import (
     require_any_hmac,
     valid_event,
 )
+from connector.sources.setup import SetupGuide
 
 ORDER_TOPICS = frozenset({"orders/paid", "orders/create", "orders/fulfilled"})
 
@@ -74,6 +75,17 @@ class ShopifySource(SourceAdapter):
 
     name = "shopify"
     config_model = ShopifyConfig
+    setup = SetupGuide(
+        title="Shopify",
+        group="shop",
+        console="your Shopify admin: Apps",
+        steps=(
+            "Install the connector's app from your Shopify admin: the install registers its webhooks "
+            "(orders/paid) and signs them with the app's secret. Nothing to paste.",
+        ),
+        docs="https://shopify.dev/docs/apps/build/webhooks",
+        addable=False,
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: ShopifyConfig) -> None:

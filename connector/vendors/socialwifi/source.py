@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from connector.activities import Activity, hash_identifier
 from connector.errors import ErasureRequested, PayloadError, UnsupportedEvent
 from connector.sources.base import Envelope, InboundRequest, SourceAdapter, TranslationContext, require_token
+from connector.sources.setup import SetupGuide
 from connector.sources.wifi import (
     WifiConfig,
     WifiLogin,
@@ -67,6 +68,7 @@ class SocialWifiConfig(WifiConfig):
     """``[tenants.<t>.sources.socialwifi]``: ``authorization`` plus the shared Wi-Fi settings."""
 
     credentials = ("authorization",)
+    generated = ("authorization",)
 
     authorization: SecretStr
 
@@ -105,6 +107,20 @@ class SocialWifiSource(SourceAdapter):
 
     name = "socialwifi"
     config_model = SocialWifiConfig
+    setup = SetupGuide(
+        title="Social WiFi",
+        group="wifi",
+        console="the Social WiFi client panel: webhooks",
+        steps=(
+            "In the Social WiFi client panel, open the webhook settings.",
+            "URL: the webhook URL above.",
+            "Authorization header value: the value the connector generated (shown once, when you add "
+            "or rotate this source).",
+            "Save. Upsert (a guest logged in) and Delete (a guest asked to be forgotten) are both handled.",
+        ),
+        docs="https://developer.socialwifi.com/webhooks/introduction/",
+        unverified="The menu path to the client panel's webhook settings (the docs show the form only).",
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: SocialWifiConfig) -> None:

@@ -23,6 +23,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from connector.activities import Activity, LoyaltyEvent
 from connector.errors import PayloadError, SignatureError, UnsupportedEvent
 from connector.sources.base import Envelope, InboundRequest, SourceAdapter, SourceConfig, TranslationContext
+from connector.sources.setup import SetupGuide
 from connector.vendors.standard import stay_events
 from connector.vendors.standard.loyalty_events import LOYALTY_EVENT_HANDLERS, check
 from connector.vendors.standard.wifi_login import handle_wifi_login
@@ -96,6 +97,18 @@ class StandardSource(SourceAdapter):
 
     name = "standard"
     config_model = StandardConfig
+    setup = SetupGuide(
+        title="Standard Webhooks",
+        group="events",
+        console="the sending system's webhook settings",
+        steps=(
+            "In the sender's webhook settings, add an endpoint with the webhook URL above.",
+            "Copy the endpoint's signing secret (it starts with whsec_) into Secrets here.",
+            "Send the event types the connector knows (stay.*, wifi.login, customer.*: see the schemas); "
+            "others are answered ignored.",
+        ),
+        docs="https://www.standardwebhooks.com",
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: StandardConfig) -> None:

@@ -40,6 +40,7 @@ from connector.sources.base import (
     require_any_hmac,
     valid_event,
 )
+from connector.sources.setup import SetupGuide
 
 SIGNATURE_HEADER = "x-voucherify-signature"
 
@@ -186,6 +187,18 @@ class VoucherifySource(RelayOnlySource):
 
     name = "voucherify"
     config_model = VoucherifyConfig
+    setup = SetupGuide(
+        title="Voucherify",
+        group="loyalty",
+        console="the Voucherify dashboard: Project settings > Webhooks",
+        steps=(
+            "In Voucherify open Project settings > Webhooks and add a webhook with the webhook URL above.",
+            "Tick the customer events to relay to your email provider.",
+            "Copy the webhook secret into Secrets here.",
+        ),
+        docs="https://docs.voucherify.io/docs/webhooks",
+        unverified="The labels of Voucherify's webhook form.",
+    )
     content_types = ("application/json",)
 
     def verify(self, request: InboundRequest, config: VoucherifyConfig) -> None:
