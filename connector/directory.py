@@ -95,6 +95,7 @@ class TenantDirectory:
         self._enterprises: dict[str, str] = dict(settings.mews_enterprises)
         self._stored: dict[str, StoredTenant] = {}
         self._problems: dict[str, list[str]] = {}
+        self._secrets: tuple[str, ...] | None = None
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -119,6 +120,14 @@ class TenantDirectory:
         """Every tenant served now, by name."""
         self._refresh()
         return dict(self._tenants)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret of the settings and of every tenant served now: what failure reasons,
+        activity records and logs are redacted with (computed once per change, not per job)."""
+        self._refresh()
+        if self._secrets is None:
+            self._secrets = redaction.configured_secrets(self.settings, self._tenants.values())
+        return self._secrets
 
     def is_file_tenant(self, name: str) -> bool:
         """Whether ``name`` comes from the tenants file (read-only in the pages)."""
@@ -225,7 +234,8 @@ class TenantDirectory:
             log.error("tenants: %s", conflict)
         self._tenants, self._shops, self._enterprises = tenants, shops, enterprises
         self._stored, self._problems = stored, problems
-        redaction.install_log_redaction(redaction.configured_secrets(self.settings, tenants.values()))
+        self._secrets = redaction.configured_secrets(self.settings, tenants.values())
+        redaction.install_log_redaction(self._secrets)
 
     def _parse_stored(self, name: str, record: StoredTenant, problems: dict[str, list[str]]) -> Tenant | None:
         """A stored tenant as a :class:`Tenant` (``None``, with its problems noted and logged, when

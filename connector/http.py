@@ -126,13 +126,12 @@ class HttpClient:
     """
 
     destination = "http"
-    # -- issue 14 loyalty: the connection check every client shares --
+    # The connection check every client shares.
     check_request: ClassVar[tuple[str, str] | None] = None
     """``(method, path)`` of the vendor's cheapest authenticated call (see each vendor's NOTE.md);
     ``None``: the vendor has none (:attr:`check_unavailable` says why)."""
     check_params: ClassVar[Mapping[str, str]] = {}
     check_unavailable: ClassVar[str] = "this vendor offers no call to test its credentials with"
-    # -- end issue 14 loyalty --
 
     def __init__(
         self,
@@ -191,7 +190,7 @@ class HttpClient:
         settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
         return self.session.send(prepared, timeout=self.timeout, **settings)
 
-    # -- issue 14 loyalty: the connection check every client shares --
+    # The connection check every client shares.
     def check_connection(self) -> dict[str, Any]:
         """Make the vendor's cheapest authenticated call (:attr:`check_request`) and say how it went.
 
@@ -233,8 +232,6 @@ class HttpClient:
     def describe_check(self, answer: Any) -> str:
         """What the check's answer says worth showing (the account's name…); override per vendor."""
         return ""
-
-    # -- end issue 14 loyalty --
 
     def observe(self, response: requests.Response) -> None:
         """Hook for subclasses: see every answer (rate-limit headers, vendor-specific fatal

@@ -17,10 +17,7 @@ from typing import Any
 
 from redis import Redis
 
-# -- issue 14 activity: activity_log and redaction for the Activity page's records --
-from connector import activity_log, erasure, metrics, redaction, stays
-
-# -- end issue 14 activity --
+from connector import activity_log, erasure, metrics, stays
 from connector.activities import UNKNOWN_CURRENCY, Activity, LoyaltyEvent, hash_identifier
 from connector.directory import TenantDirectory
 from connector.errors import ErasureRequested, UnsupportedEvent
@@ -127,13 +124,9 @@ class RedisContactCache:
         self.client.set(self.prefix + hash_identifier(email), contact_id, ex=CONTACT_TTL)
 
 
-# -- issue 14 activity: the Activity page's records (connector.activity_log) --
 def _all_secrets() -> tuple[str, ...]:
     """What every activity record is redacted with (as the worker redacts failure reasons)."""
-    return redaction.configured_secrets(settings(), tenants().all().values())
-
-
-# -- end issue 14 activity --
+    return tenants().secrets()
 
 
 def delivery_job_id(tenant: str, platform: str, activity: Activity) -> str:
@@ -141,9 +134,7 @@ def delivery_job_id(tenant: str, platform: str, activity: Activity) -> str:
     return make_job_id("deliver", tenant, platform, activity.type, activity.business_key)
 
 
-# -- issue 14 activity: record each attempt --
 @activity_log.recorded("webhook", redis, _all_secrets)  # outside the retry policy: sees if RQ retries
-# -- end issue 14 activity --
 @apply_retry_policy(_schedule)
 def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
     """Translate one accepted webhook and enqueue a delivery job per activity."""
@@ -240,9 +231,7 @@ def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
     return ids
 
 
-# -- issue 14 activity: record each attempt --
 @activity_log.recorded("delivery", redis, _all_secrets)  # outside the retry policy: sees if RQ retries
-# -- end issue 14 activity --
 @apply_retry_policy(_schedule)
 def deliver(activity_data: dict[str, Any], queued_for: str | None = None) -> dict[str, Any]:
     """Post one activity to the tenant's loyalty platform, exactly once.
@@ -324,9 +313,7 @@ def enqueue_relays(tenant: Tenant, events: list[LoyaltyEvent]) -> list[str]:
     return ids
 
 
-# -- issue 14 activity: record each attempt --
 @activity_log.recorded("relay", redis, _all_secrets)  # outside the retry policy: sees if RQ retries
-# -- end issue 14 activity --
 @apply_retry_policy(_schedule)
 def relay(event_data: dict[str, Any], queued_for: str | None = None) -> dict[str, Any]:
     """Send one loyalty event to the tenant's ESP, exactly once (ledger + the ESP's own dedup).

@@ -45,12 +45,11 @@ log = logging.getLogger(__name__)
 INGEST_QUEUE = "ingest"
 DELIVERY_QUEUE = "delivery"
 RELAY_QUEUE = "relay"
-# -- issue 14 loyalty: the connection-check queue, worked before the others --
+# The connection-check queue, worked before the others.
 CHECK_QUEUE = "check"
 """The merchant pages' "Test connection" jobs: one short call each, never behind a backlog."""
 CHECK_FUNC = "connector.connection_check.check"
-# -- end issue 14 loyalty --
-QUEUE_NAMES = (CHECK_QUEUE, INGEST_QUEUE, DELIVERY_QUEUE, RELAY_QUEUE)  # issue 14 loyalty: CHECK_QUEUE first
+QUEUE_NAMES = (CHECK_QUEUE, INGEST_QUEUE, DELIVERY_QUEUE, RELAY_QUEUE)  # the check queue first
 
 RESULT_TTL = 7 * 24 * 3600  # keeps unique delivery ids reserved for a week after success
 FAILURE_TTL = 90 * 24 * 3600

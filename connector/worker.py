@@ -89,7 +89,7 @@ def redact_reason(text: str) -> str:
 
     if not text:
         return text
-    return redaction.redact(text, redaction.configured_secrets(jobs.settings(), jobs.tenants().all().values()))
+    return redaction.redact(text, jobs.tenants().secrets())
 
 
 # One round trip after every job: the worker is idle again, and an execution whose outcome never

@@ -319,9 +319,8 @@ def test_no_secret_in_redis_logs_or_pages_when_every_destination_echoes(
         )
     worker_log = log.read_text()
 
-    # -- issue 14 loyalty: the connection-check queue runs no job here --
+    # The connection-check queue runs no job here.
     queues = [name for name in QUEUE_NAMES if name != CHECK_QUEUE]
-    # -- end issue 14 loyalty --
     failed = {name: get_queue(redis, name).failed_job_registry.get_job_ids() for name in queues}
     # The run reached every kind of destination: ingest (PMS API clients), delivery, relay.
     assert all(failed.values()), failed

@@ -48,10 +48,8 @@ from pydantic import (
 from connector.activities import Activity, LoyaltyEvent
 from connector.errors import ConnectorError, PayloadError, SignatureError, UnsupportedEvent
 
-# -- issue 14 sources: the setup steps every adapter carries (connector.sources.setup) --
+# The setup steps every adapter carries (connector.sources.setup).
 from connector.sources.setup import SetupGuide
-
-# -- end issue 14 sources --
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +161,7 @@ class SourceConfig(BaseModel):
     credentials: ClassVar[tuple[str, ...]] = ()
     """The keys that authenticate the sender's requests: the ones ``previous`` may hold."""
 
-    # -- issue 14 sources: which credentials the connector issues, and which one rides in the URL --
+    # Which credentials the connector issues, and which one rides in the URL.
     generated: ClassVar[tuple[str, ...]] = ()
     """The keys whose values the *connector* issues (URL tokens, and the secrets a vendor's console
     asks the receiver to supply): the Sources page generates them, never asks for them. The other
@@ -172,12 +170,11 @@ class SourceConfig(BaseModel):
     path_credential: ClassVar[str | None] = None
     """The key sent as the last segment of ``/webhooks/<tenant>/<source>/<token>`` (``None``: the
     URL carries no token)."""
-    # -- end issue 14 sources --
 
     previous: SourceConfig | None = Field(default=None, repr=False, exclude=True)
     """This config with the ``previous`` credentials in place of the current ones (``None``: no rotation)."""
 
-    # -- issue 14 activity: how long a source may be quiet before the Activity page warns --
+    # How long a source may be quiet before the Activity page warns.
     silent_after: float | None = Field(
         default=None,
         gt=0,
@@ -185,7 +182,6 @@ class SourceConfig(BaseModel):
         description="The Activity page warns when no webhook arrived from this source for longer (optional).",
     )
     """Hours without a webhook after which the Activity page warns (``None``: never)."""
-    # -- end issue 14 activity --
 
     @model_validator(mode="wrap")
     @classmethod
@@ -330,14 +326,11 @@ class Source(Protocol):
         """Whether :meth:`answer_ping` is asked before an empty body is refused as bad JSON."""
         ...
 
-    # -- issue 14 sources --
     @property
     def setup(self) -> SetupGuide | None:
         """What the merchant does in the vendor's console (``None``: none written, which the
         source contract suite refuses)."""
         ...
-
-    # -- end issue 14 sources --
 
     @property
     def repeats_are_duplicates(self) -> bool:
@@ -394,9 +387,7 @@ class SourceAdapter:
     response_headers: Mapping[str, str] = {}
     empty_body_is_ping = False
     repeats_are_duplicates = True
-    # -- issue 14 sources --
     setup: SetupGuide | None = None
-    # -- end issue 14 sources --
 
     @property
     def sandbox(self) -> str:

@@ -44,14 +44,13 @@ class ActiveCampaignClient(EspClient):
     """ActiveCampaign (account id + event key)."""
 
     provider: ClassVar[str] = "activecampaign"
-    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    # The connection check (see NOTE.md).
     check_unavailable = (
         "ActiveCampaign's Event Tracking key can only send events (POST /event): there is no call to test it "
         "without tracking one, so the connector does not test it. Compare the account id and key with "
         "Website > Site Tracking > Event Tracking in ActiveCampaign (Event Tracking must be on)."
     )
 
-    # -- end issue 14 loyalty --
     default_rate: ClassVar[tuple[int, float]] = (4, 1.0)
     default_429_pause: ClassVar[float] = 5.0
 

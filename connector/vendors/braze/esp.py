@@ -52,7 +52,7 @@ class BrazeClient(EspClient):
     """Braze (REST API key)."""
 
     provider: ClassVar[str] = "braze"
-    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    # The connection check (see NOTE.md).
     check_request = ("GET", "/events/list")
 
     def describe_check(self, answer: Any) -> str:
@@ -62,7 +62,6 @@ class BrazeClient(EspClient):
             f"{len(events)} custom event names listed" if isinstance(events, list) else "the REST API key was accepted"
         )
 
-    # -- end issue 14 loyalty --
     default_rate: ClassVar[tuple[int, float]] = (3000, 3.0)
     default_429_pause: ClassVar[float] = 3.0
 

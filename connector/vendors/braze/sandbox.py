@@ -53,14 +53,12 @@ class BrazeSandbox(EspSandbox):
     def routes(self, bp: Blueprint) -> None:
         """``POST /users/track``."""
 
-        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        # The connection check's call (auth is checked before every route).
         @bp.get("/events/list")
         def list_events() -> Any:
             with self.lock:
                 names = sorted({str(e.get("name", "")) for e in self.events if e.get("name")})
             return jsonify({"message": "success", "events": names[:250]})
-
-        # -- end issue 14 loyalty --
 
         @bp.post("/users/track")
         def track() -> Any:

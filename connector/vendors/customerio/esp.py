@@ -53,7 +53,7 @@ class CustomerIoClient(EspClient):
     """Customer.io (site id + API key)."""
 
     provider: ClassVar[str] = "customerio"
-    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    # The connection check (see NOTE.md).
     check_request = ("GET", "/api/v1/accounts/region")
 
     def describe_check(self, answer: Any) -> str:
@@ -63,7 +63,6 @@ class CustomerIoClient(EspClient):
         region, workspace = answer.get("region", "?"), answer.get("environment_id", "?")
         return f"region {region}, workspace {workspace}, {answer.get('url', '')}"
 
-    # -- end issue 14 loyalty --
     default_rate: ClassVar[tuple[int, float]] = (100, 1.0)
     default_429_pause: ClassVar[float] = 2.0
 

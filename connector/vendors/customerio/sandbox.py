@@ -32,12 +32,10 @@ class CustomerIoSandbox(EspSandbox):
     def routes(self, bp: Blueprint) -> None:
         """Identify and track."""
 
-        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        # The connection check's call (auth is checked before every route).
         @bp.get("/api/v1/accounts/region")
         def region() -> Any:
             return jsonify({"url": request.host_url.rstrip("/"), "region": "us", "environment_id": 1})
-
-        # -- end issue 14 loyalty --
 
         @bp.put("/api/v1/customers/<path:identifier>")
         def identify(identifier: str) -> Any:

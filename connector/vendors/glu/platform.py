@@ -81,7 +81,7 @@ class GluClient(HttpClient):
 
     destination = "glu"
     platform = "glu"
-    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    # The connection check (see NOTE.md).
     check_request = ("GET", "/contacts")
     # A filter no contact matches: authenticated, answers an empty list, touches nothing.
     check_params = {"emailAddress[]": "connection-check@connector.invalid"}
@@ -89,8 +89,6 @@ class GluClient(HttpClient):
     def describe_check(self, answer: Any) -> str:
         """Glu's contact search answered: the key is the organisation's."""
         return "the Organisation API accepted the key"
-
-    # -- end issue 14 loyalty --
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 10.0) -> None:
         super().__init__(

@@ -45,7 +45,7 @@ class IntercomClient(EspClient):
     """Intercom (access token)."""
 
     provider: ClassVar[str] = "intercom"
-    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    # The connection check (see NOTE.md).
     check_request = ("GET", "/me")
 
     def describe_check(self, answer: Any) -> str:
@@ -56,7 +56,6 @@ class IntercomClient(EspClient):
         app = app if isinstance(app, dict) else {}
         return f"admin {answer.get('name', '?')}, workspace {app.get('name', '?')}"
 
-    # -- end issue 14 loyalty --
     default_rate: ClassVar[tuple[int, float]] = (1666, 10.0)
     default_429_pause: ClassVar[float] = 10.0
 

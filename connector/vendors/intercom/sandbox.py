@@ -48,7 +48,7 @@ class IntercomSandbox(EspSandbox):
     def routes(self, bp: Blueprint) -> None:
         """``POST /contacts`` and ``POST /events``."""
 
-        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        # The connection check's call (auth is checked before every route).
         @bp.get("/me")
         def me() -> Any:
             return jsonify(
@@ -60,8 +60,6 @@ class IntercomSandbox(EspSandbox):
                     "app": {"type": "app", "id_code": "sandbox", "name": "Sandbox workspace"},
                 }
             )
-
-        # -- end issue 14 loyalty --
 
         @bp.post("/contacts")
         def create_contact() -> Any:

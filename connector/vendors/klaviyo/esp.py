@@ -54,7 +54,7 @@ class KlaviyoClient(EspClient):
     """Klaviyo (private key)."""
 
     provider: ClassVar[str] = "klaviyo"
-    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    # The connection check (see NOTE.md).
     check_request = ("GET", "/api/accounts/")
 
     def describe_check(self, answer: Any) -> str:
@@ -65,7 +65,6 @@ class KlaviyoClient(EspClient):
         except (KeyError, IndexError, TypeError):
             return "the private key was accepted"
 
-    # -- end issue 14 loyalty --
     default_rate: ClassVar[tuple[int, float]] = (50, 1.0)
     default_429_pause: ClassVar[float] = 1.0
 

@@ -65,7 +65,7 @@ class KlaviyoSandbox(EspSandbox):
     def routes(self, bp: Blueprint) -> None:
         """``POST /api/events`` and ``/api/events/``."""
 
-        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        # The connection check's call (auth is checked before every route).
         def accounts() -> Any:
             if not request.headers.get("revision", ""):
                 return self.error(400, "The revision header is missing.", "/headers/revision")
@@ -84,8 +84,6 @@ class KlaviyoSandbox(EspSandbox):
 
         bp.add_url_rule("/api/accounts", "accounts", accounts, methods=["GET"])
         bp.add_url_rule("/api/accounts/", "accounts_slash", accounts, methods=["GET"])
-
-        # -- end issue 14 loyalty --
 
         def create_event() -> Any:
             revision = request.headers.get("revision", "")

@@ -147,7 +147,7 @@ class LoyaltyLionClient(HttpClient):
 
     destination = "loyaltylion"
     platform = "loyaltylion"
-    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    # The connection check (see NOTE.md).
     check_request = ("GET", "/v2/identity/whoami")
 
     def describe_check(self, answer: Any) -> str:
@@ -160,8 +160,6 @@ class LoyaltyLionClient(HttpClient):
         if isinstance(scopes, list) and scopes:
             parts.append("scopes: " + ", ".join(str(s) for s in scopes[:12]))
         return "; ".join(parts) or "the Admin API accepted the key"
-
-    # -- end issue 14 loyalty --
 
     def __init__(
         self,

@@ -124,12 +124,10 @@ class LoyaltyLionSandbox:
                 return _error(401, "Invalid or missing API key")
             return apply_fault(self.faults, lambda status: {"error": {"message": f"injected {status}"}})
 
-        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        # The connection check's call (auth is checked before every route).
         @bp.get("/v2/identity/whoami")
         def whoami() -> Any:
             return jsonify({"identity": {"type": "api_key", "name": "sandbox key", "scopes": ["write_activities"]}})
-
-        # -- end issue 14 loyalty --
 
         def json_body() -> dict[str, Any] | None:
             body = request.get_json(silent=True)

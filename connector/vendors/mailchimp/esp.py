@@ -73,7 +73,7 @@ class MailchimpClient(EspClient):
     """Mailchimp (API key)."""
 
     provider: ClassVar[str] = "mailchimp"
-    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    # The connection check (see NOTE.md).
     check_request = ("GET", "/ping")
 
     def describe_check(self, answer: Any) -> str:
@@ -81,7 +81,6 @@ class MailchimpClient(EspClient):
         status = answer.get("health_status") if isinstance(answer, dict) else None
         return str(status) if status else "the API key was accepted"
 
-    # -- end issue 14 loyalty --
     default_rate: ClassVar[tuple[int, float]] = (10, 1.0)
     default_429_pause: ClassVar[float] = 10.0
 

@@ -46,12 +46,10 @@ class MailchimpSandbox(EspSandbox):
     def routes(self, bp: Blueprint) -> None:
         """Member upsert and member events."""
 
-        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        # The connection check's call (auth is checked before every route).
         @bp.get("/ping")
         def ping() -> Any:
             return jsonify({"health_status": "Everything's Chimpy!"})
-
-        # -- end issue 14 loyalty --
 
         @bp.put("/lists/<path:list_id>/members/<subscriber_hash>")  # an escaped "/" decodes into the id
         def upsert_member(list_id: str, subscriber_hash: str) -> Any:

@@ -215,9 +215,8 @@ def redact_shop(request: dict[str, Any]) -> dict[str, Any]:
 
     jobs_deleted = erasure.purge_jobs(redis, of_shop, _current_job_id())
     prefixes = ["contact", "erasure"] + ([] if file_tenant else ["ledger", "stay", "attempt", "seen"])
-    # -- issue 14 activity: the Activity page's records (connector.activity_log) go with the tenant --
+    # The Activity page's records (connector.activity_log) go with the tenant.
     prefixes += [] if file_tenant else ["activity"]
-    # -- end issue 14 activity --
     keys_deleted = sum(_scan_delete(redis, f"connector:{prefix}:{tenant}:*") for prefix in prefixes)
     keys_deleted += int(redis.delete(watermark_key(shop)))
     for pattern in (f"connector:shopify:*:{shop}", f"connector:shopify:*:{shop}:*"):  # reports and the like

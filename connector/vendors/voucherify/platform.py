@@ -196,7 +196,7 @@ class VoucherifyClient(HttpClient):
 
     destination = "voucherify"
     platform = "voucherify"
-    # -- issue 14 loyalty: the connection check (see NOTE.md) --
+    # The connection check (see NOTE.md).
     check_request = ("GET", "/v1/customers")
     check_params = {"limit": "1"}
 
@@ -204,8 +204,6 @@ class VoucherifyClient(HttpClient):
         """The project's customer count, which the list answers with."""
         total = answer.get("total") if isinstance(answer, dict) else None
         return f"project reachable, {total} customers" if isinstance(total, int) else "the project's keys were accepted"
-
-    # -- end issue 14 loyalty --
 
     def __init__(
         self,

@@ -280,7 +280,7 @@ class VoucherifySandbox:
             body = request.get_json(silent=True)
             return body if isinstance(body, dict) else None
 
-        # -- issue 14 loyalty: the connection check's call (auth is checked before every route) --
+        # The connection check's call (auth is checked before every route).
         @bp.get("/v1/customers")
         def list_customers() -> Any:
             try:
@@ -294,8 +294,6 @@ class VoucherifySandbox:
             return jsonify(
                 {"object": "list", "data_ref": "customers", "customers": customers[:limit], "total": len(customers)}
             )
-
-        # -- end issue 14 loyalty --
 
         @bp.post("/v1/customers")
         def upsert_customer() -> Any:
