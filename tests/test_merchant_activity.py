@@ -34,7 +34,7 @@ def glu_activities(stack: MerchantStack) -> list[dict[str, object]]:
 def test_a_failed_delivery_is_shown_first_and_retried_once(merchant_stack: MerchantStack, page: Page) -> None:
     stack = merchant_stack
     stack.sign_in(page, "harbour")
-    page.get_by_role("link", name="Activity").click()
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Activity").click()
     expect(page.get_by_role("heading", name="Activity")).to_be_visible()
     expect(page.get_by_text("No failures.")).to_be_visible()
 

@@ -19,7 +19,7 @@ TWO = ("customer.loyalty.tier.upgraded", "customer.rewarded")
 def test_connect_glu_and_test_the_connection(merchant_stack: MerchantStack, page: Page) -> None:
     merchant_stack.create_tenant("lagoon")
     merchant_stack.sign_in(page, "lagoon")
-    page.get_by_role("link", name="Loyalty platform").click()
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Loyalty platform").click()
     expect(page.get_by_role("heading", name="Loyalty platform")).to_be_visible()
     page.get_by_label("Platform").select_option("glu")
     page.get_by_role("button", name="Choose").click()
@@ -51,7 +51,7 @@ def test_connect_glu_and_test_the_connection(merchant_stack: MerchantStack, page
 def test_connect_klaviyo_with_two_events(merchant_stack: MerchantStack, page: Page) -> None:
     merchant_stack.create_tenant("lagoon")
     merchant_stack.sign_in(page, "lagoon")
-    page.get_by_role("link", name="Email provider").click()
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Email provider").click()
     page.get_by_label("Provider").select_option("klaviyo")
     page.get_by_role("button", name="Choose").click()
     page.get_by_label("Api key").fill(DEFAULT_KEYS["klaviyo"])
