@@ -24,13 +24,13 @@ from connector.platforms.base import UnconfiguredPlatform
 from connector.sources.registry import SOURCES
 from connector.web.merchant.blueprint import bp
 from connector.web.merchant.checks import connection_test, wait_seconds
-from connector.web.merchant.forms import SKIPPED, fields_of, read_form, shown_values
+from connector.web.merchant.choice import ChosenTable
+from connector.web.merchant.forms import SKIPPED
 from connector.web.merchant.pages import (
     SettingsRefused,
     TenantView,
-    refuse,
+    read_only,
     render,
-    save_settings,
     settings,
     tenant_page,
 )
@@ -47,24 +47,14 @@ NOTICES = {
 }
 
 
-def saved_table(tenant: TenantView) -> dict[str, Any]:
-    """The tenant's ``[esp]`` table as saved (the store's, else what is served; secrets never shown)."""
-    table = tenant.document.get("esp")
-    if isinstance(table, dict):
-        return table
-    if tenant.served is not None and tenant.served.esp is not None:
-        return tenant.served.esp.model_dump()
-    return {}
-
-
-def esp_fields(provider: str) -> list[Any]:
-    """The form fields of ``provider``'s model (without ``events``: the checkboxes)."""
-    return fields_of(ESPS[provider].config, skip=SKIPPED_HERE)
-
-
-def secret_paths(provider: str, table: dict[str, Any]) -> list[str]:
-    """The secret paths (``esp.api_key``) of a table of ``provider``."""
-    return [f"esp.{f.name}" for f in esp_fields(provider) if f.secret and f.name in table]
+EMAIL = ChosenTable(
+    key="esp",
+    tag="provider",
+    registry=ESPS,
+    noun="email provider",
+    served=lambda tenant: tenant.esp,
+    skip=SKIPPED | {"events"},  # the events are the page's own checkboxes
+)
 
 
 def webhook_targets(tenant: TenantView) -> dict[str, Any]:
@@ -92,27 +82,14 @@ def page(
     notice: str = "",
 ) -> Response:
     """The page for ``chosen`` (``None``: only the choice), with what the last action said."""
-    table = saved_table(tenant)
-    current = table.get("provider") if isinstance(table.get("provider"), str) else None
-    same = chosen is not None and chosen == current
-    fields = esp_fields(chosen) if chosen else []
-    source = typed if typed is not None else (table if same else None)
-    values = shown_values(fields, source)
-    events = (source or {}).get("events")
+    context = EMAIL.context(tenant, chosen, typed)
+    events = (context["source_table"] or {}).get("events")
     picked = list(LOYALTY_EVENT_NAMES) if events is None else [e for e in events if e in LOYALTY_EVENT_NAMES]
-    hints = {}
-    if same:
-        hints = {f.name: h for f in fields if f.secret and (h := tenant.secret_hint(f"esp.{f.name}"))}
     return render(
         "merchant/email.html",
         status,
         tenant=tenant,
-        providers=sorted(ESPS),
-        current=current,
-        chosen=chosen,
-        fields=fields,
-        values=values,
-        hints=hints,
+        **context,
         events=list(LOYALTY_EVENT_NAMES.items()),
         picked=picked,
         problems=problems or [],
@@ -123,21 +100,13 @@ def page(
     )
 
 
-def unknown(provider: str) -> Response:
-    """The refusal of a provider that is not registered."""
-    return refuse(f"unknown email provider {provider!r} (known: {', '.join(sorted(ESPS))})", 400, "bad_provider")
-
-
 @bp.get("/<tenant>/email")
 @tenant_page
 def email(tenant: TenantView) -> Response:
     """The Email provider page (``?provider=`` picks the form to fill in)."""
-    current = saved_table(tenant).get("provider")
-    asked = request.args.get("provider") or (current if current in ESPS else None)
-    if asked is not None and asked not in ESPS:
-        return unknown(asked)
-    if not tenant.editable:
-        asked = current if current in ESPS else None
+    asked = EMAIL.asked(tenant, request.args.get("provider"))
+    if isinstance(asked, Response):
+        return asked
     return page(tenant, asked, notice=NOTICES.get(request.args.get("done", ""), ""))
 
 
@@ -158,32 +127,18 @@ def read_events(form: Any) -> tuple[list[str] | None, list[str]]:
 @tenant_page
 def save_email(tenant: TenantView) -> Response:
     """Save the chosen provider's table (POST-redirect-GET; a refusal re-renders with status 400)."""
-    if not tenant.editable:
-        return refuse("this tenant is configured in the tenants file: its settings are changed there", 403, "read_only")
-    provider = request.form.get("provider", "")
-    if provider not in ESPS:
-        return unknown(provider)
-    stored = tenant.document.get("esp")
-    before: dict[str, Any] = stored if isinstance(stored, dict) else {}
-    switching = before.get("provider") != provider
-    table, secrets = read_form(esp_fields(provider), request.form, provider, None if switching else before)
-    table = {"provider": provider, **table}
+    submitted = EMAIL.read(tenant, request.form)
+    if isinstance(submitted, Response):
+        return submitted
     events, problems = read_events(request.form)
     if events is not None:
-        table["events"] = events
+        submitted.table["events"] = events
     if problems:
-        return page(tenant, provider, status=400, problems=problems, typed=table)
-    removed = secret_paths(str(before["provider"]), before) if switching and before.get("provider") in ESPS else []
-    kept = {f"esp.{name}" for name in secrets}
+        return page(tenant, submitted.choice, status=400, problems=problems, typed=submitted.table)
     try:
-        save_settings(
-            tenant,
-            lambda document: {**document, "esp": table},
-            secrets_set=sorted(kept),
-            secrets_removed=[p for p in removed if p not in kept],
-        )
+        EMAIL.save(tenant, submitted)
     except SettingsRefused as refused:
-        return page(tenant, provider, status=400, problems=refused.problems, typed=table)
+        return page(tenant, submitted.choice, status=400, problems=refused.problems, typed=submitted.table)
     return redirect(url_for("merchant.email", tenant=tenant.name, done="saved"), code=303)
 
 
@@ -192,16 +147,9 @@ def save_email(tenant: TenantView) -> Response:
 def remove_email(tenant: TenantView) -> Response:
     """Remove the email provider: nothing more is relayed; relays still queued end ``ignored``."""
     if not tenant.editable:
-        return refuse("this tenant is configured in the tenants file: its settings are changed there", 403, "read_only")
-    stored = tenant.document.get("esp")
-    before: dict[str, Any] = stored if isinstance(stored, dict) else {}
-    removed = secret_paths(str(before["provider"]), before) if before.get("provider") in ESPS else []
+        return read_only()
     try:
-        save_settings(
-            tenant,
-            lambda document: {k: v for k, v in document.items() if k != "esp"},
-            secrets_removed=removed,
-        )
+        EMAIL.remove(tenant)
     except SettingsRefused as refused:
         return page(tenant, None, status=400, problems=refused.problems)
     return redirect(url_for("merchant.email", tenant=tenant.name, done="removed"), code=303)
@@ -211,6 +159,4 @@ def remove_email(tenant: TenantView) -> Response:
 @tenant_page
 def test_email(tenant: TenantView) -> Response:
     """Test the saved provider settings (the check job makes the provider's cheapest authenticated call)."""
-    current = saved_table(tenant).get("provider")
-    chosen = current if current in ESPS else None
-    return page(tenant, chosen, check=connection_test(tenant.name, "email"))
+    return page(tenant, EMAIL.current(tenant), check=connection_test(tenant.name, "email"))

@@ -177,6 +177,14 @@ def admin_page(view: Callable[P, Response]) -> Callable[P, Response]:
     return wrapper
 
 
+READ_ONLY = "this tenant is configured in the tenants file: its settings are changed there"
+
+
+def read_only() -> Response:
+    """The refusal of a change to a tenants-file tenant (403)."""
+    return refuse(READ_ONLY, 403, "read_only")
+
+
 class SettingsRefused(Exception):  # noqa: N818 - a refusal the page shows, one line per problem
     """The new settings were not saved; ``problems`` says why (one line each)."""
 
@@ -208,7 +216,7 @@ def save_settings(
             (problems named by key, ``tenants.<name>.loyalty.api_key: …``).
     """
     if tenant.file_tenant:
-        raise SettingsRefused(["this tenant is configured in the tenants file: its settings are changed there"])
+        raise SettingsRefused([READ_ONLY])
     store = _store()
     candidate = change(tenant.document)
     try:
