@@ -29,11 +29,12 @@ from werkzeug.wrappers import Response
 
 from connector.directory import TenantDirectory
 from connector.errors import DestinationError
-from connector.settings import Settings
 from connector.vendors.shopify import oauth
 from connector.vendors.shopify.installations import InstallationStore
 from connector.vendors.shopify.subscriptions import CONNECTOR_TOPICS, SubscriptionError, ensure_subscriptions
 from connector.web.errors import error_response
+from connector.web.merchant.pages import secure, wants_json
+from connector.web.merchant.pages import settings as app_settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("shopify_app", __name__, url_prefix="/shopify", template_folder="templates")
@@ -43,15 +44,9 @@ STATE_SECONDS = 600
 """How long an authorization may take (the state's Redis TTL and the state cookie's lifetime)."""
 STATE_KEY = "connector:shopify:oauth-state:"
 SHOP_TIMEZONE_QUERY = "query shop { shop { ianaTimezone } }"
-CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["connector.settings"]
-    return settings
 
 
 def _redis() -> Redis:
@@ -71,36 +66,23 @@ def _store() -> InstallationStore:
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(_settings().secret_key.get_secret_value(), salt=f"connector.shopify.{purpose}")
+    return URLSafeTimedSerializer(app_settings().secret_key.get_secret_value(), salt=f"connector.shopify.{purpose}")
 
 
 def _secret() -> str:
-    secret = _settings().shopify_api_secret
+    secret = app_settings().shopify_api_secret
     assert secret is not None
     return secret.get_secret_value()
 
 
-def _wants_json() -> bool:
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
-
-
-def _secure(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
 def refusal(reason: str, status: int, code: str) -> Response:
     """A refusal: a short page, or the usual ``{"error": {"code", "message"}}`` for a JSON client."""
-    if _wants_json():
+    if wants_json():
         response = error_response(status, code, reason)
     else:
         response = make_response(render_template("shopify_refused.html", reason=reason, status=status))
     response.status_code = status
-    return _secure(response)
+    return secure(response)
 
 
 def _set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
@@ -110,7 +92,7 @@ def _set_cookie(response: Response, name: str, value: str, max_age: int) -> None
         max_age=max_age,
         path="/shopify",
         httponly=True,
-        secure=(_settings().public_url or "").startswith("https://"),
+        secure=(app_settings().public_url or "").startswith("https://"),
         samesite="Lax",
     )
 
@@ -120,7 +102,7 @@ def _merchant_pages(shop: str) -> Response:
     from connector.web.merchant.session import start_session
 
     tenant = _directory().name_for_new_shop(shop)
-    response = _secure(redirect(f"/app/{tenant}/", code=302))
+    response = secure(redirect(f"/app/{tenant}/", code=302))
     start_session(response, tenant=tenant)
     return response
 
@@ -128,7 +110,7 @@ def _merchant_pages(shop: str) -> Response:
 def _admin_client(shop: str, token: str | None = None) -> Any:
     from connector.vendors.shopify.admin import ShopifyAdminClient  # the web tier imports no client at module level
 
-    settings = _settings()
+    settings = app_settings()
     return ShopifyAdminClient(
         settings.shopify_admin(shop),
         api_version=settings.shopify_api_version,
@@ -138,7 +120,7 @@ def _admin_client(shop: str, token: str | None = None) -> Any:
 
 
 def _public(path: str) -> str:
-    return f"{_settings().public_url}{path}"
+    return f"{app_settings().public_url}{path}"
 
 
 # -- install ---------------------------------------------------------------------------------------
@@ -147,7 +129,7 @@ def _public(path: str) -> str:
 @bp.get("/install")
 def install() -> Response:
     """The App URL: verify Shopify's signature, then authorize (or open the settings page)."""
-    settings = _settings()
+    settings = app_settings()
     params = request.args.to_dict()
     try:
         shop = oauth.check_request(params, _secret())
@@ -171,7 +153,7 @@ def install() -> Response:
         redirect_uri=_public("/shopify/callback"),
         state=state,
     )
-    response = _secure(redirect(target, code=302))
+    response = secure(redirect(target, code=302))
     _set_cookie(response, STATE_COOKIE, _serializer("state").dumps({"state": state, "shop": shop}), STATE_SECONDS)
     return response
 
@@ -204,7 +186,7 @@ def _cookie_state(shop: str) -> str | None:
 @bp.get("/callback")
 def callback() -> Response:
     """The redirect URL: check everything, exchange the code, subscribe, store the installation."""
-    settings = _settings()
+    settings = app_settings()
     params = request.args.to_dict()
     try:
         shop = oauth.check_request(params, _secret())
@@ -265,4 +247,4 @@ def callback() -> Response:
 @bp.get("/settings")
 def settings_page() -> Response:
     """The issue-13 settings page's address: the merchant pages now (``/app/``)."""
-    return _secure(redirect("/app/", code=301))
+    return secure(redirect("/app/", code=301))
