@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import SecretStr
 from redis import Redis
+from redis.exceptions import RedisError
 
 from connector import redaction
 from connector.errors import ConfigError
@@ -81,12 +82,21 @@ class TenantDirectory:
         """The Shopify installations (``None``: the app is not enabled)."""
         self.tenant_store: TenantStore | None = None
         """The stored tenants (``None``: no stable ``CONNECTOR_SECRET_KEY``, file tenants only)."""
+        key = settings.secret_key.get_secret_value()
         if settings.shopify_app_enabled:
             if redis is None:
                 raise ValueError("the Shopify app needs Redis for its installations")
-            self.store = InstallationStore.open(redis, settings.secret_key.get_secret_value())
+            self.store = InstallationStore.open(redis, key, check=False)
         if settings.tenant_store_enabled and redis is not None:
-            self.tenant_store = TenantStore.open(redis, settings.secret_key.get_secret_value())
+            self.tenant_store = TenantStore.open(redis, key, check=False)
+        self._keys_checked = False
+        self.stale = False
+        """Whether the last read of the store failed (Redis down): what is served may be old."""
+        try:  # a wrong CONNECTOR_SECRET_KEY stops start-up here; Redis down: checked once it answers
+            self._check_keys()
+        except RedisError as exc:
+            self.stale = True
+            log.warning("tenants: Redis unavailable at start (%s); the stored tenants are read once it answers", exc)
         self._lock = threading.Lock()
         self._checked_at = float("-inf")
         self._version: int | None = None
@@ -166,6 +176,18 @@ class TenantDirectory:
 
     # -- refreshing ----------------------------------------------------------------------------
 
+    def _check_keys(self) -> None:
+        """The start-up check that ``CONNECTOR_SECRET_KEY`` opens what is sealed (once).
+
+        Raises:
+            WrongSecretKeyError: another key sealed it.
+            RedisError: Redis does not answer (checked again at the next refresh).
+        """
+        for store in (self.store, self.tenant_store):
+            if store is not None:
+                store.check_key()
+        self._keys_checked = True
+
     def _refresh(self, *, force: bool = False) -> None:
         if self.store is None and self.tenant_store is None:
             return
@@ -176,12 +198,22 @@ class TenantDirectory:
         with self._lock:
             if not force and now - self._checked_at < self.recheck:
                 return
-            raw = self.redis.get(VERSION_KEY)
-            version = int(raw) if raw is not None else 0
             self._checked_at = now
-            if version == self._version:
+            try:
+                if not self._keys_checked:
+                    self._check_keys()
+                raw = self.redis.get(VERSION_KEY)
+                version = int(raw) if raw is not None else 0
+                self.stale = False
+                if version == self._version:
+                    return
+                self._build()
+            except RedisError as exc:
+                self.stale = True
+                # Serve the tenants known so far: the intake then answers 503 (Retry-After) when it
+                # cannot enqueue, rather than failing here; read again at the next recheck.
+                log.warning("tenants: Redis unavailable, serving the tenants known so far: %s", exc)
                 return
-            self._build()
             self._version = version
 
     def refresh(self) -> None:

@@ -81,15 +81,26 @@ class TenantStore:
         self.box = box
 
     @classmethod
-    def open(cls, redis: Redis, secret_key: str) -> TenantStore:
-        """The store, after checking that ``secret_key`` is the one its records were sealed with.
+    def open(cls, redis: Redis, secret_key: str, *, check: bool = True) -> TenantStore:
+        """The store, after checking that ``secret_key`` is the one its records were sealed with
+        (``check=False``: later, with :meth:`check_key`, e.g. once Redis answers).
 
         Raises:
             WrongSecretKeyError: it is not (a start-up error).
         """
-        box = SecretBox(secret_key, "tenant store")
-        box.check(redis, KEY_CHECK_KEY, record=False)  # opening writes nothing; the first write records it
-        return cls(redis, box)
+        store = cls(redis, SecretBox(secret_key, "tenant store"))
+        if check:
+            store.check_key()
+        return store
+
+    def check_key(self) -> None:
+        """Compare the key with the one the records were sealed with (opening writes nothing;
+        the first write records it).
+
+        Raises:
+            WrongSecretKeyError: another key sealed them.
+        """
+        self.box.check(self.redis, KEY_CHECK_KEY, record=False)
 
     # -- reading ------------------------------------------------------------------------------
 

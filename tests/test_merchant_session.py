@@ -200,3 +200,21 @@ def test_every_page_carries_the_security_headers(app):
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
         assert answer.headers["Cache-Control"] == "no-store" and answer.headers["X-Frame-Options"] == "DENY"
         assert "<script>" not in answer.get_data(as_text=True)  # no inline script
+
+
+def test_redis_down_is_a_503_page_not_a_500(env, redis):
+    settings = env(CONNECTOR_SECRET_KEY=SECRET_KEY, REDIS_URL="redis://127.0.0.1:1/0")
+    client = create_app(settings).test_client()  # starts: the key is checked once Redis answers
+    token = make_link_token(SECRET_KEY, "lagoon", 3600)
+    for path in (f"/app/sign-in?token={token}", "/app/admin", "/app/lagoon/"):
+        answer = client.get(path)
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "30", path
+        assert "cannot reach its Redis" in answer.get_data(as_text=True)
+
+
+def test_redis_down_a_webhook_to_a_stored_tenant_is_503_not_404(env, redis):
+    settings = env(CONNECTOR_SECRET_KEY=SECRET_KEY, REDIS_URL="redis://127.0.0.1:1/0")
+    client = create_app(settings).test_client()
+    answer = client.post("/webhooks/lagoon/shopify", data=b"{}", headers={"Content-Type": "application/json"})
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "30"
+    assert answer.json["error"]["code"] == "queue_unavailable"

@@ -157,6 +157,8 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     tenant_cfg = tenants.get(tenant)
     adapter = SOURCES.get(source)
     if tenant_cfg is None:
+        if tenants.stale:  # Redis down: a stored tenant cannot be known now; the sender retries
+            return _redis_unavailable(tenant, source)
         return error_response(404, "unknown_tenant", f"no tenant named {tenant!r}")
     if adapter is None or source not in tenant_cfg.sources:
         return error_response(404, "unknown_source", f"source {source!r} is not configured for this tenant")
@@ -236,6 +238,14 @@ def receive_mews(token: str) -> Response | tuple[Response, int]:
     config = tenant_cfg.sources["mews"]
     # Every check of the per-tenant path except the tenant's own URL token (the shared one was checked).
     return _intake(inbound, tenant_cfg, "mews", adapter, config, MEWS.verify_enterprise)
+
+
+def _redis_unavailable(tenant: str, source: str) -> Response:
+    """503 with ``Retry-After``: Redis is unreachable, nothing was acknowledged."""
+    current_app.logger.warning("redis unavailable; answering 503 to %s/%s", tenant, source)
+    return error_response(
+        503, "queue_unavailable", "the queue is unavailable; retry later", {"Retry-After": REDIS_RETRY_AFTER}
+    )
 
 
 def _now() -> str:
@@ -365,10 +375,7 @@ def _intake(
             more_delivery_ids=envelope.more_delivery_ids,
         )
     except RedisError:
-        current_app.logger.warning("redis unavailable; answering 503 to %s/%s", tenant, source)
-        return error_response(
-            503, "queue_unavailable", "the queue is unavailable; retry later", {"Retry-After": REDIS_RETRY_AFTER}
-        )
+        return _redis_unavailable(tenant, source)
     if acceptance.status == "duplicate":
         return _json({"status": "duplicate", "job": acceptance.job_id}, 200)
     return _json({"status": "accepted", "job": acceptance.job_id}, 202)

@@ -66,15 +66,25 @@ class InstallationStore:
         self.box = box
 
     @classmethod
-    def open(cls, redis: Redis, secret_key: str) -> InstallationStore:
-        """The store, after checking that ``secret_key`` is the one its secrets were sealed with.
+    def open(cls, redis: Redis, secret_key: str, *, check: bool = True) -> InstallationStore:
+        """The store, after checking that ``secret_key`` is the one its secrets were sealed with
+        (``check=False``: later, with :meth:`check_key`, e.g. once Redis answers).
 
         Raises:
             WrongSecretKeyError: it is not (a start-up error).
         """
-        box = SecretBox(secret_key, "shopify installation")
-        box.check(redis, KEY_CHECK_KEY)
-        return cls(redis, box)
+        store = cls(redis, SecretBox(secret_key, "shopify installation"))
+        if check:
+            store.check_key()
+        return store
+
+    def check_key(self) -> None:
+        """Record the key's fingerprint the first time; afterwards it must match.
+
+        Raises:
+            WrongSecretKeyError: another key sealed the installations.
+        """
+        self.box.check(self.redis, KEY_CHECK_KEY)
 
     # -- reading ------------------------------------------------------------------------------
 

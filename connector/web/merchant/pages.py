@@ -153,9 +153,6 @@ def tenant_page(view: Callable[..., Response]) -> Callable[..., Response]:
             return refuse(
                 "this session belongs to another tenant: sign in with that tenant's link", 403, "other_tenant"
             )
-        # A page shows what another process saved a moment ago: one read of the version key;
-        # the store is read again only when it changed.
-        directory().refresh()
         found = tenant_view(tenant)
         if found is None:
             return refuse(f"there is no tenant {tenant!r}", 404, "unknown_tenant")

@@ -59,7 +59,6 @@ def sign_in() -> Response:
     """Spend the link and open its tenant's pages."""
     try:
         link = read_link_token(_secret_key(), request.form.get("token", ""))
-        directory().refresh()  # a tenant created a moment ago by another process (one version-key read)
         if directory().get(link.tenant) is None and directory().stored(link.tenant) is None:
             raise LinkRefused(f"there is no tenant {link.tenant!r} any more: ask your operator")
         spend_link(_redis(), link)
@@ -115,7 +114,6 @@ def sign_out() -> Response:
 
 def _tenant_rows() -> list[dict[str, Any]]:
     found = directory()
-    found.refresh()  # what another process changed a moment ago (one version-key read)
     served = found.all()
     installations = found.installation_tenants()
     names = sorted(set(served) | set(found.tenant_store.names() if found.tenant_store else []))
