@@ -1,4 +1,5 @@
-"""Support staff tools: rq-dashboard at ``/admin/rq`` behind ``CONNECTOR_ADMIN_PASSWORD``.
+"""Support staff tools: rq-dashboard at ``/admin/rq`` and the trace of a webhook at
+``/admin/trace/<id>`` (:mod:`connector.web.trace_page`), behind ``CONNECTOR_ADMIN_PASSWORD``.
 
 No password configured means the dashboard is off (404), never open. Authentication is HTTP
 Basic (any user name, the configured password, compared in constant time). The dashboard is
@@ -101,7 +102,9 @@ def _password_ok(given: str | None) -> bool:
 
 
 @rq_dashboard.blueprint.before_request
-def _guard() -> Response | None:
+def guard() -> Response | None:
+    """The admin pages' check (rq-dashboard and the trace page): off (404) without a password,
+    401 without the right one, 403 for a cross-site request, 405 for a state change by GET."""
     if not current_app.config.get("CONNECTOR_ADMIN_PASSWORD"):
         return error_response(404, "admin_disabled", "set CONNECTOR_ADMIN_PASSWORD to enable the dashboard")
     auth = request.authorization
@@ -142,3 +145,6 @@ def init_admin(app: Flask, redis_url: str, password: str | None) -> None:
     app.config["CONNECTOR_ADMIN_PASSWORD"] = password or ""
     dashboard_web.setup_rq_connection(app)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
+    from connector.web import trace_page  # after the guard it reuses is defined
+
+    app.register_blueprint(trace_page.bp)  # /admin/trace/<id> (issue 15)
