@@ -231,9 +231,11 @@ def traced(kind: str, subject: Callable[..., tuple[str, str]]) -> Callable[[Call
 
 def business_terms(business_key: str) -> list[str]:
     """The lookup terms of a business key: itself and each of its parts after the first that holds
-    a digit (``shopify:<shop>:order:4512`` -> the key and ``4512``; a reservation id likewise)."""
+    a digit and is at least 3 characters long (``shopify:<shop>:order:4512`` -> the key and
+    ``4512``; a reservation id likewise; not a stay's revision number)."""
     parts = business_key.split(":")
-    return [business_key, *dict.fromkeys(p for p in parts[1:] if any(c.isdigit() for c in p) and len(p) <= 200)]
+    wanted = (p for p in parts[1:] if any(c.isdigit() for c in p) and 3 <= len(p) <= 200)
+    return [business_key, *dict.fromkeys(wanted)]
 
 
 def index_terms(client: Redis, trace: str, terms: Iterable[tuple[str, str]], at: float | None = None) -> None:

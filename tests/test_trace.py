@@ -14,6 +14,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 import structlog
 from conftest import GLU_KEY, SHOPIFY_SECRET, load_fixture, shopify_headers
+from pms_helpers import pms_toml, standard_headers
+from relay_helpers import relay_toml, voucherify_headers
 from stack_helpers import redis_texts
 from wifi_support import SOCIALWIFI_AUTH, wifi_tenants_toml
 
@@ -178,6 +180,11 @@ def test_the_admin_page_needs_the_password_and_shows_the_chain(retried, env, red
     assert missing.status_code == 404 and "no trace found" in missing.get_data(as_text=True)
     cross = app.get(f"/admin/trace/{retried}", headers={**auth, "Origin": "https://evil.example"})
     assert cross.status_code == 403
+    # rq-dashboard's page of a job of the chain links to the trace (plain HTML, no script).
+    delivery = trace.chain(redis, retried)["jobs"][0]["job"]
+    job_page = app.get(f"/admin/rq/0/view/job/{delivery}", headers=auth).get_data(as_text=True)
+    assert f'<a id="connector-trace-link" href="/admin/trace/{delivery}">' in job_page
+    assert app.get(f"/admin/trace/{delivery}", headers=auth).get_data(as_text=True).count(retried) >= 1
 
 
 @activity_log.traced("test", lambda tenant, source: (tenant, source))
@@ -255,4 +262,45 @@ def test_business_terms_index_ids_not_words():
         "shopify:harbour-hotels.myshopify.com:order:4512",
         "4512",
     ]
-    assert activity_log.business_terms("mews:prop-1:RES-77") == ["mews:prop-1:RES-77", "prop-1", "RES-77"]
+    assert activity_log.business_terms("mews:prop-1:RES-77:status:2") == [
+        "mews:prop-1:RES-77:status:2",
+        "prop-1",
+        "RES-77",
+    ]
+
+
+def test_a_stay_webhook_traces_every_activity_it_implies_found_by_reservation_id(env, sandbox, redis, work, capsys):
+    client = create_app(env(pms_toml(sandbox.url), TEST_MEWS_ACCESS_TOKEN="x")).test_client()
+    body = load_fixture("standard", "stay_checked_out")
+    answer = client.post("/webhooks/harbour/standard", data=body, headers=standard_headers(body, "msg_trace_1"))
+    assert answer.status_code == 202
+    trace_id = answer.get_json()["job"]
+    work()
+    document = trace.chain(redis, trace_id)
+    assert document is not None and document["state"] == "done"
+    assert [job["type"] for job in document["jobs"]] == ["Booking", "Checked in", "Checked out"]
+    for job in document["jobs"]:  # written by the stay state's transaction, not enqueue_unique
+        assert fetch_job(redis, job["job"]).meta["trace"] == trace_id
+    assert trace.find(redis, "RES-20931") == [trace_id]
+    status, out, _ = run_trace(capsys, "RES-20931", "--tenant", "harbour")
+    assert status == 0 and out.count("delivery     deliver-") == 3
+    assert_clean(out)
+
+
+def test_a_relayed_loyalty_event_is_traced_to_the_esp_and_found_by_the_members_email(env, sandbox, redis, work, capsys):
+    client = create_app(env(relay_toml(sandbox.url, "klaviyo"))).test_client()
+    body = load_fixture("voucherify", "customer_loyalty_tier_upgraded_v2024")
+    answer = client.post("/webhooks/harbour/voucherify", data=body, headers=voucherify_headers(body))
+    assert answer.status_code == 202
+    trace_id = answer.get_json()["job"]
+    work()
+    document = trace.chain(redis, trace_id)
+    assert document is not None and document["state"] == "done"
+    [relay] = document["jobs"]
+    assert relay["kind"] == "relay" and relay["destination"] == "klaviyo" and relay["status"] == "delivered"
+    assert fetch_job(redis, relay["job"]).meta["trace"] == trace_id
+    [attempt] = relay["attempts"]
+    assert attempt["requests"] and {r["destination"] for r in attempt["requests"]} == {"klaviyo"}
+    assert trace.find(redis, "Zoe.Angstrom@example.com") == [trace_id]  # hashed: case does not matter
+    status, out, _ = run_trace(capsys, "zoe.angstrom@example.com", "--json")
+    assert status == 0 and "zoe" not in out.lower()

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 import rq_dashboard
 import rq_dashboard.web as dashboard_web
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request, url_for
+from markupsafe import escape
 from rq import Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
@@ -117,6 +118,23 @@ def guard() -> Response | None:
     if request.endpoint in STATE_CHANGING and request.method != "POST":
         return error_response(405, "method_not_allowed", "this action changes state: use POST", {"Allow": "POST"})
     return None
+
+
+@rq_dashboard.blueprint.after_request
+def _link_to_trace(response: Response) -> Response:
+    """A job's page links to its trace (``/admin/trace/<job id>``, which finds the job's chain):
+    plain HTML after the page's heading, no script, so no Content-Security-Policy is weakened."""
+    if request.endpoint != "rq_dashboard.job_view" or response.status_code != 200 or response.is_streamed:
+        return response
+    job_id = str((request.view_args or {}).get("job_id", ""))
+    page = response.get_data(as_text=True)
+    heading = page.find("</h2>")
+    if not job_id or heading < 0:
+        return response
+    href = escape(url_for("admin_trace.show", term=job_id))
+    link = f'<p><a id="connector-trace-link" href="{href}">The trace of this job (its whole webhook chain)</a></p>'
+    response.set_data(page[: heading + 5] + link + page[heading + 5 :])
+    return response
 
 
 def _same_origin(url: str) -> bool:
