@@ -241,17 +241,20 @@ def business_terms(business_key: str) -> list[str]:
 def index_terms(client: Redis, trace: str, terms: Iterable[tuple[str, str]], at: float | None = None) -> None:
     """Make ``trace`` findable by each ``(kind, value)`` term (see :func:`term_digest`); an
     ``email`` term's value must already be its :func:`~connector.activities.hash_identifier`."""
-    moment = time.time() if at is None else at
-    ttl = index_ttl()
     with client.pipeline(transaction=False) as pipe:
-        for kind, value in dict.fromkeys(terms):
-            if not value:
-                continue
-            key = find_key(kind, value)
-            pipe.zadd(key, {trace: moment})
-            pipe.zremrangebyrank(key, 0, -TRACES_PER_TERM - 1)
-            pipe.expire(key, ttl)
+        _index_terms(pipe, trace, terms, time.time() if at is None else at)
         pipe.execute()
+
+
+def _index_terms(pipe: Any, trace: str, terms: Iterable[tuple[str, str]], moment: float) -> None:
+    ttl = index_ttl()
+    for kind, value in dict.fromkeys(terms):
+        if not value:
+            continue
+        key = find_key(kind, value)
+        pipe.zadd(key, {trace: moment})
+        pipe.zremrangebyrank(key, 0, -TRACES_PER_TERM - 1)
+        pipe.expire(key, ttl)
 
 
 def index_translation(client: Redis, people: Iterable[tuple[str, str | None]]) -> None:
@@ -259,6 +262,9 @@ def index_translation(client: Redis, people: Iterable[tuple[str, str | None]]) -
     current trace becomes findable by them (the email only as its hash). Never raises."""
     trace = _trace.get()
     if not trace:
+        return
+    people = list(people)
+    if not people:
         return
     terms: list[tuple[str, str]] = []
     for key, email in people:
@@ -346,12 +352,11 @@ def write(client: Redis, tenant: str, record: Mapping[str, Any]) -> None:
             pipe.zadd(jobs, {job_id: _epoch(str(record["at"]))}, nx=True)
             pipe.zremrangebyrank(jobs, JOBS_KEPT, -1)  # the first ones (the webhook's) stay
             pipe.expire(jobs, ttl)
-        pipe.execute()
-        if trace:
             terms = [("job", job_id)]
             if record.get("kind") == "webhook" and record.get("delivery_id"):
                 terms.append(("delivery", str(record["delivery_id"])))
-            index_terms(client, str(trace), terms, _epoch(str(record["at"])))
+            _index_terms(pipe, str(trace), terms, _epoch(str(record["at"])))
+        pipe.execute()
 
 
 def _answer(result: Mapping[str, Any]) -> dict[str, Any] | None:

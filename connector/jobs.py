@@ -186,10 +186,10 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
     for skipped in activities.skipped if isinstance(activities, Translation) else ():
         metrics.count(redis(), "ignored", tenant=env.tenant, source=env.source, reason=skipped.counter)
         log.warning("ingest %s/%s skipped part of the message: %s", env.tenant, env.source, skipped.reason)
-    # -- issue 15 trace: the trace findable by the activities' business keys and emails (hashed) --
-    activity_log.index_translation(redis(), [(a.business_key, a.person.email) for a in activities])
-    # -- end issue 15 trace --
     stay_groups, others = group_stays(activities)
+    # -- issue 15 trace: the trace findable by the stays' business keys and emails (hashed) --
+    activity_log.index_translation(redis(), [(a.business_key, a.person.email) for g in stay_groups.values() for a in g])
+    # -- end issue 15 trace --
     deliveries = enqueue_deliveries(tenant, others)
     for implied in stay_groups.values():
         deliveries += stays.apply_stay(redis(), tenant.name, implied, _stay_job_writer(tenant))
@@ -225,6 +225,9 @@ def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
     """One unique delivery job per activity; returns their ids."""
     queue = get_queue(redis(), DELIVERY_QUEUE)
     platform = tenant.loyalty.platform
+    # -- issue 15 trace: the current trace (ingest, reconciliation) findable by business key and email --
+    activity_log.index_translation(redis(), [(a.business_key, a.person.email) for a in activities])
+    # -- end issue 15 trace --
     ids = []
     for activity in activities:
         job_id = delivery_job_id(tenant.name, platform, activity)

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
 import structlog
-from conftest import GLU_KEY, SHOPIFY_SECRET, load_fixture, shopify_headers
+from conftest import GLU_KEY, SHOPIFY_SECRET, load_fixture, shopify_headers, tenants_toml
 from pms_helpers import pms_toml, standard_headers
 from relay_helpers import relay_toml, voucherify_headers
 from stack_helpers import redis_texts
+from test_shopify_reconcile import TOKEN, Shop, app_env, graphql_order
 from wifi_support import SOCIALWIFI_AUTH, wifi_tenants_toml
 
 from connector import activity_log, trace
 from connector.activities import hash_identifier
 from connector.cli import main
 from connector.errors import ConfigError
-from connector.queue import INGEST_QUEUE, enqueue_unique, fetch_job, get_queue
+from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, enqueue_unique, fetch_job, get_queue
 from connector.settings import load_settings
 from connector.web import create_app
 
@@ -304,3 +306,22 @@ def test_a_relayed_loyalty_event_is_traced_to_the_esp_and_found_by_the_members_e
     assert trace.find(redis, "Zoe.Angstrom@example.com") == [trace_id]  # hashed: case does not matter
     status, out, _ = run_trace(capsys, "zoe.angstrom@example.com", "--json")
     assert status == 0 and "zoe" not in out.lower()
+
+
+def test_a_reconciliation_is_its_own_trace_and_its_deliveries_carry_it(env, sandbox, redis, work, capsys):
+    env(tenants_toml(sandbox.url), **app_env(sandbox.url))
+    shop = Shop(sandbox, redis)
+    shop.seed(graphql_order(4512, datetime.now(UTC), email="grace.hopper@example.com"))
+    result = shop.reconcile(work)
+    assert result["queued"] == 1
+    [reconciliation] = [
+        j for j in get_queue(redis, DELIVERY_QUEUE).finished_job_registry.get_job_ids() if "reconcile" in j
+    ]
+    [found] = trace.find(redis, "4512")
+    assert found == reconciliation and trace.find(redis, "grace.hopper@example.com") == [found]
+    document = trace.chain(redis, found)
+    assert document is not None and document["received"] is None and document["state"] == "done"
+    [delivery] = document["jobs"]
+    assert delivery["status"] == "delivered" and fetch_job(redis, delivery["job"]).meta["trace"] == found
+    status, out, _ = run_trace(capsys, "4512")
+    assert status == 0 and "began with a job" in out and TOKEN not in out and "grace" not in out
