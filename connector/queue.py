@@ -353,13 +353,12 @@ def enqueue_unique(
     schedule: Sequence[int],
     description: str,
     result_ttl: int = RESULT_TTL,
-    # -- issue 15 trace: the job's RQ meta (its trace id), written at creation only --
+    # -- issue 15 trace: the new job's RQ meta ({"trace": ...}); a job that already exists keeps its own --
     meta: dict[str, Any] | None = None,
     # -- end issue 15 trace --
 ) -> bool:
     """Enqueue with a deterministic id; ``False`` when that job already exists (``result_ttl=0``:
-    the job is deleted once it succeeded, e.g. one whose arguments must not outlive it). ``meta``
-    (e.g. ``{"trace": ...}``) is the new job's RQ meta; a job that already existed keeps its own."""
+    the job is deleted once it succeeded, e.g. one whose arguments must not outlive it)."""
     try:
         queue.enqueue(
             func,
