@@ -732,6 +732,50 @@ def add_merchant_parsers(sub: argparse._SubParsersAction) -> None:  # type: igno
     tenants.set_defaults(func=cmd_tenants)
 
 
+# -- issue 15 trace: `connector trace <id>` --
+def cmd_trace(args: argparse.Namespace) -> None:
+    """Print the chain of one webhook, found by any id (exit 1 when nothing matches)."""
+    from connector import trace
+    from connector.queue import connect
+
+    settings = _load_settings()
+    redis = connect(settings.redis_url)
+    found = trace.find(redis, args.id, tenant=args.tenant)
+    if not found:
+        narrowed = f" of tenant {args.tenant}" if args.tenant else ""
+        print(f"no trace found for {args.id!r}{narrowed}; accepted: {trace.ACCEPTED_IDS}", file=sys.stderr)
+        sys.exit(1)
+    document = trace.chain(redis, found[0])
+    if document is None:  # expired between the lookup and now
+        print(f"no trace found for {args.id!r} (it just expired)", file=sys.stderr)
+        sys.exit(1)
+    if args.json:
+        print(json.dumps({**document, "matches": found}, indent=2))
+        return
+    if len(found) > 1:
+        print(f"{len(found)} traces match {args.id!r} (most recent first; showing the first):")
+        for other in found:
+            print(f"  {other}")
+        print()
+    print(trace.render(document))
+
+
+def add_trace_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``trace``."""
+    parser = sub.add_parser(
+        "trace", help="show the chain of one webhook: received, translated, every delivery attempt, final state"
+    )
+    parser.add_argument(
+        "id", help="a trace id, job id, sender's delivery id, order or reservation id, or email (hashed first)"
+    )
+    parser.add_argument("--tenant", default=None, help="only this tenant's traces")
+    parser.add_argument("--json", action="store_true", help="print the chain as one JSON document")
+    parser.set_defaults(func=cmd_trace)
+
+
+# -- end issue 15 trace --
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``connector`` console script."""
     parser = argparse.ArgumentParser(prog="connector", description="The loyalty connector.")
@@ -781,6 +825,9 @@ def main(argv: list[str] | None = None) -> None:
 
     add_backfill_parser(sub)
     add_merchant_parsers(sub)
+    # -- issue 15 trace --
+    add_trace_parser(sub)
+    # -- end issue 15 trace --
 
     args = parser.parse_args(argv)
     if getattr(args, "url", "") is None:
