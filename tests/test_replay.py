@@ -30,6 +30,7 @@ from connector.queue import DELIVERY_QUEUE, FAILURE_TTL, INGEST_QUEUE, get_queue
 from connector.replay import group_key, parse_since, status_in
 from connector.sandbox.server import SandboxServer
 from connector.vendors.glu.platform import unknown_contact
+from connector.vendors.voucherify import sandbox as voucherify_sandbox
 
 NOW = datetime(2026, 11, 24, 19, 12, 3, tzinfo=UTC)
 
@@ -360,3 +361,28 @@ def test_a_job_that_failed_on_a_stale_contact_before_the_fix_replays(env, sandbo
         a for a in sandbox.sandboxes.glu.state()["activities"] if a["externalReference"] == activity(2).business_key
     ]
     assert len(ours) == 1 and ours[0]["contact"] == f"/contacts/{fresh}" and fresh != stale
+
+
+def test_a_customer_deleted_at_voucherify_is_upserted_again(env, sandbox, work, redis) -> None:
+    """Voucherify's events name the customer by source_id; the cached id serves the lookup after
+    an attempt of unknown outcome, which a deleted customer answers 404: resolved again, once."""
+    vouch = sandbox.sandboxes.extra["voucherify"]
+    table = voucherify_sandbox.tenant_table(sandbox.url)
+    env(
+        '[tenants.harbour]\ntimezone = "Europe/London"\n[tenants.harbour.loyalty]\n'
+        + "".join(f'{key} = "{value}"\n' for key, value in table.items())
+    )
+    enqueue([activity(1, email="ada@example.com")])
+    work()
+    stale = jobs.RedisContactCache(redis, "harbour", "voucherify").get("ada@example.com")
+    assert stale is not None
+    assert requests.delete(f"{sandbox.url}/voucherify/_sandbox/customers/{stale}", timeout=5).ok
+    vouch.faults.arm({"mode": "status", "status": 500, "path": "/v1/events", "count": 1})  # outcome unknown
+    enqueue([activity(2, email="ada@example.com")])
+    work(wait_for_retries=10)
+    assert not failed_ids(redis)
+    fresh = jobs.RedisContactCache(redis, "harbour", "voucherify").get("ada@example.com")
+    assert fresh is not None and fresh != stale
+    events = [e for e in vouch.state()["events"] if e["metadata"]["connector_key"] == activity(2).business_key]
+    assert len(events) == 1 and events[0]["customer_id"] == fresh
+    assert read_counters(redis).get("stale_contacts|destination=voucherify") == 1
