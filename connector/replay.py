@@ -41,7 +41,12 @@ from connector.queue import CHECK_QUEUE, QUEUE_NAMES
 REPLAYED_QUEUES: tuple[str, ...] = tuple(name for name in QUEUE_NAMES if name != CHECK_QUEUE)
 """The queues whose failed jobs ``connector failures`` lists and ``connector replay`` requeues."""
 
-KINDS = {"connector.jobs.ingest": "webhook", "connector.jobs.deliver": "delivery", "connector.jobs.relay": "relay"}
+KINDS = {
+    "connector.jobs.ingest": "webhook",
+    "connector.jobs.deliver": "delivery",
+    "connector.jobs.relay": "relay",
+    "connector.jobs.erase_guest": "erasure",
+}
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -167,12 +172,15 @@ def status_in(reason: str) -> int | None:
 
 def subject(job: Job) -> tuple[str, str]:
     """(tenant, source) from a job's arguments: ingest ``(envelope, body)``, deliver
-    ``(activity, queued_for)``, relay ``(event, queued_for)``; ``("", "")`` when unreadable."""
+    ``(activity, queued_for)``, relay ``(event, queued_for)``, erase_guest ``(tenant, source, …)``;
+    ``("", "")`` when unreadable (or another job, e.g. a Shopify reconciliation)."""
     try:
         args = job.args
     except Exception:  # an unreadable job hash
         return "", ""
     first = args[0] if args else None
+    if job.func_name == "connector.jobs.erase_guest" and len(args) >= 2:  # (tenant, source, hashes, at)
+        return str(args[0]), str(args[1])
     if not isinstance(first, dict):
         return "", ""
     return str(first.get("tenant") or ""), str(first.get("source") or "")
@@ -286,6 +294,7 @@ class Summary:
 
 
 REPLAY_BY = "support staff (connector replay)"
+RECORDED_KINDS = frozenset({"webhook", "delivery", "relay"})  # the jobs with activity records
 
 
 def _resolve_delivered(client: Redis, failed: FailedJob, registry: FailedJobRegistry) -> bool:
@@ -294,7 +303,7 @@ def _resolve_delivered(client: Redis, failed: FailedJob, registry: FailedJobRegi
     if not registry.remove(failed.job):
         return False
     failed.job.set_status(JobStatus.FINISHED)
-    if failed.tenant:
+    if failed.tenant and failed.kind in RECORDED_KINDS:
         activity_log.write(
             client,
             failed.tenant,
@@ -338,7 +347,7 @@ def replay(
                 summary.not_failed.append(item.id)
             else:
                 summary.requeued.append(item.id)
-                if item.tenant:
+                if item.tenant and item.kind in RECORDED_KINDS:
                     activity_log.write(
                         client,
                         item.tenant,
