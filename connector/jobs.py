@@ -123,6 +123,13 @@ class RedisContactCache:
         """Remember a contact id for a day."""
         self.client.set(self.prefix + hash_identifier(email), contact_id, ex=CONTACT_TTL)
 
+    # -- issue 15 replay: stale contact ids --
+    def forget(self, email: str) -> None:
+        """Drop a cached id the platform no longer knows (see :func:`deliver_with_fresh_contact`)."""
+        self.client.delete(self.prefix + hash_identifier(email))
+
+    # -- end issue 15 replay --
+
 
 def _all_secrets() -> tuple[str, ...]:
     """What every activity record is redacted with (as the worker redacts failure reasons)."""
@@ -278,7 +285,11 @@ def deliver(activity_data: dict[str, Any], queued_for: str | None = None) -> dic
         if skip:
             raise UnsupportedEvent(skip, counter="platform_imports_source")
         destination = build_loyalty_destination(tenant, timeout=settings().http_timeout, redis=client)
-        receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
+        # -- issue 15 replay: a stale cached contact is resolved again, once --
+        receipt: Receipt = deliver_with_fresh_contact(
+            destination, activity, RedisContactCache(client, tenant.name, platform)
+        )
+        # -- end issue 15 replay --
         return {"platform": receipt.platform, "remote_id": receipt.remote_id, "created": receipt.created}
 
     try:
@@ -297,6 +308,33 @@ def deliver(activity_data: dict[str, Any], queued_for: str | None = None) -> dic
             unknown,
         )
     return result
+
+
+# -- issue 15 replay: stale contact ids --
+def deliver_with_fresh_contact(destination: Any, activity: Activity, contacts: RedisContactCache) -> Receipt:
+    """``destination.deliver``; when the platform answers that the contact id it was given is
+    unknown (deleted or merged there since it was cached), forget the cached id and deliver once
+    more, which resolves the contact again by email. Once only: a second stale answer fails the
+    job (fatal) with the platform's reason."""
+    from connector.errors import StaleContactError
+
+    try:
+        receipt: Receipt = destination.deliver(activity, contacts)
+    except StaleContactError as stale:
+        log.warning(
+            "deliver %s %s to %s: contact %s is unknown there now; resolving the contact again",
+            activity.type,
+            activity.business_key,
+            stale.destination,
+            stale.contact_id,
+        )
+        metrics.count(contacts.client, "stale_contacts", destination=stale.destination or "platform")
+        contacts.forget(activity.person.email)
+        receipt = destination.deliver(activity, contacts)
+    return receipt
+
+
+# -- end issue 15 replay --
 
 
 def relay_job_id(tenant: str, provider: str, event: LoyaltyEvent) -> str:
