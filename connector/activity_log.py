@@ -58,7 +58,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -74,6 +73,7 @@ from connector import redaction
 from connector.activities import hash_identifier
 from connector.errors import ConnectorError, DestinationError
 from connector.queue import FAILURE_TTL, RESULT_TTL
+from connector.redaction import EMAIL, EMAIL_MASK
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,6 @@ FAILURES_KEPT = 200
 RECORD_TTL = FAILURE_TTL  # the index outlives no failed job it points to
 TEXT_LIMIT = 300
 KINDS = {"connector.jobs.ingest": "webhook", "connector.jobs.deliver": "delivery", "connector.jobs.relay": "relay"}
-EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+(?:@|%40|\\u0040)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", re.IGNORECASE)
-EMAIL_MASK = "[email]"
 REQUESTS_KEPT = 10
 JOBS_KEPT = 50
 TRACES_PER_TERM = 20

@@ -19,7 +19,7 @@ import requests
 
 from connector import activity_log
 from connector.errors import DestinationError, FatalDestinationError, PayloadError, RetriableDestinationError
-from connector.redaction import redact
+from connector.redaction import mask_emails, redact
 
 __all__ = [
     "HttpClient",
@@ -100,10 +100,12 @@ def raise_for_status(
     if status < 400:
         return
     secrets = tuple(secrets)
-    body = redact(response.text[:MAX_KEPT_BODY], secrets)
-    # The whole message, path included: a path may hold an identifier the client hides.
-    message = redact(
-        f"{destination} answered {status} to {response.request.method} {response.request.path_url}: {body}", secrets
+    body = mask_emails(redact(response.text[:MAX_KEPT_BODY], secrets))
+    # The path without its query (a look-up by email carries the address there), redacted: a
+    # path may hold an identifier the client hides. What is kept goes into failure reasons.
+    path = (response.request.path_url or "").split("?", 1)[0]
+    message = mask_emails(
+        redact(f"{destination} answered {status} to {response.request.method} {path}: {body}", secrets)
     )
     if status == 429 or status >= 500:
         raise RetriableDestinationError(

@@ -33,7 +33,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from connector import activity_log
+from connector import activity_log, redaction
 from connector.activities import Activity, LoyaltyEvent
 from connector.ledger import ledger_key, relay_ledger_key
 from connector.queue import CHECK_QUEUE, QUEUE_NAMES
@@ -212,7 +212,7 @@ def _describe(job: Job, queue: str) -> FailedJob:
         tenant=tenant,
         source=source,
         failed_at=failed_at.replace(tzinfo=UTC) if failed_at and failed_at.tzinfo is None else failed_at,
-        reason=activity_log.EMAIL.sub(activity_log.EMAIL_MASK, reason or "(no reason stored)"),
+        reason=redaction.mask_emails(reason or "(no reason stored)"),
         status=status if status is None else int(status),
         trace=(job.meta or {}).get("trace"),
         description=job.description or "",
