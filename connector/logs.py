@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -128,15 +128,20 @@ def render_json(_: WrappedLogger, __: str, event: EventDict) -> str:
 HIDDEN_IN_TEXT = {"logger", "exception", "positional_args"}
 
 
+def _one_line(value: Any) -> str:
+    text = str(value)
+    return " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
+
+
 def render_text(_: WrappedLogger, __: str, event: EventDict) -> str:
     """``timestamp LEVEL process event key=value …``, one line (a traceback follows on its own lines)."""
     head = (
         f"{event.get('timestamp', '')} {str(event.get('level', '')).upper():<{LEVEL_WIDTH}} "
-        f"{event.get('process', ''):<{PROCESS_WIDTH}} {' '.join(str(event.get('event', '')).splitlines())}"
+        f"{event.get('process', ''):<{PROCESS_WIDTH}} {_one_line(event.get('event', ''))}"
     )
     keys = [*(k for k in CONTEXT_KEYS if k in event), *(k for k in event if k not in CONTEXT_KEYS)]
     pairs = [
-        f"{SHORT_NAMES.get(k, k)}={event[k]}"
+        f"{SHORT_NAMES.get(k, k)}={_one_line(event[k])}"
         for k in keys
         if k not in FIRST and k not in HIDDEN_IN_TEXT and not k.startswith("_") and event[k] is not None
     ]
@@ -242,9 +247,3 @@ def _route_library_loggers(names: Iterable[str] = LIBRARY_LOGGERS) -> None:
             if not _owned(handler):
                 logger.removeHandler(handler)
         logger.propagate = True
-
-
-def bound(**context: Any) -> Mapping[str, Any]:
-    """Bind log context (see :data:`CONTEXT_KEYS`) for what follows; returns the tokens for
-    ``structlog.contextvars.reset_contextvars``."""
-    return structlog.contextvars.bind_contextvars(**{k: v for k, v in context.items() if v is not None})

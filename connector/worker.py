@@ -99,7 +99,7 @@ class RedactedFailures(BaseWorker):
         except REDIS_ERRORS:
             pass  # the job's own failure handling reports the outage
         expected = isinstance(exc, DestinationError | PayloadError)
-        extra = {"job_id": job.id, "retry_in": retry_in}
+        extra = {"job_id": job.id, "retry_in": retry_in, **_job_context(job)}
         trace = exc_info if not expected else None
         if retry_in is not None:
             self.log.log(
@@ -150,6 +150,24 @@ def _description(job: Job) -> str:
         return str(job.description or job.func_name)
     except Exception:  # an unreadable job: its id says enough
         return job.id
+
+
+def _job_context(job: Job) -> dict[str, str]:
+    """The trace (``meta["trace"]``), tenant and source of a job, for its failure line: RQ handles
+    the failure after the job's own bound log context has been cleared."""
+    context: dict[str, str] = {}
+    trace = job.meta.get("trace") if isinstance(job.meta, dict) else None
+    if isinstance(trace, str) and trace:
+        context["trace_id"] = trace
+    try:
+        data = job.args[0] if job.args else None
+    except Exception:
+        data = None
+    if isinstance(data, dict):
+        for name in ("tenant", "source"):
+            if isinstance(data.get(name), str) and data[name]:
+                context[name] = str(data[name])[:64]
+    return context
 
 
 def _retry_in(job: Job) -> int | None:

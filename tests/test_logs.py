@@ -106,7 +106,7 @@ def test_secret_and_email_are_masked_in_both_formats(captured, fmt):
 
 def test_readable_format_has_no_colour_codes_and_one_line_per_record(captured):
     buffer = captured("text")
-    logging.getLogger("rq.worker").info("Worker w: %s: %s", green("delivery"), "job-1")  # RQ colours
+    logging.getLogger("rq.worker").warning("Worker w: %s: %s", green("delivery"), "job-1")  # RQ colours
     logging.getLogger("werkzeug").info('"GET / HTTP/1.1" \x1b[32m200\x1b[0m -')  # werkzeug's
     logging.getLogger("connector.x").info("a\nmulti-line\r\nmessage")
     lines = buffer.getvalue().splitlines()
@@ -217,13 +217,17 @@ def test_a_final_failure_is_one_line_readable(client, sandbox):
 
 
 def test_an_unexpected_exception_keeps_its_traceback_once(settings, redis):
-    get_queue(redis, DELIVERY_QUEUE).enqueue("connector.jobs.deliver", args=({"not": "an activity"}, "glu"))
+    get_queue(redis, DELIVERY_QUEUE).enqueue(
+        "connector.jobs.deliver", args=({"tenant": "harbour", "not": "an activity"}, "glu"), meta={"trace": "ingest-t"}
+    )
     output = run_worker_process("json")
     lines = parse_lines(output)
     failed = [r for r in lines if r["event"].startswith("failed ")]
     assert len(failed) == 1 and "ValidationError" in failed[0]["event"], output
     assert failed[0]["level"] == "error" and failed[0]["exception"].count("Traceback (most recent call last)") == 1
     assert output.count("Traceback (most recent call last)") == 1
+    # RQ handles the failure after the job's context is cleared: the line still names its trace
+    assert failed[0]["trace_id"] == "ingest-t" and failed[0]["tenant"] == "harbour" and failed[0]["job_id"]
 
 
 def test_gunicorn_writes_json_lines_and_its_access_log_has_no_email(tmp_path, settings, redis_url):
@@ -272,3 +276,13 @@ def test_gunicorn_writes_json_lines_and_its_access_log_has_no_email(tmp_path, se
     access = [r for r in lines if r["logger"] == "gunicorn.access" and URL in r["event"]]
     assert len(access) == 1 and "guest=[email]&also=[email]" in access[0]["event"], access
     assert "example.com" not in text
+
+
+def test_intake_line_of_a_forged_url_stays_one_line(client, captured):
+    buffer = captured("text", process="web")
+    assert client.post("/webhooks/bad%0Atenant%0D/shopify", data=BODY, headers=shopify_headers(BODY)).status_code == 404
+    assert client.post("/webhooks/harbour", data=BODY).status_code == 404  # no route at all
+    lines = buffer.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert "webhook rejected bad tenant /shopify 404 (unknown_tenant)" in lines[0]
+    assert "webhook rejected harbour/ 404 (not_found)" in lines[1]

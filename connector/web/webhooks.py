@@ -142,9 +142,17 @@ NOTED = "connector.intake.noted"
 REASON_SHOWN = 200
 
 
-@bp.before_request
+SHOPIFY_APP_URL = "/shopify/webhooks"  # connector/web/shopify_webhooks.py: the app's one webhook URL
+SHOPIFY_APP_LABEL = "_shopify_app"  # its tenant label until the shop is known (as in its counters)
+INTAKE_PATHS = ("/webhooks/", SHOPIFY_APP_URL)
+
+
+@bp.before_app_request
 def _intake_started() -> None:
-    request.environ[STARTED] = time.perf_counter()
+    """The intake's start, for every webhook URL (this blueprint's and the Shopify app's)."""
+    environ = request.environ
+    if environ.get("PATH_INFO", "").startswith(INTAKE_PATHS):
+        environ[STARTED] = time.perf_counter()
 
 
 def _note(tenant: str, source: str, delivery_id: str) -> None:
@@ -172,7 +180,17 @@ def _outcome(response: Response) -> tuple[str, str | None, str | None]:
     return "answered", None, None
 
 
-@bp.after_request
+def _labels(path: str) -> tuple[str, str]:
+    """(tenant, source) of a webhook URL not identified further (a rejection): as the URL names them."""
+    if path == SHOPIFY_APP_URL:
+        return SHOPIFY_APP_LABEL, "shopify"
+    parts = path.split("/")
+    if len(parts) > 2 and parts[2] == MEWS_SHARED:
+        return MEWS_SHARED, "mews"
+    return (parts[2][:64] if len(parts) > 2 else ""), (parts[3][:64] if len(parts) > 3 else "")
+
+
+@bp.after_app_request
 def _intake_finished(response: Response) -> Response:
     """One line per webhook (tenant, source, delivery id, outcome, status, latency, trace id: the
     ingest job's id) and the latency in this process's histogram, flushed at most once a second."""
@@ -184,12 +202,7 @@ def _intake_finished(response: Response) -> Response:
     outcome, reason, job = _outcome(response)
     metrics.INTAKE.observe("intake_latency_seconds", seconds, outcome=outcome)
     if intake_log.isEnabledFor(logging.INFO):
-        view_args = request.view_args or {}
-        tenant, source, delivery_id = environ.get(NOTED) or (
-            view_args.get("tenant", MEWS_SHARED),
-            view_args.get("source", "mews"),
-            None,
-        )
+        tenant, source, delivery_id = environ.get(NOTED) or (*_labels(environ.get("PATH_INFO", "")), None)
         intake_log.info(
             "webhook %s %s/%s %s%s in %.1f ms",
             outcome,
