@@ -35,6 +35,31 @@ keepalive = 5
 accesslog = os.environ.get("CONNECTOR_ACCESS_LOG", None)
 errorlog = "-"
 loglevel = os.environ.get("CONNECTOR_LOG_LEVEL", "info")
+# One log format for every process (connector/logs.py; CONNECTOR_LOG_FORMAT=json for JSON lines):
+# gunicorn's error and access loggers and the root logger all write through the connector's
+# formatter. The access log keeps its destination (CONNECTOR_ACCESS_LOG: a file, or "-" for
+# stdout; unset: off); its lines are redacted like every record (URL path tokens, secrets in any
+# encoding) and anything email-shaped in them is masked.
+_formatter = {"()": "connector.logs.make_formatter", "process": "web"}
+_access_handler: dict[str, object] = (
+    {"class": "logging.StreamHandler", "formatter": "connector", "stream": "ext://sys.stdout"}
+    if accesslog in (None, "-")
+    else {"class": "logging.FileHandler", "formatter": "connector", "filename": accesslog}
+)
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"connector": _formatter},
+    "handlers": {
+        "connector": {"class": "connector.logs.StderrHandler", "formatter": "connector"},
+        "access": _access_handler,
+    },
+    "root": {"level": loglevel.upper(), "handlers": ["connector"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["connector"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+    },
+}
 # gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), so a
 # second server on the machine (the bench runs five, the tests several) would take it over from
 # the first. The connector does not use it.

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging  # issue 15 logs
 import os
 import random
 import signal
@@ -61,7 +62,9 @@ def _warn_if_not_durable(redis_url: str) -> None:
     finally:
         client.close()
     if not durability.durable:
-        print(f"WARNING: Redis durability: {durability.message}", file=sys.stderr, flush=True)
+        # -- issue 15 logs: a log line in the process's one format (it was a bare print) --
+        logging.getLogger("connector.cli").warning("Redis durability: %s", durability.message)
+        # -- end issue 15 logs --
 
 
 WORKER_CLASS_CHOICES = ("fork", "simple")
@@ -992,6 +995,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if getattr(args, "url", "") is None:
         args.url = web_url()
+    # -- issue 15 logs: the one log format (a command's own output stays print; its log lines
+    # at WARNING and above unless CONNECTOR_LOG_LEVEL says otherwise) --
+    from connector import logs
+
+    if args.command in ("worker", "sandbox"):
+        logs.configure_logging(args.command)
+    else:
+        logs.configure_logging("cli", level=os.environ.get("CONNECTOR_LOG_LEVEL", "WARNING"))
+    # -- end issue 15 logs --
     args.func(args)
 
 

@@ -65,7 +65,9 @@ def apply_retry_policy(schedule_source: Callable[[], Sequence[int]]) -> Callable
                     attempt = max(len(schedule) - job.retries_left, 0)
                     delay = next_delay(schedule, attempt, exc.retry_after)
                     job.retry_intervals = [delay]
-                    log.warning("job %s: retriable failure, next attempt in %ss: %s", job.id, delay, exc)
+                    # -- issue 15 logs: the worker logs the one line of this attempt (retrying … in N s) --
+                    log.debug("job %s: retriable failure, next attempt in %ss: %s", job.id, delay, exc)
+                    # -- end issue 15 logs --
                 raise
             except (FatalDestinationError, PayloadError):
                 job = get_current_job()

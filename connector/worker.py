@@ -44,7 +44,8 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker, WorkerStatus
 
-from connector import redaction
+from connector import logs, metrics, redaction  # issue 15 logs: logs, metrics
+from connector.errors import DestinationError, PayloadError  # issue 15 logs
 from connector.queue import FAILURE_TTL, QUEUE_NAMES, get_queue
 from connector.recovery import (
     CLAIM_SCRIPT,
@@ -81,6 +82,161 @@ class RedactedFailures(BaseWorker):
         super().handle_job_failure(
             job, queue, started_job_registry=started_job_registry, exc_string=redact_reason(exc_string)
         )
+
+    # -- issue 15 logs: one line per expected failure, counted; the delivery latency --
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """One log line per failed attempt instead of RQ's chained tracebacks: ``retrying <job> in
+        N s: <reason>`` or ``failed <job>: <reason>``. An expected failure (a destination's answer,
+        a payload no retry can fix) has no traceback; an unexpected exception keeps its traceback,
+        once. Failed and retried deliveries are counted per destination and status. RQ's exception
+        handlers (none by default) still run."""
+        exc = exc_info[1]
+        retry_in = _retry_in(job)
+        reason = failure_reason(exc)
+        what = _description(job)
+        try:
+            _count_failure(self.connection, job, exc, retry_in)
+        except REDIS_ERRORS:
+            pass  # the job's own failure handling reports the outage
+        expected = isinstance(exc, DestinationError | PayloadError)
+        extra = {"job_id": job.id, "retry_in": retry_in, **_job_context(job)}
+        trace = exc_info if not expected else None
+        if retry_in is not None:
+            self.log.log(
+                logging.WARNING if expected else logging.ERROR,
+                "retrying %s in %s s: %s",
+                what,
+                retry_in,
+                reason,
+                exc_info=trace,
+                extra=extra,
+            )
+        else:
+            self.log.error("failed %s: %s", what, reason, exc_info=trace, extra=extra)
+        for handler in self._exc_handlers:
+            if handler(job, *exc_info) is False:
+                break
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any) -> None:
+        """RQ's success handling, then the webhook-to-delivered latency of a delivery or relay."""
+        super().handle_job_success(job, queue, started_job_registry)
+        try:
+            _observe_delivered(self.connection, job)
+        except REDIS_ERRORS:
+            pass  # a metric, never the job's outcome
+
+    # -- end issue 15 logs --
+
+
+# -- issue 15 logs: failure lines and delivery metrics --
+DELIVERY_JOBS = {"connector.jobs.deliver", "connector.jobs.relay"}
+REASON_LIMIT = 500
+
+
+def failure_reason(exc: BaseException | None) -> str:
+    """An exception as one line: a connector error's own message, anything else prefixed by its
+    type; whitespace collapsed, at most :data:`REASON_LIMIT` characters."""
+    if exc is None:
+        return "unknown failure"
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, DestinationError | PayloadError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = text or type(exc).__name__
+    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 1] + "…"
+
+
+def _description(job: Job) -> str:
+    try:
+        return str(job.description or job.func_name)
+    except Exception:  # an unreadable job: its id says enough
+        return job.id
+
+
+def _job_context(job: Job) -> dict[str, str]:
+    """The trace (``meta["trace"]``), tenant and source of a job, for its failure line: RQ handles
+    the failure after the job's own bound log context has been cleared."""
+    context: dict[str, str] = {}
+    trace = job.meta.get("trace") if isinstance(job.meta, dict) else None
+    if isinstance(trace, str) and trace:
+        context["trace_id"] = trace
+    try:
+        data = job.args[0] if job.args else None
+    except Exception:
+        data = None
+    if isinstance(data, dict):
+        for name in ("tenant", "source"):
+            if isinstance(data.get(name), str) and data[name]:
+                context[name] = str(data[name])[:64]
+    return context
+
+
+def _retry_in(job: Job) -> int | None:
+    """Seconds until RQ runs ``job`` again (``None``: it will not: the failure is final)."""
+    if not job.should_retry:
+        return None
+    try:
+        return int(job.get_retry_interval())
+    except (AssertionError, IndexError, TypeError, ValueError):
+        return 0
+
+
+def _destination(job: Job, exc: BaseException | None) -> str:
+    """The platform or ESP a delivery or relay job was queued for (a bounded label)."""
+    try:
+        args = job.args
+    except Exception:
+        args = ()
+    if len(args) > 1 and isinstance(args[1], str) and args[1]:
+        return args[1]
+    if isinstance(exc, DestinationError) and exc.destination:
+        return exc.destination.split()[0].lower()
+    return "unknown"
+
+
+def _func(job: Job) -> str:
+    try:
+        return str(job.func_name)
+    except Exception:
+        return ""
+
+
+def _count_failure(redis: Redis, job: Job, exc: BaseException | None, retry_in: int | None) -> None:
+    if _func(job) not in DELIVERY_JOBS:
+        return
+    status = str(exc.status) if isinstance(exc, DestinationError) and exc.status else "none"
+    name = "delivery_retries" if retry_in is not None else "delivery_failures"
+    metrics.count(redis, name, destination=_destination(job, exc), status=status)
+
+
+def _observe_delivered(redis: Redis, job: Job) -> None:
+    """Webhook-to-delivered seconds of a delivery or relay that sent something: from when the
+    webhook's ingest job (the trace, ``meta["trace"]``) was created at the intake, else from
+    when this job was."""
+    if _func(job) not in DELIVERY_JOBS:
+        return
+    result = getattr(job, "_result", None)
+    if not isinstance(result, dict) or result.get("status") != "delivered":
+        return
+    started: float | None = None
+    trace = job.meta.get("trace") if isinstance(job.meta, dict) else None
+    if isinstance(trace, str) and trace:
+        created = redis.hget(Job.redis_job_namespace_prefix + trace, "created_at")
+        if created:
+            text = created.decode() if isinstance(created, bytes) else str(created)
+            try:
+                started = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                started = None
+    if started is None and job.created_at is not None:
+        moment = job.created_at
+        started = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if started is None:
+        return
+    seconds = max(datetime.now(UTC).timestamp() - started, 0.0)
+    metrics.observe(redis, "webhook_to_delivered_seconds", seconds, destination=_destination(job, None))
+
+
+# -- end issue 15 logs --
 
 
 def redact_reason(text: str) -> str:
@@ -594,6 +750,9 @@ def run_worker(
     logging_level: str = "INFO",
 ) -> None:
     """Work the queues; in burst mode keep going while retries fall due within the wait."""
+    # -- issue 15 logs: the one log format, before RQ would install its own handlers --
+    logs.configure_logging("worker")
+    # -- end issue 15 logs --
     preload()
     _until_redis_answers(redis, "starting")  # also hands back what dead workers left behind
     if not burst:

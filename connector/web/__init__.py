@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
-from connector import redaction
+from connector import logs, redaction
 from connector.directory import TenantDirectory
 from connector.queue import QUEUE_NAMES, connect, get_queue
 from connector.settings import Settings, load_settings
@@ -32,6 +32,7 @@ class _NoSessions(SessionInterface):
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the web app: settings (validated now), Redis and queues, blueprints."""
     settings = settings or load_settings(**overrides)
+    logs.configure_logging("web")  # one format for this process's loggers (gunicorn's: its config)
     # Nothing this process logs may carry a configured secret, in any encoding.
     redaction.install_log_redaction(redaction.configured_secrets(settings))
     app = Flask(__name__)

@@ -7,10 +7,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from redis.exceptions import RedisError
 
 from connector.durability import DurabilityProbe
-from connector.metrics import RedisCollector
+from connector.metrics import INTAKE, ObservedCollector, RedisCollector
 from connector.web.errors import error_response
 
 bp = Blueprint("health", __name__)
+
+
+def _source_windows() -> dict[str, dict[str, float | None]]:
+    """Every tenant's sources with their ``silent_after`` hours (for the silence gauges)."""
+    tenants = current_app.extensions["connector.tenants"].all()
+    return {name: {s: c.silent_after for s, c in tenant.sources.items()} for name, tenant in tenants.items()}
 
 
 @bp.get("/healthz")
@@ -38,7 +44,8 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text format: webhook, ignore and delivery counters plus queue depths."""
+    """Prometheus text format: webhook, ignore and delivery counters, queue depths and the oldest
+    queued job, latency histograms, and each source's time since its last webhook and silence."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
         RedisCollector(
@@ -46,7 +53,12 @@ def metrics() -> Response:
             list(current_app.extensions["connector.queues"].values()),
         )
     )
+    # Histograms, the oldest queued job per queue, the sources' silence (issue 15).
+    redis = current_app.extensions["connector.redis"]
+    queues = list(current_app.extensions["connector.queues"].values())
+    registry.register(ObservedCollector(redis, queues, _source_windows))
     try:
+        INTAKE.flush(redis)  # this process's intake latencies, not a second late
         payload = generate_latest(registry)
     except RedisError:
         return error_response(503, "redis_unavailable", "Redis is not reachable", {"Retry-After": "30"})

@@ -10,6 +10,8 @@ transaction (202 accepted, 200 duplicate; 503 with Retry-After when Redis is unr
 
 from __future__ import annotations
 
+import logging  # issue 15 logs
+import time  # issue 15 logs
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -131,6 +133,104 @@ def _count(metric: str, **labels: str) -> None:
 
 def _count_rejection(tenant: str, source: str, outcome: str) -> None:
     _count("webhooks", tenant=tenant, source=source, outcome=outcome)
+
+
+# -- issue 15 logs: the intake's one line per webhook, and its latency histogram --
+intake_log = logging.getLogger("connector.intake")
+STARTED = "connector.intake.started"
+NOTED = "connector.intake.noted"
+REASON_SHOWN = 200
+
+
+SHOPIFY_APP_URL = "/shopify/webhooks"  # connector/web/shopify_webhooks.py: the app's one webhook URL
+SHOPIFY_APP_LABEL = "_shopify_app"  # its tenant label until the shop is known (as in its counters)
+INTAKE_PATHS = ("/webhooks/", SHOPIFY_APP_URL)
+
+
+@bp.before_app_request
+def _intake_started() -> None:
+    """The intake's start, for every webhook URL (this blueprint's and the Shopify app's)."""
+    environ = request.environ
+    if environ.get("PATH_INFO", "").startswith(INTAKE_PATHS):
+        environ[STARTED] = time.perf_counter()
+
+
+def _note(tenant: str, source: str, delivery_id: str) -> None:
+    """What the intake line names once the webhook is identified."""
+    request.environ[NOTED] = (tenant, source, delivery_id)
+
+
+def _outcome(response: Response) -> tuple[str, str | None, str | None]:
+    """(outcome, reason, job id) of an intake answer, read back from its small JSON body."""
+    status = response.status_code
+    try:
+        body = orjson.loads(response.get_data()) if response.mimetype == "application/json" else None
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        return ("rejected" if status >= 400 else "answered"), None, None
+    if status >= 400:
+        error = body.get("error")
+        return "rejected", str(error.get("code")) if isinstance(error, dict) else None, None
+    state = body.get("status")
+    if state in ("accepted", "duplicate"):
+        return str(state), None, str(body.get("job") or "") or None
+    if state == "ignored":
+        return "ignored", str(body.get("reason", ""))[:REASON_SHOWN], None
+    return "answered", None, None
+
+
+def _labels(path: str) -> tuple[str, str]:
+    """(tenant, source) of a webhook URL not identified further (a rejection): as the URL names them."""
+    if path == SHOPIFY_APP_URL:
+        return SHOPIFY_APP_LABEL, "shopify"
+    parts = path.split("/")
+    if len(parts) > 2 and parts[2] == MEWS_SHARED:
+        return MEWS_SHARED, "mews"
+    return (parts[2][:64] if len(parts) > 2 else ""), (parts[3][:64] if len(parts) > 3 else "")
+
+
+@bp.after_app_request
+def _intake_finished(response: Response) -> Response:
+    """One line per webhook (tenant, source, delivery id, outcome, status, latency, trace id: the
+    ingest job's id) and the latency in this process's histogram, flushed at most once a second."""
+    environ = request.environ
+    started = environ.get(STARTED)
+    if started is None:
+        return response
+    seconds = time.perf_counter() - started
+    outcome, reason, job = _outcome(response)
+    metrics.INTAKE.observe("intake_latency_seconds", seconds, outcome=outcome)
+    if intake_log.isEnabledFor(logging.INFO):
+        tenant, source, delivery_id = environ.get(NOTED) or (*_labels(environ.get("PATH_INFO", "")), None)
+        intake_log.info(
+            "webhook %s %s/%s %s%s in %.1f ms",
+            outcome,
+            tenant,
+            source,
+            response.status_code,
+            f" ({reason})" if reason else "",
+            seconds * 1000,
+            extra={
+                "tenant": tenant,
+                "source": source,
+                "delivery_id": delivery_id,
+                "outcome": outcome,
+                "reason": reason,
+                "status": response.status_code,
+                "latency_ms": round(seconds * 1000, 2),
+                "trace_id": job,
+            },
+        )
+    if metrics.INTAKE.due:
+        try:
+            metrics.INTAKE.flush(current_app.extensions["connector.redis"])
+        except RedisError:
+            pass  # kept for the next flush; an answer never fails for a metric
+    return response
+
+
+# -- end issue 15 logs --
 
 
 @bp.after_app_request
@@ -341,6 +441,7 @@ def _intake(
     try:
         with translation_guard(f"{source} {tenant} webhook"):
             envelope = adapter.identify(inbound, config, tenant)
+        _note(tenant, source, envelope.delivery_id)  # issue 15 logs: the intake line names it
         if adapter.is_loyalty_event(envelope.event_type):
             skip = relay_skip_reason(tenant_cfg.esp, envelope.event_type)
             if skip is not None:  # loyalty events outside the tenant's esp.events filter

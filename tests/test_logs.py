@@ -1,0 +1,288 @@
+"""One log format for every process (connector/logs.py): JSON lines or one readable line per
+record, the bound context in every stdlib record, secrets and emails masked; a retry is one line;
+the intake logs one line per webhook; gunicorn's and RQ's loggers go through it."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import structlog
+from conftest import load_fixture, shopify_headers
+from rq.logutils import green
+
+from connector import logs, redaction
+from connector.embedded_redis import free_port
+from connector.queue import DELIVERY_QUEUE, get_queue
+
+ROOT = Path(__file__).resolve().parents[1]
+BODY = load_fixture("shopify", "orders_paid")
+URL = "/webhooks/harbour/shopify"
+SECRET = "s3cret-for-the-log-test"
+ANSI_ESCAPE = "\x1b["
+
+
+@pytest.fixture
+def captured():
+    """The one handler writing to a buffer, in the format asked for; the context cleared after."""
+    buffers: list[io.StringIO] = []
+
+    def configure(fmt: str, process: str = "worker") -> io.StringIO:
+        buffer = io.StringIO()
+        logs.configure_logging(process, fmt=fmt, stream=buffer, level="INFO")
+        buffers.append(buffer)
+        return buffer
+
+    yield configure
+    structlog.contextvars.clear_contextvars()
+    logs.configure_logging("cli", level="WARNING")
+
+
+def records(buffer: io.StringIO) -> list[dict]:
+    """Every line of a JSON log, parsed (fails on any line that is not one JSON object)."""
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+def test_bound_context_appears_in_stdlib_records(captured):
+    buffer = captured("json")
+    structlog.contextvars.bind_contextvars(trace_id="ingest-abc", tenant="harbour", source="shopify", job_id="j-1")
+    logging.getLogger("connector.jobs").info("deliver %s", "purchase")
+    logging.getLogger("rq.worker").warning("from RQ")
+    structlog.contextvars.clear_contextvars()
+    logging.getLogger("connector.jobs").info("unbound")
+    first, second, third = records(buffer)
+    for record in (first, second):
+        assert {k: record[k] for k in ("trace_id", "tenant", "source", "job_id")} == {
+            "trace_id": "ingest-abc",
+            "tenant": "harbour",
+            "source": "shopify",
+            "job_id": "j-1",
+        }
+    assert first["event"] == "deliver purchase" and first["level"] == "info" and first["process"] == "worker"
+    assert first["logger"] == "connector.jobs" and second["logger"] == "rq.worker" and second["level"] == "warning"
+    assert first["timestamp"].endswith("Z") and first["timestamp"][:4].isdigit() and "T" in first["timestamp"]
+    assert "trace_id" not in third
+
+
+def test_readable_format_names_the_context_on_one_line(captured):
+    buffer = captured("text", process="web")
+    structlog.contextvars.bind_contextvars(trace_id="ingest-abc", tenant="harbour")
+    logging.getLogger("connector.x").warning("two\nlines")
+    line = buffer.getvalue()
+    assert line.count("\n") == 1
+    timestamp, level, process, *rest = line.split()
+    assert timestamp.endswith("Z") and level == "WARNING" and process == "web"
+    assert " ".join(rest) == "two lines trace=ingest-abc tenant=harbour"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_secret_and_email_are_masked_in_both_formats(captured, fmt):
+    redaction.install_log_redaction([SECRET])
+    try:
+        buffer = captured(fmt)
+        log = logging.getLogger("connector.test")
+        log.info("key %s for guest@example.com or guest%%40example.com", SECRET)
+        try:
+            raise ValueError(f"bad key {SECRET} of someone@example.org")
+        except ValueError:
+            log.exception("failed with %s", SECRET)
+    finally:
+        redaction.install_log_redaction([])
+    text = buffer.getvalue()
+    assert SECRET not in text and "example.com" not in text and "example.org" not in text, text
+    assert text.count("[redacted]") >= 3 and text.count("[email]") >= 3, text
+    if fmt == "json":
+        message, failure = records(buffer)
+        assert message["event"] == "key [redacted] for [email] or [email]"
+        assert failure["exception"].count("Traceback") == 1 and "ValueError" in failure["exception"]
+
+
+def test_readable_format_has_no_colour_codes_and_one_line_per_record(captured):
+    buffer = captured("text")
+    logging.getLogger("rq.worker").warning("Worker w: %s: %s", green("delivery"), "job-1")  # RQ colours
+    logging.getLogger("werkzeug").info('"GET / HTTP/1.1" \x1b[32m200\x1b[0m -')  # werkzeug's
+    logging.getLogger("connector.x").info("a\nmulti-line\r\nmessage")
+    lines = buffer.getvalue().splitlines()
+    assert len(lines) == 3
+    assert not [line for line in lines if ANSI_ESCAPE in line]
+    assert lines[0].endswith("Worker w: delivery: job-1") and lines[1].endswith('"GET / HTTP/1.1" 200 -')
+    assert lines[2].endswith("a multi-line message")
+
+
+def test_only_one_handler_however_often_it_is_configured(captured):
+    captured("text")
+    buffer = captured("json")
+    logs.configure_logging("web", fmt="json", stream=buffer)
+    logging.getLogger("connector.x").warning("once")
+    assert len(records(buffer)) == 1
+    owned = [h for h in logging.getLogger().handlers if isinstance(h.formatter, logs.ConnectorFormatter)]
+    assert len(owned) == 1
+
+
+def test_library_handlers_are_dropped_so_rq_logs_once(captured):
+    from rq.logutils import setup_loghandlers
+
+    stray = logging.StreamHandler(io.StringIO())
+    logging.getLogger("rq.worker").addHandler(stray)
+    buffer = captured("json")
+    assert stray not in logging.getLogger("rq.worker").handlers
+    setup_loghandlers("INFO")  # what Worker.work(logging_level=…) calls: no handler of its own now
+    assert not logging.getLogger("rq.worker").handlers
+    logging.getLogger("rq.worker").info("once")
+    assert [r["event"] for r in records(buffer)] == ["once"]
+
+
+# --- the intake's line --------------------------------------------------------------------------
+
+
+def test_intake_logs_one_line_per_webhook_with_its_outcome(client, captured):
+    buffer = captured("json", process="web")
+    accepted = client.post(URL, data=BODY, headers=shopify_headers(BODY, webhook_id="d-1"))
+    duplicate = client.post(URL, data=BODY, headers=shopify_headers(BODY, webhook_id="d-1"))
+    forged = client.post(URL, data=BODY, headers={**shopify_headers(BODY), "X-Shopify-Hmac-Sha256": "AAAA"})
+    unknown = client.post("/webhooks/nobody/shopify", data=BODY, headers=shopify_headers(BODY))
+    assert (accepted.status_code, duplicate.status_code, forged.status_code, unknown.status_code) == (
+        202,
+        200,
+        401,
+        404,
+    )
+    lines = [r for r in records(buffer) if r["logger"] == "connector.intake"]
+    assert [(r["outcome"], r["status"], r.get("reason")) for r in lines] == [
+        ("accepted", 202, None),
+        ("duplicate", 200, None),
+        ("rejected", 401, "invalid_signature"),
+        ("rejected", 404, "unknown_tenant"),
+    ]
+    job = accepted.json["job"]
+    assert lines[0]["trace_id"] == job and lines[1]["trace_id"] == job  # the trace: the ingest job
+    assert lines[0]["delivery_id"] == "d-1" and lines[0]["tenant"] == "harbour" and lines[0]["source"] == "shopify"
+    assert all(r["latency_ms"] > 0 for r in lines)
+    assert lines[0]["event"].startswith("webhook accepted harbour/shopify 202 in ")
+    assert lines[3]["tenant"] == "nobody"
+
+
+def test_intake_logs_nothing_above_info(client, captured):
+    buffer = captured("json", process="web")
+    logging.getLogger().setLevel(logging.WARNING)
+    assert client.post(URL, data=BODY, headers=shopify_headers(BODY)).status_code == 202
+    assert buffer.getvalue() == ""
+
+
+# --- real processes -------------------------------------------------------------------------
+
+
+def run_worker_process(fmt: str = "json", wait: float = 5.0) -> str:
+    """``connector worker --burst`` in its own process (the test environment's settings); its output."""
+    env = {**os.environ, "CONNECTOR_LOG_FORMAT": fmt, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "connector.cli", "worker", "--burst", "--wait-retries", str(wait)]
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def parse_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def test_a_worker_run_is_json_lines_and_a_retry_is_one_line(client, sandbox):
+    sandbox.sandboxes.glu.faults.arm({"mode": "status", "status": 503, "path": "/activities"})
+    assert client.post(URL, data=BODY, headers=shopify_headers(BODY)).status_code == 202
+    output = run_worker_process("json")
+    lines = parse_lines(output)  # every line is one JSON object
+    assert lines and all(r["process"] == "worker" and r["timestamp"] and r["level"] for r in lines)
+    retries = [r for r in lines if r["event"].startswith("retrying ")]
+    assert len(retries) == 1, output
+    assert retries[0]["level"] == "warning" and "glu answered 503" in retries[0]["event"]
+    assert retries[0]["event"].startswith("retrying deliver ") and " in 0 s: " in retries[0]["event"]
+    assert "Traceback" not in output and not [r for r in lines if "exception" in r]
+    assert len(sandbox.sandboxes.glu.state()["activities"]) == 1  # and then delivered
+
+
+def test_a_final_failure_is_one_line_readable(client, sandbox):
+    sandbox.sandboxes.glu.faults.arm({"mode": "status", "status": 400, "path": "/activities"})
+    assert client.post(URL, data=BODY, headers=shopify_headers(BODY)).status_code == 202
+    output = run_worker_process("text")
+    failed = [line for line in output.splitlines() if " failed deliver " in line]
+    assert len(failed) == 1 and " ERROR " in failed[0] and "glu answered 400" in failed[0], output
+    assert "Traceback" not in output and ANSI_ESCAPE not in output
+    assert all(line[:4].isdigit() and line.split()[2] == "worker" for line in output.splitlines()), output
+
+
+def test_an_unexpected_exception_keeps_its_traceback_once(settings, redis):
+    get_queue(redis, DELIVERY_QUEUE).enqueue(
+        "connector.jobs.deliver", args=({"tenant": "harbour", "not": "an activity"}, "glu"), meta={"trace": "ingest-t"}
+    )
+    output = run_worker_process("json")
+    lines = parse_lines(output)
+    failed = [r for r in lines if r["event"].startswith("failed ")]
+    assert len(failed) == 1 and "ValidationError" in failed[0]["event"], output
+    assert failed[0]["level"] == "error" and failed[0]["exception"].count("Traceback (most recent call last)") == 1
+    assert output.count("Traceback (most recent call last)") == 1
+    # RQ handles the failure after the job's context is cleared: the line still names its trace
+    assert failed[0]["trace_id"] == "ingest-t" and failed[0]["tenant"] == "harbour" and failed[0]["job_id"]
+
+
+def test_gunicorn_writes_json_lines_and_its_access_log_has_no_email(tmp_path, settings, redis_url):
+    port = free_port()
+    out = tmp_path / "gunicorn.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CONNECTOR_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "CONNECTOR_ACCESS_LOG": "-",
+        "CONNECTOR_LOG_FORMAT": "json",
+    }
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py"), "wsgi:app"]
+    import requests
+
+    with out.open("w") as sink:
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    requests.get(f"{base}/healthz", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    assert time.monotonic() < deadline and proc.poll() is None, out.read_text()
+                    time.sleep(0.1)
+            answer = requests.post(
+                f"{base}{URL}?guest=guest@example.com&also=guest%40example.com",
+                data=BODY,
+                headers=shopify_headers(BODY, webhook_id="gunicorn-1"),
+                timeout=10,
+            )
+            assert answer.status_code == 202
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    text = out.read_text()
+    lines = parse_lines(text)  # gunicorn's own lines, the access log and the connector's: all JSON
+    assert {r["process"] for r in lines} == {"web"}
+    loggers = {r["logger"] for r in lines}
+    assert {"gunicorn.error", "gunicorn.access", "connector.intake"} <= loggers, text
+    intake = [r for r in lines if r["logger"] == "connector.intake" and r["delivery_id"] == "gunicorn-1"]
+    assert len(intake) == 1 and intake[0]["trace_id"] == answer.json()["job"]
+    access = [r for r in lines if r["logger"] == "gunicorn.access" and URL in r["event"]]
+    assert len(access) == 1 and "guest=[email]&also=[email]" in access[0]["event"], access
+    assert "example.com" not in text
+
+
+def test_intake_line_of_a_forged_url_stays_one_line(client, captured):
+    buffer = captured("text", process="web")
+    assert client.post("/webhooks/bad%0Atenant%0D/shopify", data=BODY, headers=shopify_headers(BODY)).status_code == 404
+    assert client.post("/webhooks/harbour", data=BODY).status_code == 404  # no route at all
+    lines = buffer.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert "webhook rejected bad tenant /shopify 404 (unknown_tenant)" in lines[0]
+    assert "webhook rejected harbour/ 404 (not_found)" in lines[1]
