@@ -31,7 +31,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from connector.activity_log import EMAIL, EMAIL_MASK
+from connector.redaction import EMAIL, EMAIL_MASK
 
 PROCESSES = ("web", "worker", "cli", "sandbox")
 CONTEXT_KEYS = ("trace_id", "tenant", "source", "job_id")
