@@ -286,3 +286,23 @@ def test_intake_line_of_a_forged_url_stays_one_line(client, captured):
     assert len(lines) == 2, lines
     assert "webhook rejected bad tenant /shopify 404 (unknown_tenant)" in lines[0]
     assert "webhook rejected harbour/ 404 (not_found)" in lines[1]
+
+
+def test_the_trace_id_goes_from_the_intake_line_to_the_delivery_lines(client, sandbox, captured):
+    """One trace id from the intake's line to the delivery's: the retry line and the delivery
+    job's own lines (bound by the trace's job context) carry the 202's job."""
+    buffer = captured("json", process="web")
+    sandbox.sandboxes.glu.faults.arm({"mode": "status", "status": 503, "path": "/activities"})
+    accepted = client.post(URL, data=BODY, headers=shopify_headers(BODY, webhook_id="trace-1"))
+    assert accepted.status_code == 202
+    trace = accepted.json["job"]
+    [intake] = [r for r in records(buffer) if r["logger"] == "connector.intake"]
+    assert intake["trace_id"] == trace
+    lines = parse_lines(run_worker_process("json"))
+    traced = [r for r in lines if r.get("trace_id") == trace]
+    retry = [r for r in traced if r["event"].startswith("retrying deliver ")]
+    assert len(retry) == 1 and retry[0]["tenant"] == "harbour" and retry[0]["source"] == "shopify"
+    job_ids = {r.get("job_id") for r in traced if r.get("job_id")}
+    assert any(j.startswith("deliver-") for j in job_ids), job_ids  # the delivery job's own lines
+    assert not [r for r in lines if r.get("job_id", "").startswith("deliver-") and r.get("trace_id") != trace]
+    assert len(sandbox.sandboxes.glu.state()["activities"]) == 1
