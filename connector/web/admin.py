@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import rq_dashboard
 import rq_dashboard.web as dashboard_web
 from flask import Flask, Response, current_app, request
+from redis import Redis
 from rq import Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
@@ -27,6 +28,7 @@ from rq.job import requeue_job as _requeue_job
 from rq.serializers import JSONSerializer
 from werkzeug.exceptions import Conflict, NotFound
 
+from connector.queue import connect  # issue 15 deploy
 from connector.web.errors import error_response
 
 URL_PREFIX = "/admin/rq"
@@ -83,6 +85,23 @@ class _JsonWorker(Worker):
             return None
 
 
+# -- issue 15 deploy: rq-dashboard's Redis client comes from connector.queue.connect --
+# rq-dashboard parses RQ_DASHBOARD_REDIS_URL with redis-sentinel-url, which reads a Sentinel URL's
+# password differently and opens a new pool per request: it gets the connector's client instead
+# (one per URL and process), so the dashboard follows a Sentinel failover like every other client.
+_dashboard_clients: dict[str, Redis] = {}
+
+
+def _dashboard_connection(url: str, **_options: Any) -> tuple[None, Redis]:
+    """Stands in for ``redis_sentinel_url.connect``: (no sentinel object, the connector's client)."""
+    client = _dashboard_clients.get(url)
+    if client is None:
+        client = _dashboard_clients[url] = connect(url, for_web=True)
+    return None, client
+
+
+dashboard_web.from_url = _dashboard_connection
+# -- end issue 15 deploy --
 dashboard_web.config.serializer = JSONSerializer
 dashboard_web.Job = _JsonJob
 dashboard_web.Worker = _JsonWorker
