@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from conftest import load_fixture, shopify_headers
@@ -28,6 +29,8 @@ from connector.web import create_app
 from connector.worker import run_worker
 
 SERVICE = "connector-primary"
+DATA_PASSWORD = "data-secret/with@odd:chars"  # requirepass of the primary and the replica
+SENTINEL_PASSWORD = "sentinel-secret"  # requirepass of the sentinel itself
 
 
 def _binary() -> str:
@@ -56,10 +59,14 @@ class SentinelSet:
 
     @property
     def url(self) -> str:
-        return f"redis+sentinel://127.0.0.1:{self.sentinel}/{SERVICE}/0"
+        return (
+            f"redis+sentinel://:{quote(DATA_PASSWORD, safe='')}@127.0.0.1:{self.sentinel}/{SERVICE}/0"
+            f"?sentinel_password={SENTINEL_PASSWORD}"
+        )
 
     def direct(self, port: int) -> Redis:
-        return Redis(port=port, socket_connect_timeout=1, socket_timeout=2)
+        password = SENTINEL_PASSWORD if port == self.sentinel else DATA_PASSWORD
+        return Redis(port=port, password=password, socket_connect_timeout=1, socket_timeout=2)
 
     def master_port(self) -> int:
         _host, port = self.direct(self.sentinel).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
@@ -97,6 +104,7 @@ def sentinel_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelS
         processes.append(subprocess.Popen([_binary(), *args], cwd=directory, stdout=log, stderr=subprocess.STDOUT))
 
     common = ("--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no")
+    common += ("--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD)  # a demoted primary resyncs
     try:
         # No diskless-sync delay (5 s by default): the replica is in sync within a second.
         start("primary", "--port", str(ports.primary), "--repl-diskless-sync-delay", "0", *common)
@@ -105,7 +113,9 @@ def sentinel_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelS
         config = root / "sentinel.conf"  # the sentinel rewrites its own config file: a writable copy
         config.write_text(
             f"port {ports.sentinel}\nbind 127.0.0.1\ndaemonize no\ndir {root}\n"
+            f"requirepass {SENTINEL_PASSWORD}\n"
             f"sentinel monitor {SERVICE} 127.0.0.1 {ports.primary} 1\n"
+            f'sentinel auth-pass {SERVICE} "{DATA_PASSWORD}"\n'
             f"sentinel down-after-milliseconds {SERVICE} 1000\n"
             f"sentinel failover-timeout {SERVICE} 10000\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
@@ -225,15 +235,21 @@ def test_web_workers_and_dashboard_follow_a_failover(env, sandbox, sentinel_set)
     assert len(sandbox.sandboxes.glu.state()["activities"]) == 2
     assert _post(web, 2).json["status"] == "duplicate"  # the marker lives on the new primary
 
-    dashboard = web.get("/admin/rq/0/data/queues.json", headers={"Authorization": "Basic OmFkbWluLXB3"})
+    admin = {"Authorization": "Basic OmFkbWluLXB3"}
+    dashboard = web.get("/admin/rq/0/data/queues.json", headers=admin)
     assert dashboard.status_code == 200, dashboard.data
     assert {queue["name"] for queue in dashboard.json["queues"]} >= {"ingest", "delivery"}
+    page = web.get("/admin/rq/", headers=admin).get_data(as_text=True)
+    assert f"127.0.0.1:{sentinel_set.sentinel}/{SERVICE}" in page  # the dashboard names the set...
+    assert SENTINEL_PASSWORD not in page and "data-secret" not in page  # ...never its passwords
 
 
 def test_no_primary_known_to_the_sentinels_answers_503_with_retry_after(env, sentinel_set):
     """While the sentinels name no primary (mid-failover, or a service they do not monitor) the
     intake acknowledges nothing: 503 + Retry-After, so the sender retries later."""
-    no_primary = f"redis+sentinel://127.0.0.1:{sentinel_set.sentinel}/not-monitored/0"
+    no_primary = (
+        f"redis+sentinel://127.0.0.1:{sentinel_set.sentinel}/not-monitored/0?sentinel_password={SENTINEL_PASSWORD}"
+    )
     web = create_app(env(REDIS_URL=no_primary)).test_client()
     answer = _post(web, 3)
     assert answer.status_code == 503
