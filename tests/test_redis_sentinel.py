@@ -23,6 +23,7 @@ from redis import Redis
 from connector.embedded_redis import free_port, redis_server_binary
 from connector.errors import ConfigError
 from connector.queue import connect
+from connector.redaction import configured_secrets
 from connector.redis_url import SentinelTarget, parse_sentinel_url
 from connector.settings import load_settings
 from connector.web import create_app
@@ -255,3 +256,12 @@ def test_no_primary_known_to_the_sentinels_answers_503_with_retry_after(env, sen
     assert answer.status_code == 503
     assert answer.headers["Retry-After"]
     assert answer.json["error"]["code"] == "queue_unavailable"
+
+
+def test_both_passwords_of_a_sentinel_url_are_masked_everywhere(env):
+    """The data password (user info) and the sentinels' (query) are configured secrets: the log
+    redaction and the Redis/page scans mask them like every other secret."""
+    url = "redis+sentinel://:data%2Fpw@h1:26379/primary/0?sentinel_password=sentinel-pw"
+    settings = env(REDIS_URL=url)
+    secrets = configured_secrets(settings)
+    assert {"data/pw", "sentinel-pw"} <= set(secrets)
