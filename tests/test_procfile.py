@@ -102,9 +102,13 @@ def test_honcho_start_runs_the_procfile_end_to_end(tmp_path, redis, redis_url, s
             honcho.send_signal(stop_signal)
             honcho.wait(timeout=30)
         finally:
-            if honcho.poll() is None:
-                honcho.kill()
-                honcho.wait()
+            if honcho.poll() is None:  # a failed check: honcho stops its processes on SIGTERM
+                honcho.terminate()
+                try:
+                    honcho.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    honcho.kill()
+                    honcho.wait()
     output = log_path.read_text()
     pids = {name: int(pid) for name, pid in re.findall(r"\| (web|worker)\.1 started \(pid=(\d+)\)", output)}
     assert set(pids) == {"web", "worker"}, output
