@@ -30,6 +30,22 @@ An attempt record (JSON object) has:
 * ``delivery`` / ``relay``: ``type`` (the activity's or event's), ``destination`` (the platform
   or ESP); ``status`` is ``delivered``, ``ignored``, ``retrying`` or ``failed``.
 
+Issue 15 (support staff's trace) adds to every record ``trace`` (the trace id: the ingest job id
+of the webhook that caused the job, :func:`trace_of`), ``duration_ms`` (the attempt's), ``next``
+(``done``, ``retry at <ISO>`` or ``failed``) and ``requests`` (each HTTP request the attempt made
+through :class:`connector.http.HttpClient`: ``destination``, ``method``, ``path`` without its query,
+redacted, ``status``, ``ms``; the last REQUESTS_KEPT), and keeps per trace::
+
+    connector:trace:{trace}:tenant       STRING the tenant whose records hold the chain
+    connector:trace:{trace}:jobs         ZSET   job id -> when its first record was written (JOBS_KEPT)
+    connector:trace:find:{digest}        ZSET   trace id -> when; ``digest`` names one lookup term
+                                                (:func:`term_digest`: a job id, a sender's delivery
+                                                id, a business key or a part of it holding a digit,
+                                                an email's :func:`~connector.activities.hash_identifier`
+                                                — never the email); the last TRACES_PER_TERM
+
+The trace keys live as long as the longest record they point to (see :func:`retention`).
+
 A job is ``failed`` only when RQ will not run it again (its retries are used up, or the retry
 policy made the error final, :mod:`connector.retry`); until then it is ``retrying``. A job the
 Activity page requeues gets a ``retrying`` record with ``by`` (who asked).
@@ -38,19 +54,26 @@ Activity page requeues gets a ``retrying`` record with ``by`` (who asked).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
+import structlog
 from redis import Redis
 from rq import get_current_job
 
 from connector import redaction
+from connector.activities import hash_identifier
 from connector.errors import ConnectorError, DestinationError
 from connector.queue import FAILURE_TTL, RESULT_TTL
+from connector.redaction import EMAIL, EMAIL_MASK
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +86,13 @@ FAILURES_KEPT = 200
 RECORD_TTL = FAILURE_TTL  # the index outlives no failed job it points to
 TEXT_LIMIT = 300
 KINDS = {"connector.jobs.ingest": "webhook", "connector.jobs.deliver": "delivery", "connector.jobs.relay": "relay"}
-EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+(?:@|%40|\\u0040)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", re.IGNORECASE)
-EMAIL_MASK = "[email]"
+REQUESTS_KEPT = 10
+JOBS_KEPT = 50
+TRACES_PER_TERM = 20
+RETENTION_ENV = "CONNECTOR_TRACE_RETENTION_DAYS"
+
+_trace: ContextVar[str | None] = ContextVar("connector_trace", default=None)
+_requests: ContextVar[list[dict[str, Any]] | None] = ContextVar("connector_trace_requests", default=None)
 
 
 def _prefix(tenant: str) -> str:
@@ -84,6 +112,186 @@ def job_key(tenant: str, job_id: str) -> str:
 def failures_key(tenant: str) -> str:
     """The index of a tenant's finally failed jobs."""
     return f"{_prefix(tenant)}failures"
+
+
+def trace_tenant_key(trace: str) -> str:
+    """The tenant whose records hold a trace's chain."""
+    return f"connector:trace:{trace}:tenant"
+
+
+def trace_jobs_key(trace: str) -> str:
+    """The jobs of a trace (those that wrote a record)."""
+    return f"connector:trace:{trace}:jobs"
+
+
+def term_digest(kind: str, value: str) -> str:
+    """The name of a lookup term in the indexes (``kind``: ``job``, ``delivery``, ``key``, ``email``)."""
+    return hashlib.sha256(f"{kind}\x1f{value.strip()}".encode()).hexdigest()[:40]
+
+
+def find_key(kind: str, value: str) -> str:
+    """The index of the traces a lookup term belongs to."""
+    return f"connector:trace:find:{term_digest(kind, value)}"
+
+
+def retention(settled: bool) -> int:
+    """Seconds a record (settled: delivered, translated, ignored) is kept: as long as its RQ job
+    (RESULT_TTL, FAILURE_TTL), or ``CONNECTOR_TRACE_RETENTION_DAYS`` days for every record when set
+    (a whole number from 1 to 3650; the settings refuse anything else at start-up)."""
+    raw = os.environ.get(RETENTION_ENV, "").strip()
+    if raw.isdigit() and 1 <= int(raw) <= 3650:
+        return int(raw) * 24 * 3600
+    return RESULT_TTL if settled else FAILURE_TTL
+
+
+def index_ttl() -> int:
+    """The trace keys outlive no record they point to by much: the longest record's retention."""
+    return max(retention(True), retention(False))
+
+
+def current_trace() -> str | None:
+    """The trace id of the job running in this context (``None`` outside a traced job)."""
+    return _trace.get()
+
+
+def job_meta() -> dict[str, str]:
+    """The RQ meta a job enqueued now carries: ``{"trace": <id>}`` inside a traced job, else empty."""
+    trace = _trace.get()
+    return {"trace": trace} if trace else {}
+
+
+def trace_of(job: Any) -> str | None:
+    """A job's trace id: its meta's ``trace``, else (a job no webhook caused: an ingest job,
+    a reconciliation) its own id."""
+    if job is None:
+        return None
+    meta = getattr(job, "meta", None) or {}
+    trace = meta.get("trace") if isinstance(meta, Mapping) else None
+    return str(trace) if trace else str(job.id)
+
+
+def note_request(destination: str, method: str, path: str, status: int | None, ms: float) -> None:
+    """Called by the HTTP base for every request: kept for the current job's attempt record
+    (nothing outside a recorded job). ``path`` loses its query here; the record redacts it."""
+    found = _requests.get()
+    if found is None:
+        return
+    found.append(
+        {
+            "destination": destination,
+            "method": method.upper(),
+            "path": path.split("?", 1)[0].split("#", 1)[0],
+            "status": status,
+            "ms": round(ms, 1),
+        }
+    )
+    del found[:-REQUESTS_KEPT]
+
+
+@contextmanager
+def traced_context(kind: str, tenant: str, source: str) -> Iterator[tuple[str | None, list[dict[str, Any]]]]:
+    """Around one job: its trace id in this context (for the jobs it enqueues, :func:`job_meta`),
+    the log context bound (``trace_id``, ``tenant``, ``source``, ``job_id``), and a fresh list the
+    HTTP base notes this attempt's requests in. Yields (trace id, that list)."""
+    job = get_current_job()
+    trace = trace_of(job)
+    requests_made: list[dict[str, Any]] = []
+    trace_token = _trace.set(trace)
+    requests_token = _requests.set(requests_made)
+    try:
+        with structlog.contextvars.bound_contextvars(
+            trace_id=trace, tenant=tenant or None, source=source or None, job_id=job.id if job is not None else None
+        ):
+            yield trace, requests_made
+    finally:
+        _requests.reset(requests_token)
+        _trace.reset(trace_token)
+
+
+def traced(kind: str, subject: Callable[..., tuple[str, str]]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a job that keeps no activity record (erasure, reconciliation) so that it runs in
+    its trace's context (:func:`traced_context`); ``subject`` gives (tenant, source) of its arguments."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                tenant, source = subject(*args, **kwargs)
+            except Exception:  # arguments the job itself will refuse
+                tenant, source = "", ""
+            with traced_context(kind, tenant, source):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def business_terms(business_key: str) -> list[str]:
+    """The lookup terms of a business key: itself and each of its parts after the first that holds
+    a digit and is at least 3 characters long (``shopify:<shop>:order:4512`` -> the key and
+    ``4512``; a reservation id likewise; not a stay's revision number)."""
+    parts = business_key.split(":")
+    wanted = (p for p in parts[1:] if any(c.isdigit() for c in p) and 3 <= len(p) <= 200)
+    return [business_key, *dict.fromkeys(wanted)]
+
+
+def index_terms(client: Redis, trace: str, terms: Iterable[tuple[str, str]], at: float | None = None) -> None:
+    """Make ``trace`` findable by each ``(kind, value)`` term (see :func:`term_digest`); an
+    ``email`` term's value must already be its :func:`~connector.activities.hash_identifier`."""
+    with client.pipeline(transaction=False) as pipe:
+        _index_terms(pipe, trace, terms, time.time() if at is None else at)
+        pipe.execute()
+
+
+def _index_terms(pipe: Any, trace: str, terms: Iterable[tuple[str, str]], moment: float) -> None:
+    ttl = index_ttl()
+    for kind, value in dict.fromkeys(terms):
+        if not value:
+            continue
+        key = find_key(kind, value)
+        pipe.zadd(key, {trace: moment})
+        pipe.zremrangebyrank(key, 0, -TRACES_PER_TERM - 1)
+        pipe.expire(key, ttl)
+
+
+def index_translation(client: Redis, people: Iterable[tuple[str, str | None]]) -> None:
+    """Called by ingest with what it translated, ``(business key or event id, email)`` each: the
+    current trace becomes findable by them (the email only as its hash). Never raises."""
+    trace = _trace.get()
+    if not trace:
+        return
+    people = list(people)
+    if not people:
+        return
+    terms: list[tuple[str, str]] = []
+    for key, email in people:
+        terms += [("key", term) for term in business_terms(key)]
+        if email:
+            terms.append(("email", hash_identifier(email)))
+    try:
+        index_terms(client, trace, terms)
+    except Exception:  # informational, as every record
+        log.exception("the trace index of %s could not be written", trace)
+
+
+def forget_guest(client: Redis, tenant: str, subject_hashes: Iterable[str]) -> int:
+    """An erased guest's traces of ``tenant`` can no longer be found by their email (the index
+    of each :func:`~connector.activities.hash_identifier` loses them); returns how many."""
+    forgotten = 0
+    for subject in subject_hashes:
+        key = find_key("email", subject)
+        members = [m.decode() if isinstance(m, bytes) else str(m) for m in client.zrange(key, 0, -1)]
+        if not members:
+            continue
+        with client.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.get(trace_tenant_key(member))
+            owners = pipe.execute()
+        theirs = [m for m, owner in zip(members, owners, strict=True) if owner is None or owner.decode() == tenant]
+        if theirs:
+            forgotten += int(client.zrem(key, *theirs))
+    return forgotten
 
 
 def now_iso() -> str:
@@ -121,7 +329,7 @@ def write(client: Redis, tenant: str, record: Mapping[str, Any]) -> None:
     with client.pipeline(transaction=False) as pipe:
         pipe.lpush(key, json.dumps(record, separators=(",", ":")))
         pipe.ltrim(key, 0, ATTEMPTS_KEPT - 1)
-        pipe.expire(key, RESULT_TTL if settled else FAILURE_TTL)
+        pipe.expire(key, retention(settled))
         if record.get("kind") == "webhook":
             index = webhooks_key(tenant, str(record["source"]))
             pipe.zadd(index, {job_id: _epoch(str(record.get("received_at", "")))})
@@ -134,6 +342,18 @@ def write(client: Redis, tenant: str, record: Mapping[str, Any]) -> None:
             pipe.expire(failures, RECORD_TTL)
         elif status != "retrying":
             pipe.zrem(failures, job_id)
+        trace = record.get("trace")
+        if trace:
+            ttl = index_ttl()
+            pipe.set(trace_tenant_key(str(trace)), tenant, ex=ttl)
+            jobs = trace_jobs_key(str(trace))
+            pipe.zadd(jobs, {job_id: _epoch(str(record["at"]))}, nx=True)
+            pipe.zremrangebyrank(jobs, JOBS_KEPT, -1)  # the first ones (the webhook's) stay
+            pipe.expire(jobs, ttl)
+            terms = [("job", job_id)]
+            if record.get("kind") == "webhook" and record.get("delivery_id"):
+                terms.append(("delivery", str(record["delivery_id"])))
+            _index_terms(pipe, str(trace), terms, _epoch(str(record["at"])))
         pipe.execute()
 
 
@@ -193,6 +413,36 @@ def _failure(exc: BaseException, secrets: Iterable[str]) -> dict[str, Any]:
     return fields
 
 
+def _next(fields: Mapping[str, Any]) -> str:
+    """What happens after an attempt that ended with ``fields``."""
+    status = fields.get("status")
+    if status == "retrying":
+        return f"retry at {fields.get('next_attempt_at') or 'once due'}"
+    return "failed" if status == "failed" else "done"
+
+
+def _trace_fields(
+    trace: str | None,
+    started: float,
+    requests_made: Sequence[Mapping[str, Any]],
+    ended: Mapping[str, Any],
+    secrets: Iterable[str],
+) -> dict[str, Any]:
+    """The trace's fields of an attempt record (see the module doc): redacted like every text."""
+    hidden = tuple(secrets)
+    extra: dict[str, Any] = {
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        "next": _next(ended),
+        "requests": [
+            {**made, "path": clean_text(str(made.get("path", "")), hidden, 200)}
+            for made in requests_made[-REQUESTS_KEPT:]
+        ],
+    }
+    if trace:
+        extra["trace"] = trace
+    return extra
+
+
 def _subject(kind: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
     """(tenant, the record's descriptive fields, values to redact besides the secrets) of a job's
     arguments; the tenant is ``""`` when the arguments are not what the job expects."""
@@ -235,23 +485,35 @@ def recorded(
             def secret_values() -> list[str]:
                 return [*secrets(), *hidden]
 
-            def record(outcome: Callable[[], dict[str, Any]]) -> None:
-                if not tenant:
-                    return
-                try:
-                    job = get_current_job()
-                    job_id = job.id if job is not None else f"direct-{kind}"
-                    write(redis(), tenant, {"at": now_iso(), "job": job_id, "kind": kind, **fields, **outcome()})
-                except Exception:  # informational: a job's outcome never depends on its record
-                    log.exception("the activity record of a %s job of %s could not be written", kind, tenant)
+            with traced_context(kind, tenant, str(fields.get("source", ""))) as (trace, requests_made):
+                started = time.perf_counter()
 
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                record(functools.partial(_failure, exc, secret_values()))
-                raise
-            record(lambda: _outcome(kind, result, secret_values))
-            return result
+                def record(outcome: Callable[[], dict[str, Any]]) -> None:
+                    if not tenant:
+                        return
+                    try:
+                        job = get_current_job()
+                        job_id = job.id if job is not None else f"direct-{kind}"
+                        ended = {**outcome()}
+                        answer = ended.get("answer")
+                        if isinstance(answer, dict) and answer.get("http_status") is None and requests_made:
+                            answer["http_status"] = requests_made[-1].get("status")  # a success's
+                        extra = _trace_fields(trace, started, requests_made, ended, secret_values())
+                        write(
+                            redis(),
+                            tenant,
+                            {"at": now_iso(), "job": job_id, "kind": kind, **fields, **ended, **extra},
+                        )
+                    except Exception:  # informational: a job's outcome never depends on its record
+                        log.exception("the activity record of a %s job of %s could not be written", kind, tenant)
+
+                try:
+                    result = func(*args, **kwargs)
+                except BaseException as exc:
+                    record(functools.partial(_failure, exc, secret_values()))
+                    raise
+                record(lambda: _outcome(kind, result, secret_values))
+                return result
 
         return wrapper
 

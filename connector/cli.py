@@ -732,6 +732,209 @@ def add_merchant_parsers(sub: argparse._SubParsersAction) -> None:  # type: igno
     tenants.set_defaults(func=cmd_tenants)
 
 
+# -- issue 15 trace: `connector trace <id>` --
+def cmd_trace(args: argparse.Namespace) -> None:
+    """Print the chain of one webhook, found by any id (exit 1 when nothing matches)."""
+    from connector import trace
+    from connector.queue import connect
+
+    settings = _load_settings()
+    redis = connect(settings.redis_url)
+    found = trace.find(redis, args.id, tenant=args.tenant)
+    if not found:
+        narrowed = f" of tenant {args.tenant}" if args.tenant else ""
+        print(f"no trace found for {args.id!r}{narrowed}; accepted: {trace.ACCEPTED_IDS}", file=sys.stderr)
+        sys.exit(1)
+    document = trace.chain(redis, found[0])
+    if document is None:  # expired between the lookup and now
+        print(f"no trace found for {args.id!r} (it just expired)", file=sys.stderr)
+        sys.exit(1)
+    if args.json:
+        print(json.dumps({**document, "matches": found}, indent=2))
+        return
+    if len(found) > 1:
+        print(f"{len(found)} traces match {args.id!r} (most recent first; showing the first):")
+        for other in found:
+            print(f"  {other}")
+        print()
+    print(trace.render(document))
+
+
+def add_trace_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``trace``."""
+    parser = sub.add_parser(
+        "trace", help="show the chain of one webhook: received, translated, every delivery attempt, final state"
+    )
+    parser.add_argument(
+        "id", help="a trace id, job id, sender's delivery id, order or reservation id, or email (hashed first)"
+    )
+    parser.add_argument("--tenant", default=None, help="only this tenant's traces")
+    parser.add_argument("--json", action="store_true", help="print the chain as one JSON document")
+    parser.set_defaults(func=cmd_trace)
+
+
+# -- end issue 15 trace --
+# -- issue 15 replay: connector failures / connector replay --
+
+REPLAY_CONFIRM_ABOVE = 20
+"""``connector replay`` asks before requeueing more jobs than this (``--yes`` skips the question)."""
+REPLAY_PROGRESS_ABOVE = 5
+
+
+def _failure_filters(args: argparse.Namespace, command: str) -> Any:
+    from connector.replay import Filters, parse_since
+
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError:
+        sys.exit(f"connector {command}: --since {args.since!r} is not a duration (2h, 3d) or an ISO 8601 date/time")
+    return Filters(
+        tenant=args.tenant, source=args.source, queue=args.queue, since=since, status=args.status, reason=args.reason
+    )
+
+
+def _failed_jobs(args: argparse.Namespace, command: str) -> tuple[Any, list[Any]]:
+    """The Redis client and the failed jobs the filters select."""
+    from connector import jobs
+    from connector.replay import find_failed
+
+    filters = _failure_filters(args, command)
+    _load_settings()
+    client = jobs.redis()
+    return client, find_failed(client, filters)
+
+
+def _job_line(failed: Any) -> str:
+    when = failed.failed_at.isoformat(timespec="seconds") if failed.failed_at else "?"
+    trace = f"  trace {failed.trace}" if failed.trace else ""
+    return f"    {failed.id}  {failed.tenant or '?'}/{failed.source or '?'}  {when}{trace}"
+
+
+def cmd_failures(args: argparse.Namespace) -> None:
+    """List the failed jobs the filters select, grouped by reason with counts."""
+    from connector.replay import group
+
+    _, found = _failed_jobs(args, "failures")
+    groups = group(found)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "total": len(found),
+                    "groups": [
+                        {"reason": key, "count": len(items), "jobs": [item.as_dict() for item in items]}
+                        for key, items in groups
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    if not found:
+        print("no failed jobs match")
+        return
+    noun = "job" if len(found) == 1 else "jobs"
+    print(f"{len(found)} failed {noun} in {len(groups)} group{'s' if len(groups) != 1 else ''}")
+    for key, items in groups:
+        print(f"\n{len(items)} x {key}")
+        for item in items:
+            print(_job_line(item))
+
+
+def _replay_progress(total: int) -> Any:
+    """Progress on stderr: one line rewritten on a terminal, else a counter line per tenth."""
+    tty = sys.stderr.isatty()
+    step = max(1, total // 10)
+
+    def show(done: int, of: int) -> None:
+        if of <= REPLAY_PROGRESS_ABOVE:
+            return
+        width = 30
+        bar = "#" * (width * done // of) + "." * (width - width * done // of)
+        line = f"replay: [{bar}] {done}/{of}"
+        if tty:
+            print("\r" + line, end="\n" if done == of else "", file=sys.stderr, flush=True)
+        elif done % step == 0 or done == of:
+            print(line, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_replay(args: argparse.Namespace) -> None:
+    """Requeue the failed jobs the filters select (--dry-run: list them, change nothing)."""
+    from connector import jobs
+    from connector.replay import replay, wait_for
+
+    client, found = _failed_jobs(args, "replay")
+    if not found:
+        print("no failed jobs match")
+        return
+    if args.dry_run:
+        if args.json:
+            print(json.dumps({"would_requeue": [item.as_dict() for item in found]}, indent=2))
+            return
+        for item in found:
+            print(f"would requeue {item.id}  {item.tenant or '?'}/{item.source or '?'}  {item.reason}")
+        print(f"{len(found)} failed job{'s' if len(found) != 1 else ''} would be requeued (dry run: nothing changed)")
+        return
+    if len(found) > REPLAY_CONFIRM_ABOVE and not args.yes:
+        if not sys.stdin.isatty():
+            sys.exit(f"connector replay: {len(found)} jobs match; pass --yes to requeue them (--dry-run lists them)")
+        answer = input(f"requeue {len(found)} failed jobs? [y/N] ").strip().lower()
+        if answer not in {"y", "yes"}:
+            sys.exit("connector replay: nothing requeued")
+    summary = replay(
+        client, found, retry_budget=len(jobs.settings().retry_schedule), on_progress=_replay_progress(len(found))
+    )
+    if args.wait:
+        wait_for(client, summary, args.wait)
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+        return
+    line = f"requeued {len(summary.requeued)}, already delivered {len(summary.already_delivered)}"
+    if summary.not_failed:
+        line += f", no longer failed {len(summary.not_failed)}"
+    if summary.still_failing is not None:
+        line += f", still failing {len(summary.still_failing)}"
+        if summary.unfinished:
+            line += f", not finished after {args.wait:g}s {len(summary.unfinished)}"
+    print(line)
+    for job_id in summary.still_failing or []:
+        print(f"still failing: {job_id} (connector failures shows why)")
+    if summary.requeued and summary.still_failing is None:
+        print("the worker runs the requeued jobs (connector failures --since 10m shows those that fail again)")
+
+
+def _add_failure_filters(parser: argparse.ArgumentParser) -> None:
+    from connector.replay import REPLAYED_QUEUES
+
+    parser.add_argument("--tenant")
+    parser.add_argument("--source", help="the webhook source (shopify, mews, ...)")
+    parser.add_argument("--queue", choices=REPLAYED_QUEUES)
+    parser.add_argument("--since", metavar="WHEN", help="failed since: 30m, 2h, 3d, or an ISO 8601 date/time (UTC)")
+    parser.add_argument("--status", type=int, metavar="HTTP", help="the failing HTTP status (e.g. 422)")
+    parser.add_argument("--reason", metavar="TEXT", help="reasons containing TEXT (case-insensitive)")
+    parser.add_argument("--json", action="store_true", help="JSON for machines")
+
+
+def add_replay_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``connector failures [filters]`` and ``connector replay [filters] [--dry-run] [--yes] [--wait S]``."""
+    failures = sub.add_parser("failures", help="list failed jobs with their reason, grouped by reason with counts")
+    _add_failure_filters(failures)
+    failures.set_defaults(func=cmd_failures)
+    replay = sub.add_parser("replay", help="requeue failed jobs (never doubles a delivery: the ledger)")
+    _add_failure_filters(replay)
+    replay.add_argument("--dry-run", action="store_true", help="list exactly what would be requeued; change nothing")
+    replay.add_argument("--yes", action="store_true", help=f"no question when more than {REPLAY_CONFIRM_ABOVE} match")
+    replay.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="then wait for the requeued jobs, count the failing"
+    )
+    replay.set_defaults(func=cmd_replay)
+
+
+# -- end issue 15 replay --
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``connector`` console script."""
     parser = argparse.ArgumentParser(prog="connector", description="The loyalty connector.")
@@ -781,6 +984,10 @@ def main(argv: list[str] | None = None) -> None:
 
     add_backfill_parser(sub)
     add_merchant_parsers(sub)
+    # -- issue 15 trace --
+    add_trace_parser(sub)
+    # -- end issue 15 trace --
+    add_replay_parsers(sub)  # -- issue 15 replay --
 
     args = parser.parse_args(argv)
     if getattr(args, "url", "") is None:

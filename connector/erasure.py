@@ -265,6 +265,11 @@ def erase(
     subjects = set(subject_hashes)
     jobs_deleted = purge_jobs(redis, guest_jobs(tenant, subjects, also), current_job)
     contacts = _forget_contacts(redis, tenant, subjects)
+    # -- issue 15 trace: the guest's traces are no longer found by their email --
+    from connector import activity_log  # (imported here to keep the change in one block)
+
+    activity_log.forget_guest(redis, tenant, subjects)
+    # -- end issue 15 trace --
     record = {
         "source": source,
         "requested_at": requested_at,

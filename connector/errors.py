@@ -70,6 +70,21 @@ class FatalDestinationError(DestinationError):
     """Any other 4xx (or an unusable answer): retrying cannot help; the job ends failed."""
 
 
+class StaleContactError(FatalDestinationError):
+    """The platform no longer knows the contact id the connector sent (deleted or merged there
+    since it was cached): the platform's documented "unknown contact" answer.
+
+    ``deliver`` forgets the cached id, resolves the contact again and posts once more, in the
+    same attempt; raised again (or anywhere else), it fails the job like any fatal answer.
+    """
+
+    def __init__(
+        self, message: str, *, destination: str = "", status: int | None = None, body: str = "", contact_id: str = ""
+    ) -> None:
+        super().__init__(message, destination=destination, status=status, body=body)
+        self.contact_id = contact_id
+
+
 class ErasureRequested(UnsupportedEvent):
     """A source asks the connector to forget a guest (e.g. a GDPR deletion); it yields no activity.
 

@@ -17,8 +17,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
+from connector import activity_log
 from connector.errors import DestinationError, FatalDestinationError, PayloadError, RetriableDestinationError
-from connector.redaction import redact
+from connector.redaction import mask_emails, redact
 
 __all__ = [
     "HttpClient",
@@ -99,10 +100,12 @@ def raise_for_status(
     if status < 400:
         return
     secrets = tuple(secrets)
-    body = redact(response.text[:MAX_KEPT_BODY], secrets)
-    # The whole message, path included: a path may hold an identifier the client hides.
-    message = redact(
-        f"{destination} answered {status} to {response.request.method} {response.request.path_url}: {body}", secrets
+    body = mask_emails(redact(response.text[:MAX_KEPT_BODY], secrets))
+    # The path without its query (a look-up by email carries the address there), redacted: a
+    # path may hold an identifier the client hides. What is kept goes into failure reasons.
+    path = (response.request.path_url or "").split("?", 1)[0]
+    message = mask_emails(
+        redact(f"{destination} answered {status} to {response.request.method} {path}: {body}", secrets)
     )
     if status == 429 or status >= 500:
         raise RetriableDestinationError(
@@ -156,16 +159,19 @@ class HttpClient:
         try:
             response = self._send(method, url, **kwargs)
         except requests.Timeout:
+            self._note(method, path, None, started)
             raise RetriableDestinationError(
                 redact(f"{self.destination}: timed out after {self.timeout}s on {method} {path}", self.secrets),
                 destination=self.destination,
             ) from None
         except requests.ConnectionError as exc:
+            self._note(method, path, None, started)
             # Not chained: requests' message repeats the URL (query included) in the stored traceback.
             raise RetriableDestinationError(
                 redact(f"{self.destination}: connection failed on {method} {path}: {type(exc).__name__}", self.secrets),
                 destination=self.destination,
             ) from None
+        self._note(method, path, response.status_code, started)
         log.info(
             "destination.%s.%s %s %s %.1fms",
             self.destination,
@@ -179,6 +185,11 @@ class HttpClient:
             response, destination=self.destination, secrets=self.secrets, retry_after_hint=self.retry_after_hint
         )
         return response
+
+    def _note(self, method: str, path: str, status: int | None, started: float) -> None:
+        """Keep the request (method, path without query, status, duration) for the current job's
+        attempt record: the support trace (:mod:`connector.activity_log`)."""
+        activity_log.note_request(self.destination, method, path, status, (time.perf_counter() - started) * 1000)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         if "%2E" not in url:

@@ -123,6 +123,13 @@ class RedisContactCache:
         """Remember a contact id for a day."""
         self.client.set(self.prefix + hash_identifier(email), contact_id, ex=CONTACT_TTL)
 
+    # -- issue 15 replay: stale contact ids --
+    def forget(self, email: str) -> None:
+        """Drop a cached id the platform no longer knows (see :func:`deliver_with_fresh_contact`)."""
+        self.client.delete(self.prefix + hash_identifier(email))
+
+    # -- end issue 15 replay --
+
 
 def _all_secrets() -> tuple[str, ...]:
     """What every activity record is redacted with (as the worker redacts failure reasons)."""
@@ -166,6 +173,9 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
         if adapter.is_loyalty_event(env.event_type):
             with translation_guard(pure):
                 events: list[LoyaltyEvent] = adapter.to_loyalty_events(env, payload, context, config)
+            # -- issue 15 trace: the trace findable by the events' ids and emails (hashed) --
+            activity_log.index_translation(redis(), [(f"{e.source}:{e.event_id}", e.email) for e in events])
+            # -- end issue 15 trace --
             return {"status": "translated", "relays": enqueue_relays(tenant, events)}
         with translation_guard(pure):
             ids = adapter.references(env, payload, config)
@@ -184,6 +194,9 @@ def ingest(envelope: dict[str, str], body: str) -> dict[str, Any]:
         metrics.count(redis(), "ignored", tenant=env.tenant, source=env.source, reason=skipped.counter)
         log.warning("ingest %s/%s skipped part of the message: %s", env.tenant, env.source, skipped.reason)
     stay_groups, others = group_stays(activities)
+    # -- issue 15 trace: the trace findable by the stays' business keys and emails (hashed) --
+    activity_log.index_translation(redis(), [(a.business_key, a.person.email) for g in stay_groups.values() for a in g])
+    # -- end issue 15 trace --
     deliveries = enqueue_deliveries(tenant, others)
     for implied in stay_groups.values():
         deliveries += stays.apply_stay(redis(), tenant.name, implied, _stay_job_writer(tenant))
@@ -205,6 +218,9 @@ def _stay_job_writer(tenant: Tenant) -> stays.JobWriter:
             result_ttl=RESULT_TTL,
             failure_ttl=FAILURE_TTL,
             description=f"deliver {activity.type} {activity.business_key} to {platform}",
+            # -- issue 15 trace: the webhook's trace id in the job's meta --
+            meta=activity_log.job_meta() or None,
+            # -- end issue 15 trace --
         )
         queue.enqueue_job(job, pipeline=pipe)
         return job_id
@@ -216,6 +232,9 @@ def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
     """One unique delivery job per activity; returns their ids."""
     queue = get_queue(redis(), DELIVERY_QUEUE)
     platform = tenant.loyalty.platform
+    # -- issue 15 trace: the current trace (ingest, reconciliation) findable by business key and email --
+    activity_log.index_translation(redis(), [(a.business_key, a.person.email) for a in activities])
+    # -- end issue 15 trace --
     ids = []
     for activity in activities:
         job_id = delivery_job_id(tenant.name, platform, activity)
@@ -226,6 +245,9 @@ def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
             args=(activity.model_dump(mode="json"), platform),
             schedule=_schedule(),
             description=f"deliver {activity.type} {activity.business_key} to {platform}",
+            # -- issue 15 trace: the webhook's trace id in the job's meta --
+            meta=activity_log.job_meta(),
+            # -- end issue 15 trace --
         )
         ids.append(job_id)
     return ids
@@ -263,7 +285,11 @@ def deliver(activity_data: dict[str, Any], queued_for: str | None = None) -> dic
         if skip:
             raise UnsupportedEvent(skip, counter="platform_imports_source")
         destination = build_loyalty_destination(tenant, timeout=settings().http_timeout, redis=client)
-        receipt: Receipt = destination.deliver(activity, RedisContactCache(client, tenant.name, platform))
+        # -- issue 15 replay: a stale cached contact is resolved again, once --
+        receipt: Receipt = deliver_with_fresh_contact(
+            destination, activity, RedisContactCache(client, tenant.name, platform)
+        )
+        # -- end issue 15 replay --
         return {"platform": receipt.platform, "remote_id": receipt.remote_id, "created": receipt.created}
 
     try:
@@ -282,6 +308,33 @@ def deliver(activity_data: dict[str, Any], queued_for: str | None = None) -> dic
             unknown,
         )
     return result
+
+
+# -- issue 15 replay: stale contact ids --
+def deliver_with_fresh_contact(destination: Any, activity: Activity, contacts: RedisContactCache) -> Receipt:
+    """``destination.deliver``; when the platform answers that the contact id it was given is
+    unknown (deleted or merged there since it was cached), forget the cached id and deliver once
+    more, which resolves the contact again by email. Once only: a second stale answer fails the
+    job (fatal) with the platform's reason."""
+    from connector.errors import StaleContactError
+
+    try:
+        receipt: Receipt = destination.deliver(activity, contacts)
+    except StaleContactError as stale:
+        log.warning(
+            "deliver %s %s to %s: contact %s is unknown there now; resolving the contact again",
+            activity.type,
+            activity.business_key,
+            stale.destination,
+            stale.contact_id,
+        )
+        metrics.count(contacts.client, "stale_contacts", destination=stale.destination or "platform")
+        contacts.forget(activity.person.email)
+        receipt = destination.deliver(activity, contacts)
+    return receipt
+
+
+# -- end issue 15 replay --
 
 
 def relay_job_id(tenant: str, provider: str, event: LoyaltyEvent) -> str:
@@ -308,6 +361,9 @@ def enqueue_relays(tenant: Tenant, events: list[LoyaltyEvent]) -> list[str]:
             args=(event.model_dump(mode="json"), provider),
             schedule=_schedule(),
             description=f"relay {event.type} {event.source}:{event.event_id} to {provider}",
+            # -- issue 15 trace: the webhook's trace id in the job's meta --
+            meta=activity_log.job_meta(),
+            # -- end issue 15 trace --
         )
         ids.append(job_id)
     return ids
@@ -371,10 +427,16 @@ def enqueue_erasure(env: Envelope, request: ErasureRequested) -> str:
         args=(env.tenant, env.source, hashes, env.received_at),
         schedule=_schedule(),
         description=f"erase a guest for {env.tenant} ({env.source} request)",
+        # -- issue 15 trace: the webhook's trace id in the job's meta --
+        meta=activity_log.job_meta(),
+        # -- end issue 15 trace --
     )
     return job_id
 
 
+# -- issue 15 trace: the job runs in its trace's log context --
+@activity_log.traced("erasure", lambda tenant, source, *_: (str(tenant), str(source)))
+# -- end issue 15 trace --
 @apply_retry_policy(_schedule)
 def erase_guest(tenant: str, source: str, subject_hashes: list[str], requested_at: str) -> dict[str, Any]:
     """Forget what the connector holds for a guest (see :mod:`connector.erasure`)."""
@@ -386,6 +448,9 @@ def erase_guest(tenant: str, source: str, subject_hashes: list[str], requested_a
 # -- Shopify reconciliation (issue 13) -------------------------------------------------------
 
 
+# -- issue 15 trace: the job runs in its own trace (its job id) --
+@activity_log.traced("reconciliation", lambda shop, *_: ("", "shopify"))
+# -- end issue 15 trace --
 @apply_retry_policy(_schedule)
 def reconcile_shopify(shop: str) -> dict[str, Any]:
     """One reconciliation pass over a Shopify shop's orders (see

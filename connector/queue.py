@@ -402,6 +402,9 @@ def enqueue_unique(
     schedule: Sequence[int],
     description: str,
     result_ttl: int = RESULT_TTL,
+    # -- issue 15 trace: the new job's RQ meta ({"trace": ...}); a job that already exists keeps its own --
+    meta: dict[str, Any] | None = None,
+    # -- end issue 15 trace --
 ) -> bool:
     """Enqueue with a deterministic id; ``False`` when that job already exists (``result_ttl=0``:
     the job is deleted once it succeeded, e.g. one whose arguments must not outlive it)."""
@@ -415,6 +418,9 @@ def enqueue_unique(
             result_ttl=result_ttl,
             failure_ttl=FAILURE_TTL,
             description=description,
+            # -- issue 15 trace: the trace id in the new job's meta --
+            meta=meta or None,
+            # -- end issue 15 trace --
         )
     except DuplicateJobError:
         return False

@@ -26,6 +26,9 @@ from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit
 from pydantic import BaseModel, SecretStr
 
 MASK = "[redacted]"
+EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+(?:@|%40|\\u0040)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", re.IGNORECASE)
+"""An email address, also percent-encoded (``%40``) or JSON-escaped (``\u0040``)."""
+EMAIL_MASK = "[email]"
 MIN_LENGTH = 4  # shorter values would mask ordinary words; configured secrets are much longer
 BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 BASE64_TOKEN = re.compile(r"(?:[A-Za-z0-9+_-]|\\?/){8,}={0,2}")  # a JSON-escaped "\/" included
@@ -101,6 +104,12 @@ class Redactor:
 @lru_cache(maxsize=256)
 def _cached(secrets: tuple[str, ...]) -> Redactor:
     return Redactor(secrets)
+
+
+def mask_emails(text: str) -> str:
+    """``text`` with every email-shaped string masked (a vendor's answer or a URL may carry the
+    guest's address: it must not reach a failure reason, a record or a log)."""
+    return EMAIL.sub(EMAIL_MASK, text)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -302,6 +302,9 @@ class Settings(BaseSettings):
     )
     # The shared Mews URL's token (POST /webhooks/_mews/<token>); unset: that URL answers 404.
     mews_webhook_token: SecretStr | None = None
+    # -- issue 15 trace: days the trace's records are kept (unset: as long as their jobs, 7/90) --
+    trace_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    # -- end issue 15 trace --
 
     @field_validator("redis_url")
     @classmethod

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import load_fixture, shopify_headers
+from rq.job import Job
+from rq.serializers import JSONSerializer
 from stack_helpers import redis_texts
 from test_secrets_nowhere import forms, secret
 
@@ -85,3 +87,26 @@ def test_a_typed_secret_never_lands_anywhere(monkeypatch, tmp_path, redis, redis
     leaks += [f"worker log: {hit}" for hit in hits(worker_log)]
     leaks += [f"web log: {hit}" for hit in hits(caplog.text)]
     assert not leaks, "\n".join(sorted(set(leaks))[:20])
+
+
+def test_no_guest_email_in_a_failure_reason(client, redis, sandbox, work):
+    """A contact look-up carries the email in its query; a refusal of it fails the job with a
+    reason that names the call without the address (and masks one the vendor echoes back)."""
+    sandbox.sandboxes.glu.faults.arm({"mode": "echo", "status": 400, "count": 10})
+    body = load_fixture("shopify", "orders_paid")
+    assert client.post("/webhooks/harbour/shopify", data=body, headers=shopify_headers(body)).status_code == 202
+    work()
+    failed = get_queue(redis, DELIVERY_QUEUE).failed_job_registry.get_job_ids()
+    assert failed, "the delivery did fail"
+    # The job's own arguments hold the guest (the delivery needs the address; erasure purges
+    # them); its failure reason, results and records must not.
+    texts = []
+    for job_id in failed:
+        job = Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+        result = job.latest_result()
+        texts += [job.exc_info or "", result.exc_string if result else ""]
+    texts += [text for key, text in redis_texts(redis) if key.startswith(("connector:activity:", "connector:trace:"))]
+    assert any("glu answered 400 to GET /glu/contacts" in text for text in texts)
+    email = "ada.lovelace@example.com"
+    leaks = [text[:300] for form in forms(email) for text in texts if form in text]
+    assert not leaks, leaks[:5]

@@ -31,6 +31,10 @@ class ContactCache(Protocol):
 
     def set(self, email: str, contact_id: str) -> None: ...
 
+    def forget(self, email: str) -> None:
+        """Drop the cached id (the platform answered that it no longer knows it)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Receipt:
@@ -71,6 +75,8 @@ class LoyaltyDestination(Protocol):
 
         Raises:
             RetriableDestinationError / FatalDestinationError: see ``connector.http``.
+            StaleContactError: the platform answered that a cached contact id is unknown to it
+                (deleted or merged there); the caller forgets it and delivers once more.
             UnsupportedEvent: the platform deliberately does not take this activity (e.g.
                 LoyaltyLion imports Shopify orders itself); the job ends ``ignored`` with the reason.
         """

@@ -1,4 +1,5 @@
-"""Support staff tools: rq-dashboard at ``/admin/rq`` behind ``CONNECTOR_ADMIN_PASSWORD``.
+"""Support staff tools: rq-dashboard at ``/admin/rq`` and the trace of a webhook at
+``/admin/trace/<id>`` (:mod:`connector.web.trace_page`), behind ``CONNECTOR_ADMIN_PASSWORD``.
 
 No password configured means the dashboard is off (404), never open. Authentication is HTTP
 Basic (any user name, the configured password, compared in constant time). The dashboard is
@@ -20,7 +21,8 @@ from urllib.parse import urlsplit
 
 import rq_dashboard
 import rq_dashboard.web as dashboard_web
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request, url_for
+from markupsafe import escape
 from redis import Redis
 from rq import Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -123,7 +125,9 @@ def _password_ok(given: str | None) -> bool:
 
 
 @rq_dashboard.blueprint.before_request
-def _guard() -> Response | None:
+def guard() -> Response | None:
+    """The admin pages' check (rq-dashboard and the trace page): off (404) without a password,
+    401 without the right one, 403 for a cross-site request, 405 for a state change by GET."""
     if not current_app.config.get("CONNECTOR_ADMIN_PASSWORD"):
         return error_response(404, "admin_disabled", "set CONNECTOR_ADMIN_PASSWORD to enable the dashboard")
     auth = request.authorization
@@ -136,6 +140,23 @@ def _guard() -> Response | None:
     if request.endpoint in STATE_CHANGING and request.method != "POST":
         return error_response(405, "method_not_allowed", "this action changes state: use POST", {"Allow": "POST"})
     return None
+
+
+@rq_dashboard.blueprint.after_request
+def _link_to_trace(response: Response) -> Response:
+    """A job's page links to its trace (``/admin/trace/<job id>``, which finds the job's chain):
+    plain HTML after the page's heading, no script, so no Content-Security-Policy is weakened."""
+    if request.endpoint != "rq_dashboard.job_view" or response.status_code != 200 or response.is_streamed:
+        return response
+    job_id = str((request.view_args or {}).get("job_id", ""))
+    page = response.get_data(as_text=True)
+    heading = page.find("</h2>")
+    if not job_id or heading < 0:
+        return response
+    href = escape(url_for("admin_trace.show", term=job_id))
+    link = f'<p><a id="connector-trace-link" href="{href}">The trace of this job (its whole webhook chain)</a></p>'
+    response.set_data(page[: heading + 5] + link + page[heading + 5 :])
+    return response
 
 
 def _same_origin(url: str) -> bool:
@@ -165,3 +186,6 @@ def init_admin(app: Flask, redis_url: str, password: str | None) -> None:
     with app.app_context():  # issue 15 deploy: _dashboard_connection reads the app's client
         dashboard_web.setup_rq_connection(app)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
+    from connector.web import trace_page  # after the guard it reuses is defined
+
+    app.register_blueprint(trace_page.bp)  # /admin/trace/<id> (issue 15)

@@ -209,28 +209,51 @@ def _paths_admin() -> Json:
                 "responses": {"200": _html("The dashboard"), **_ADMIN_REFUSALS},
             }
         },
-        "/admin/trace/{id}": {
+        "/admin/trace/{term}": {
             "parameters": [
                 {
-                    "name": "id",
+                    "name": "term",
                     "in": "path",
                     "required": True,
                     "description": (
                         "A trace id (the ingest job id), a sender's delivery id, a job id, an order or "
-                        "reservation id, or an email (hashed before the lookup)"
+                        "reservation id, or an email (hashed before the lookup); may contain '/'"
                     ),
                     "schema": {"type": "string"},
-                }
+                },
+                {
+                    "name": "tenant",
+                    "in": "query",
+                    "required": False,
+                    "description": "Only this tenant's traces (an order number is per shop)",
+                    "schema": {"type": "string"},
+                },
             ],
             "get": {
                 "tags": ["admin"],
                 "summary": "One webhook's chain: received, translation, every delivery and relay attempt, final state",
                 "description": (
-                    "The view `connector trace <id>` prints, for support staff, linked from the dashboard's job pages."
+                    "The view `connector trace <id>` prints, for support staff, linked from the dashboard's "
+                    "job pages: HTML, or JSON with `Accept: application/json` (the most recent match, "
+                    "and every match's trace id in `matches`)."
                 ),
                 "operationId": "admin_trace",
                 "security": [{"adminBasic": []}],
-                "responses": {"200": _html("The trace"), **_ADMIN_REFUSALS},
+                "responses": {
+                    "200": {
+                        "description": "The trace",
+                        "content": {
+                            "text/html": {"schema": {"type": "string"}},
+                            "application/json": {"schema": _ref("schemas", "Trace")},
+                        },
+                    },
+                    **_ADMIN_REFUSALS,
+                    "404": _error(
+                        "No trace found for the term, or the admin pages are off (no CONNECTOR_ADMIN_PASSWORD)",
+                        "no_trace",
+                        "admin_disabled",
+                    ),
+                },
             },
         },
     }
@@ -510,6 +533,30 @@ def _components() -> Json:
                 "description": "Valid but not for the connector (topic not a trigger, event not enabled, ...)",
                 "required": ["status", "reason"],
                 "properties": {"status": {"const": "ignored"}, "reason": {"type": "string"}},
+            },
+            "Trace": {
+                "type": "object",
+                "description": "The chain `connector trace --json` prints (see connector/trace.py), plus `matches`",
+                "required": ["trace", "tenant", "received", "translation", "jobs", "state", "matches"],
+                "properties": {
+                    "trace": {"type": "string", "description": "The trace id (the ingest job id)"},
+                    "tenant": {"type": ["string", "null"]},
+                    "received": {
+                        "type": ["object", "null"],
+                        "description": "at, source, event_type, delivery_id, answer",
+                    },
+                    "translation": {
+                        "type": ["object", "null"],
+                        "description": "status, reason, deliveries, relays, erasure",
+                    },
+                    "jobs": {
+                        "type": "array",
+                        "description": "Each job: job, kind, type, destination, status, state, attempts",
+                        "items": {"type": "object", "properties": {"attempts": {"type": "array"}}},
+                    },
+                    "state": {"enum": ["done", "failed", "in progress"]},
+                    "matches": {"type": "array", "items": {"type": "string"}},
+                },
             },
             "Uninstalled": answer("uninstalled", "The shop's uninstall is recorded", job=False),
             "Health": answer("ok", "The process is up", job=False),

@@ -5,14 +5,21 @@ Auth is the ``x-api-key`` header (403 on a bad key). ``POST /activities`` return
 activity when one of the same ``type`` and ``externalReference`` exists in the organisation, so
 the business key doubles as an idempotency key. ``spend`` and booking ``total`` are integer minor
 units; timestamps carry offsets.
+
+A contact id Glu no longer knows (deleted or merged there since the connector cached it) is
+answered to ``POST /activities`` with a constraint violation on ``contact`` (422, API Platform's
+``violations``; an IRI it cannot find may come back 400 "Item not found"): :func:`unknown_contact`
+recognises both and :meth:`GluClient.deliver` raises :class:`StaleContactError` for them.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from connector.activities import Activity, Booking, Person
-from connector.errors import FatalDestinationError
+from connector.errors import FatalDestinationError, StaleContactError
 from connector.http import HttpClient, isoformat
 from connector.platforms.base import ContactCache, Receipt
 from connector.vendors.glu.config import GluConfig
@@ -76,6 +83,26 @@ def _contact_id(value: Any) -> str:
     raise FatalDestinationError("glu: contact answer carries no id", destination="glu")
 
 
+ITEM_NOT_FOUND = re.compile(r"item not found[^/]{0,40}/contacts/", re.IGNORECASE)
+
+
+def unknown_contact(status: int | None, body: str) -> bool:
+    """Whether Glu's error answer says the activity's ``contact`` does not exist: a 422 whose
+    violations name ``contact``, or a 400 "Item not found" for a ``/contacts/`` IRI."""
+    if status == 400:
+        return bool(ITEM_NOT_FOUND.search(body))
+    if status != 422:
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:  # truncated: read the violation's path from the text
+        return '"propertyPath":"contact"' in body.replace(" ", "")
+    violations = answer.get("violations") if isinstance(answer, dict) else None
+    return isinstance(violations, list) and any(
+        isinstance(v, dict) and v.get("propertyPath") == "contact" for v in violations
+    )
+
+
 class GluClient(HttpClient):
     """Glu Organisation API."""
 
@@ -134,6 +161,17 @@ class GluClient(HttpClient):
     def deliver(self, activity: Activity, contacts: ContactCache) -> Receipt:
         """Post one activity; Glu returns the existing one for a repeated (type, reference)."""
         contact_id = self.resolve_contact(activity.person, contacts)
-        response = self.request("POST", "/activities", json=activity_body(activity, contact_id))
+        try:
+            response = self.request("POST", "/activities", json=activity_body(activity, contact_id))
+        except FatalDestinationError as exc:
+            if not unknown_contact(exc.status, exc.body):
+                raise
+            raise StaleContactError(
+                f"glu: contact {contact_id} is not a valid contact any more (deleted or merged at Glu): {exc}",
+                destination=self.destination,
+                status=exc.status,
+                body=exc.body,
+                contact_id=contact_id,
+            ) from None
         answer = self.json(response)
         return Receipt(platform="glu", remote_id=str(answer.get("id", "")), created=response.status_code == 201)

@@ -7,6 +7,11 @@
   **existing** activity (200) when one with the same ``type`` and ``externalReference`` exists,
   otherwise 201. ``GET /activities`` lists them (newest ``happenedAt`` first; ``type`` filter).
 * Bad JSON → 400. Faults from :mod:`connector.sandbox.base`.
+* Control routes (not Glu's): ``DELETE /_sandbox/contacts/{id}`` deletes a contact, ``POST
+  /_sandbox/contacts/{id}/merge`` ``{"into": other}`` merges it into another (its activities
+  move there, ``POST /contacts`` with its email then answers the survivor). Either way its id is no valid contact any
+  more, as a contact deleted or merged in Glu's dashboard: a connector that cached it must look
+  the contact up again.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ class GluSandbox:
             self.contacts: dict[int, dict[str, Any]] = {}
             self.activities: list[dict[str, Any]] = []
             self.activity_posts = 0
+            self.aliases: dict[str, int] = {}  # email of a merged contact -> the survivor's id
+            self.next_contact = 1001
 
     def state(self) -> dict[str, Any]:
         """Everything held, for tests and the ``make run`` walkthrough."""
@@ -80,7 +87,25 @@ class GluSandbox:
                 "contacts": list(self.contacts.values()),
                 "activities": list(self.activities),
                 "activity_posts": self.activity_posts,
+                "aliases": dict(self.aliases),
             }
+
+    def delete_contact(self, contact_id: int) -> bool:
+        """Forget a contact (its activities stay, pointing at an id that no longer exists)."""
+        with self.lock:
+            return self.contacts.pop(contact_id, None) is not None
+
+    def merge_contact(self, contact_id: int, into: int) -> bool:
+        """Merge a contact into another: its activities move there, its email finds the survivor."""
+        with self.lock:
+            if contact_id == into or into not in self.contacts or contact_id not in self.contacts:
+                return False
+            merged = self.contacts.pop(contact_id)
+            self.aliases[merged["emailAddress"]] = into
+            for activity in self.activities:
+                if activity["contact"] == f"/contacts/{contact_id}":
+                    activity["contact"] = f"/contacts/{into}"
+            return True
 
     def validate_activity(self, body: dict[str, Any]) -> list[dict[str, str]]:
         """API-Platform-style constraint violations for an activity body."""
@@ -127,6 +152,20 @@ class GluSandbox:
         """The Flask blueprint serving this sandbox."""
         bp = Blueprint("glu_sandbox", __name__)
         add_control_routes(bp, self.faults, self.state, self.reset)
+
+        @bp.delete("/_sandbox/contacts/<int:contact_id>")
+        def _delete_contact(contact_id: int) -> Any:
+            if not self.delete_contact(contact_id):
+                return _error(404, "Not Found", "Contact not found.")
+            return jsonify({"deleted": contact_id})
+
+        @bp.post("/_sandbox/contacts/<int:contact_id>/merge")
+        def _merge_contact(contact_id: int) -> Any:
+            body = request.get_json(silent=True)
+            into = body.get("into") if isinstance(body, dict) else None
+            if not isinstance(into, int) or not self.merge_contact(contact_id, into):
+                return _error(400, "Bad Request", 'Merge needs two existing contacts: POST {"into": <id>}.')
+            return jsonify({"merged": contact_id, "into": into})
 
         @bp.before_request
         def _auth_and_faults() -> Any:
@@ -183,7 +222,10 @@ class GluSandbox:
                         contact.update({k: v for k, v in body.items() if k in {"firstName", "lastName", "phoneNumber"}})
                         contact["updatedAt"] = now
                         return jsonify(contact), 200
-                contact_id = len(self.contacts) + 1001
+                if email in self.aliases and self.aliases[email] in self.contacts:  # merged: the survivor
+                    return jsonify(self.contacts[self.aliases[email]]), 200
+                contact_id = self.next_contact  # never reused, as a database sequence
+                self.next_contact += 1
                 contact = {
                     "id": contact_id,
                     "emailAddress": email,

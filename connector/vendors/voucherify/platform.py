@@ -28,6 +28,10 @@ custom event; Errors; Limits — ``voucherifyio/voucherify-openapi:documentation
   ``has_more``) and re-sends only when no custom event of that name carries our key (counted as
   ``deliveries{outcome="resent_unknown_outcome"}``; found: ``found_unknown_outcome``). Where the
   event sits in an activity's ``data`` is not pinned down by the docs: :func:`activity_event`.
+* The cached customer id is used only by that lookup (events name the customer by ``source_id``):
+  a customer deleted at Voucherify since it was cached answers it 404 ("The requested resource
+  could not be found", Errors.md), raised as :class:`StaleContactError` so that ``deliver``
+  forgets the id, upserts the customer again and looks up (or sends) once more.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import requests
 from connector import metrics
 from connector.activities import Activity, hash_identifier
 from connector.attempts import AttemptMarkers
-from connector.errors import FatalDestinationError, RetriableDestinationError, UnsupportedEvent
+from connector.errors import FatalDestinationError, RetriableDestinationError, StaleContactError, UnsupportedEvent
 from connector.http import HttpClient, isoformat, parse_retry_after, path_segment, redact
 from connector.money import exponent, format_major
 from connector.platforms.base import ContactCache, Receipt, is_status_update, reversed_key
@@ -333,7 +337,18 @@ class VoucherifyClient(HttpClient):
         }
         field = self.config.business_key_metadata
         for _ in range(RECONCILE_MAX_PAGES):
-            page = self.json(self.request("GET", path, params=params))
+            try:
+                page = self.json(self.request("GET", path, params=params))
+            except FatalDestinationError as exc:
+                if exc.status != 404:
+                    raise
+                raise StaleContactError(
+                    f"voucherify: customer {customer_id} is unknown now (deleted at Voucherify): {exc}",
+                    destination=self.destination,
+                    status=404,
+                    body=exc.body,
+                    contact_id=customer_id,
+                ) from None
             items = page.get("data") if isinstance(page, dict) else None
             if not isinstance(items, list):  # cannot tell: never guess "absent" and send twice
                 raise FatalDestinationError(

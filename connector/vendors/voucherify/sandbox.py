@@ -22,6 +22,10 @@ Documented (docs.voucherify.io; voucherify-openapi ``documentation/guides/limits
   ``data`` is ``{"data": {"event": <custom event with metadata>, "event_schema", "customer",
   "referral", "loyalty"}, "event_source"}`` as the reference's schema nests it.
 
+Control route (not Voucherify's): ``DELETE /_sandbox/customers/{id or source_id}`` deletes a
+customer with its events and activity, as deleting it in Voucherify's dashboard does; its id is
+then unknown (404), and the next ``POST /v1/customers`` for its ``source_id`` creates a new one.
+
 Inferred (isolated here): an event name missing from the project's event schema → 400
 ``invalid_payload``; the events answer is ``{"object": "event", "type", "customer", ...}``; the
 activity list's default order (newest first here) and that an event's activity is listed as soon
@@ -239,6 +243,17 @@ class VoucherifySandbox:
         """The Flask blueprint serving this sandbox."""
         bp = Blueprint("voucherify_sandbox", __name__)
         add_control_routes(bp, self.faults, self.state, self.reset)
+
+        @bp.delete("/_sandbox/customers/<key>")
+        def _delete_customer(key: str) -> Any:
+            with self.lock:
+                customer = self._find_customer(key)
+                if customer is None:
+                    return _error(404, "Resource not found", f"customer {key}")
+                del self.customers[customer["id"]]
+                self.activities = [a for a in self.activities if a["_customer"] != customer["id"]]
+                self.events = [e for e in self.events if e.get("customer_id") != customer["id"]]
+            return jsonify({"deleted": customer["id"]})
 
         @bp.post("/_sandbox/plan")
         def _plan() -> Any:
