@@ -1,7 +1,9 @@
 """gunicorn settings for the web tier (``gunicorn -c config/gunicorn.conf.py wsgi:app``).
 
-Environment overrides: ``CONNECTOR_BIND`` (default 127.0.0.1:8000, or 0.0.0.0:$PORT where a
-platform such as Heroku sets ``PORT``, as the ``Procfile``'s web process expects), ``WEB_CONCURRENCY``
+Environment overrides: ``PORT`` (set by a Procfile runner: Heroku, Dokku, honcho, foreman; the web
+process then listens on 0.0.0.0:$PORT, and ``PORT`` wins over ``CONNECTOR_BIND``, because such a
+platform routes traffic to that port only), ``CONNECTOR_BIND`` (where ``PORT`` is not set; default
+127.0.0.1:8000), ``WEB_CONCURRENCY``
 (worker processes, default 2 x cores + 1), ``CONNECTOR_WEB_THREADS`` (threads per worker, default
 64; 1 selects gunicorn's sync worker, the default before issue 11), ``CONNECTOR_WEB_WORKER_CLASS``
 (a gunicorn worker class, default gthread; see below before choosing gevent or eventlet).
@@ -10,9 +12,10 @@ platform such as Heroku sets ``PORT``, as the ``Procfile``'s web process expects
 import multiprocessing
 import os
 
-# A platform that runs the Procfile hands the web process its port in PORT; CONNECTOR_BIND wins.
+# A platform that runs the Procfile hands the web process its port in PORT and sends traffic there
+# only, so PORT wins: a CONNECTOR_BIND left in a shared environment file must not strand the process.
 _platform_port = os.environ.get("PORT")
-bind = os.environ.get("CONNECTOR_BIND") or (f"0.0.0.0:{_platform_port}" if _platform_port else "127.0.0.1:8000")
+bind = f"0.0.0.0:{_platform_port}" if _platform_port else os.environ.get("CONNECTOR_BIND") or "127.0.0.1:8000"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 # Threaded workers, so a slow client cannot take the intake down. A sync worker reads a request
 # on its only thread: twenty connections trickling their headers or body (slowloris) held every

@@ -32,12 +32,14 @@ from redis import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import Sentinel, SentinelManagedConnection
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from connector import metrics
+from connector.redis_url import is_sentinel_url, parse_sentinel_url
 from connector.retry import retry_for
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,58 @@ FAILURE_TTL = 90 * 24 * 3600
 JOB_TIMEOUT = 120
 
 
+# -- issue 15 deploy: Redis Sentinel (REDIS_URL may be redis+sentinel://, see connector.redis_url) --
+class _PrimaryConnection(SentinelManagedConnection):
+    """A connection to the set's primary that asks the sentinels again on *every* reconnect.
+
+    redis-py's ``send_packed_command`` reconnects a dropped connection with
+    ``connect_check_health``, which skips ``SentinelManagedConnection.connect`` (the only place
+    that asks the sentinels): after a failover a reused connection (the intake's held one, a
+    client's retry) went back to the demoted primary and met READONLY again, measured with a
+    real ``SENTINEL FAILOVER`` (redis-py 8.1). Connecting here goes through the sentinels.
+    """
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        """Send, first (re)connecting through the sentinels when the socket is closed."""
+        if not self._sock:
+            self.connect()  # type: ignore[no-untyped-call]  # redis.sentinel is unannotated
+        super().send_packed_command(command, check_health=check_health)  # type: ignore[no-untyped-call]
+
+
 def connect(url: str, *, for_web: bool = False) -> Redis:
-    """A Redis client; the web tier uses short timeouts so an outage answers 503 quickly."""
-    if for_web:
-        return Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=30)
-    return Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30)
+    """A Redis client; the web tier uses short timeouts so an outage answers 503 quickly.
+
+    A ``redis+sentinel://`` URL gives a client of the set's current primary
+    (``Sentinel(...).master_for``): every (re)connect asks the sentinels where the primary is,
+    and a demoted primary's READONLY answer drops the connection, so the client follows a
+    failover; while there is no primary, calls raise ``ConnectionError`` (the intake's 503).
+    """
+    timeouts: dict[str, Any] = (
+        {"socket_connect_timeout": 1, "socket_timeout": 2}
+        if for_web
+        else {"socket_connect_timeout": 5, "socket_timeout": 30}
+    )
+    if not is_sentinel_url(url):
+        return Redis.from_url(url, health_check_interval=30, **timeouts)
+    target = parse_sentinel_url(url)
+    sentinel_options: dict[str, Any] = {**timeouts, "socket_timeout": timeouts["socket_connect_timeout"]}
+    if target.sentinel_password:
+        sentinel_options["password"] = target.sentinel_password
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    primary: Redis = sentinel.master_for(  # type: ignore[no-untyped-call]  # redis.sentinel is unannotated
+        target.service_name,
+        redis_class=Redis,
+        connection_class=_PrimaryConnection,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        health_check_interval=30,
+        **timeouts,
+    )
+    return primary
+
+
+# -- end issue 15 deploy --
 
 
 def get_queue(redis: Redis, name: str) -> Queue:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote, urlsplit
+from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit
 
 from pydantic import BaseModel, SecretStr
 
@@ -142,6 +142,10 @@ def configured_secrets(settings: Any, tenants: Iterable[Any] = ()) -> tuple[str,
     password = urlsplit(str(getattr(settings, "redis_url", "") or "")).password
     if password:
         found |= {password, unquote(password)}
+    # -- issue 15 deploy: a Sentinel REDIS_URL's sentinel_password (in its query) is a secret too --
+    for value in parse_qs(urlsplit(str(getattr(settings, "redis_url", "") or "")).query).get("sentinel_password", []):
+        found.add(value)
+    # -- end issue 15 deploy --
     return tuple(sorted(s for s in found if s))
 
 

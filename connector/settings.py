@@ -25,6 +25,7 @@ from connector.esps.config import EspBase
 from connector.esps.registry import parse_esp
 from connector.platforms.base import PlatformConfig
 from connector.platforms.registry import parse_loyalty
+from connector.redis_url import SENTINEL_FORM, is_sentinel_url, parse_sentinel_url  # issue 15 deploy
 from connector.sources.base import SourceConfig
 from connector.sources.registry import SOURCES
 from connector.vendors.mews.source import MewsConfig
@@ -308,6 +309,14 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
+        # -- issue 15 deploy: a Sentinel set (redis+sentinel://...) is validated by its own parser --
+        if is_sentinel_url(value):
+            try:
+                parse_sentinel_url(value)
+            except ValueError as exc:
+                raise ValueError(f"not a usable Redis Sentinel URL ({SENTINEL_FORM}): {exc}") from None
+            return value
+        # -- end issue 15 deploy --
         try:
             parse_url(value)  # type: ignore[no-untyped-call]  # what Redis.from_url does: scheme, host, port, db, options
         except ValueError as exc:

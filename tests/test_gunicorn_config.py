@@ -40,10 +40,12 @@ def test_default_is_gthread_and_the_environment_still_overrides(monkeypatch):
     assert _settings(monkeypatch, CONNECTOR_WEB_WORKER_CLASS="sync")["worker_class"] == "sync"
 
 
-def test_bind_follows_connector_bind_then_port(monkeypatch):
+def test_bind_follows_port_then_connector_bind(monkeypatch):
     assert _settings(monkeypatch)["bind"] == "127.0.0.1:8000"
+    assert _settings(monkeypatch, CONNECTOR_BIND="127.0.0.1:9001")["bind"] == "127.0.0.1:9001"
     assert _settings(monkeypatch, PORT="5123")["bind"] == "0.0.0.0:5123"  # the Procfile's platforms
-    assert _settings(monkeypatch, PORT="5123", CONNECTOR_BIND="127.0.0.1:9001")["bind"] == "127.0.0.1:9001"
+    # A Procfile runner routes to PORT only: it wins over a CONNECTOR_BIND left in the environment.
+    assert _settings(monkeypatch, PORT="5123", CONNECTOR_BIND="127.0.0.1:9001")["bind"] == "0.0.0.0:5123"
 
 
 def test_procfile_runs_the_web_tier_and_a_worker():

@@ -15,7 +15,7 @@ from connector import logs, redaction
 from connector.directory import TenantDirectory
 from connector.queue import QUEUE_NAMES, connect, get_queue
 from connector.settings import Settings, load_settings
-from connector.web import admin, health, merchant, webhooks
+from connector.web import admin, health, merchant, openapi, webhooks  # openapi: issue 15 deploy
 from connector.web.errors import register_error_handlers
 
 
@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
         app.register_blueprint(shopify_app.bp)
     # -- end of the Shopify app's install flow --
+    # -- issue 15 deploy: the OpenAPI document at /openapi.json --
+    app.register_blueprint(openapi.bp)
+    # -- end issue 15 deploy --
     admin.init_admin(
         app,
         settings.redis_url,

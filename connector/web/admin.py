@@ -15,6 +15,7 @@ refused (403), and so is a POST whose ``Referer`` or ``Sec-Fetch-Site`` says cro
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ import rq_dashboard
 import rq_dashboard.web as dashboard_web
 from flask import Flask, Response, current_app, request, url_for
 from markupsafe import escape
+from redis import Redis
 from rq import Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
@@ -85,6 +87,26 @@ class _JsonWorker(Worker):
             return None
 
 
+# -- issue 15 deploy: rq-dashboard uses the app's own Redis client (connector.queue.connect) --
+# rq-dashboard parses RQ_DASHBOARD_REDIS_URL with redis-sentinel-url, which reads a Sentinel URL's
+# password differently and opens a new pool per request: it gets the app's client instead, so the
+# dashboard follows a Sentinel failover like every other client. The URL it shows on its pages has
+# no credentials (rq-dashboard masks only user:password@, not a ?sentinel_password= or ?password=).
+
+
+def _dashboard_connection(url: str, **_options: Any) -> tuple[None, Redis]:
+    """Stands in for ``redis_sentinel_url.connect``: (no sentinel object, the app's client)."""
+    client: Redis = current_app.extensions["connector.redis"]
+    return None, client
+
+
+def shown_redis_url(url: str) -> str:
+    """``url`` without its user, password and query (what the dashboard may display)."""
+    return re.sub(r"://[^@/]*@", "://", url).split("?", 1)[0]
+
+
+dashboard_web.from_url = _dashboard_connection
+# -- end issue 15 deploy --
 dashboard_web.config.serializer = JSONSerializer
 dashboard_web.Job = _JsonJob
 dashboard_web.Worker = _JsonWorker
@@ -159,9 +181,10 @@ def _cross_site() -> bool:
 def init_admin(app: Flask, redis_url: str, password: str | None) -> None:
     """Mount rq-dashboard (the guard decides per request whether it is enabled)."""
     app.config.from_object(rq_dashboard.default_settings)
-    app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
+    app.config["RQ_DASHBOARD_REDIS_URL"] = shown_redis_url(redis_url)  # issue 15 deploy: never the credentials
     app.config["CONNECTOR_ADMIN_PASSWORD"] = password or ""
-    dashboard_web.setup_rq_connection(app)
+    with app.app_context():  # issue 15 deploy: _dashboard_connection reads the app's client
+        dashboard_web.setup_rq_connection(app)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
     from connector.web import trace_page  # after the guard it reuses is defined
 
