@@ -34,7 +34,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.sentinel import Sentinel, SentinelManagedConnection
 from rq import Queue
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DeserializationError, DuplicateJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -430,3 +430,24 @@ def enqueue_unique(
 def fetch_job(redis: Redis, job_id: str) -> Job:
     """Fetch a job with the JSON serializer."""
     return Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+
+
+UNREADABLE_JOB = (DeserializationError, ValueError, TypeError)
+"""What reading a stored job's data can raise: data written by another version, or damaged."""
+
+
+def job_args(job: Job) -> tuple[Any, ...]:
+    """A job's arguments, or ``()`` when its stored data cannot be read (:data:`UNREADABLE_JOB`):
+    the readers that only describe a job (failure lines, ``connector failures``) carry on."""
+    try:
+        return tuple(job.args)
+    except UNREADABLE_JOB:
+        return ()
+
+
+def job_func(job: Job) -> str:
+    """A job's function name, or ``""`` when its stored data cannot be read."""
+    try:
+        return str(job.func_name)
+    except UNREADABLE_JOB:
+        return ""

@@ -36,7 +36,7 @@ from rq.serializers import JSONSerializer
 from connector import activity_log, redaction
 from connector.activities import Activity, LoyaltyEvent
 from connector.ledger import ledger_key, relay_ledger_key
-from connector.queue import CHECK_QUEUE, QUEUE_NAMES
+from connector.queue import CHECK_QUEUE, QUEUE_NAMES, UNREADABLE_JOB, job_args, job_func
 
 REPLAYED_QUEUES: tuple[str, ...] = tuple(name for name in QUEUE_NAMES if name != CHECK_QUEUE)
 """The queues whose failed jobs ``connector failures`` lists and ``connector replay`` requeues."""
@@ -174,12 +174,9 @@ def subject(job: Job) -> tuple[str, str]:
     """(tenant, source) from a job's arguments: ingest ``(envelope, body)``, deliver
     ``(activity, queued_for)``, relay ``(event, queued_for)``, erase_guest ``(tenant, source, …)``;
     ``("", "")`` when unreadable (or another job, e.g. a Shopify reconciliation)."""
-    try:
-        args = job.args
-    except Exception:  # an unreadable job hash
-        return "", ""
+    args = job_args(job)
     first = args[0] if args else None
-    if job.func_name == "connector.jobs.erase_guest" and len(args) >= 2:  # (tenant, source, hashes, at)
+    if job_func(job) == "connector.jobs.erase_guest" and len(args) >= 2:  # (tenant, source, hashes, at)
         return str(args[0]), str(args[1])
     if not isinstance(first, dict):
         return "", ""
@@ -189,7 +186,7 @@ def subject(job: Job) -> tuple[str, str]:
 def _stored_reason(job: Job) -> str:
     try:
         result = job.latest_result()
-    except Exception:  # an unreadable result stream: fall back to the activity record
+    except UNREADABLE_JOB:  # an unreadable result stream: fall back to the activity record
         return ""
     return last_line(result.exc_string or "") if result is not None else ""
 
@@ -208,7 +205,7 @@ def _describe(job: Job, queue: str) -> FailedJob:
     return FailedJob(
         id=job.id,
         queue=queue,
-        kind=KINDS.get(job.func_name or "", job.func_name or "?"),
+        kind=KINDS.get(job_func(job), job_func(job) or "?"),
         tenant=tenant,
         source=source,
         failed_at=failed_at.replace(tzinfo=UTC) if failed_at and failed_at.tzinfo is None else failed_at,
@@ -252,15 +249,15 @@ def group(failed: Iterable[FailedJob]) -> list[tuple[str, list[FailedJob]]]:
 def delivered_key(job: Job) -> str | None:
     """The ledger key a delivery or relay job would record, ``None`` for other jobs (or
     arguments that do not parse: such a job is requeued and fails again with its reason)."""
+    args, func = job_args(job), job_func(job)
     try:
-        args = job.args
-        if job.func_name == "connector.jobs.deliver" and len(args) >= 2 and args[1]:
+        if func == "connector.jobs.deliver" and len(args) >= 2 and args[1]:
             activity = Activity.model_validate(args[0])
             return ledger_key(activity.tenant, str(args[1]), activity)
-        if job.func_name == "connector.jobs.relay" and len(args) >= 2 and args[1]:
+        if func == "connector.jobs.relay" and len(args) >= 2 and args[1]:
             event = LoyaltyEvent.model_validate(args[0])
             return relay_ledger_key(event.tenant, str(args[1]), event)
-    except Exception:  # unreadable arguments: the job itself will say why
+    except ValueError:  # arguments that are no activity or event (pydantic): the job itself will say why
         return None
     return None
 

@@ -46,7 +46,7 @@ from rq.worker import BaseWorker, WorkerStatus
 
 from connector import logs, metrics, redaction  # issue 15 logs: logs, metrics
 from connector.errors import DestinationError, PayloadError  # issue 15 logs
-from connector.queue import FAILURE_TTL, QUEUE_NAMES, get_queue
+from connector.queue import FAILURE_TTL, QUEUE_NAMES, get_queue, job_args, job_func
 from connector.recovery import (
     CLAIM_SCRIPT,
     REDIS_ERRORS,
@@ -146,10 +146,7 @@ def failure_reason(exc: BaseException | None) -> str:
 
 
 def _description(job: Job) -> str:
-    try:
-        return str(job.description or job.func_name)
-    except Exception:  # an unreadable job: its id says enough
-        return job.id
+    return str(job.description or job_func(job) or job.id)  # an unreadable job: its id says enough
 
 
 def _job_context(job: Job) -> dict[str, str]:
@@ -159,10 +156,8 @@ def _job_context(job: Job) -> dict[str, str]:
     trace = job.meta.get("trace") if isinstance(job.meta, dict) else None
     if isinstance(trace, str) and trace:
         context["trace_id"] = trace
-    try:
-        data = job.args[0] if job.args else None
-    except Exception:
-        data = None
+    args = job_args(job)
+    data = args[0] if args else None
     if isinstance(data, dict):
         for name in ("tenant", "source"):
             if isinstance(data.get(name), str) and data[name]:
@@ -182,10 +177,7 @@ def _retry_in(job: Job) -> int | None:
 
 def _destination(job: Job, exc: BaseException | None) -> str:
     """The platform or ESP a delivery or relay job was queued for (a bounded label)."""
-    try:
-        args = job.args
-    except Exception:
-        args = ()
+    args = job_args(job)
     if len(args) > 1 and isinstance(args[1], str) and args[1]:
         return args[1]
     if isinstance(exc, DestinationError) and exc.destination:
@@ -193,15 +185,8 @@ def _destination(job: Job, exc: BaseException | None) -> str:
     return "unknown"
 
 
-def _func(job: Job) -> str:
-    try:
-        return str(job.func_name)
-    except Exception:
-        return ""
-
-
 def _count_failure(redis: Redis, job: Job, exc: BaseException | None, retry_in: int | None) -> None:
-    if _func(job) not in DELIVERY_JOBS:
+    if job_func(job) not in DELIVERY_JOBS:
         return
     status = str(exc.status) if isinstance(exc, DestinationError) and exc.status else "none"
     name = "delivery_retries" if retry_in is not None else "delivery_failures"
@@ -212,7 +197,7 @@ def _observe_delivered(redis: Redis, job: Job) -> None:
     """Webhook-to-delivered seconds of a delivery or relay that sent something: from when the
     webhook's ingest job (the trace, ``meta["trace"]``) was created at the intake, else from
     when this job was."""
-    if _func(job) not in DELIVERY_JOBS:
+    if job_func(job) not in DELIVERY_JOBS:
         return
     result = getattr(job, "_result", None)
     if not isinstance(result, dict) or result.get("status") != "delivered":
