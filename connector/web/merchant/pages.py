@@ -48,9 +48,10 @@ def directory() -> TenantDirectory:
     return found
 
 
-def secure(response: Response) -> Response:
-    """The headers every merchant page carries (CSP without inline scripts, no caching, no framing)."""
-    response.headers["Content-Security-Policy"] = CSP
+def secure(response: Response, csp: str = CSP) -> Response:
+    """The headers every page of ours carries (a CSP without inline scripts, no caching, no
+    framing); ``csp``: another page's policy (the admin trace page's inline styles)."""
+    response.headers["Content-Security-Policy"] = csp
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
