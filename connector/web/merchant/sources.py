@@ -299,6 +299,13 @@ def _may_change(tenant: TenantView) -> Response | None:
     return None
 
 
+def _may_add(tenant: TenantView, name: str) -> Response | None:
+    """A refusal when ``name`` is no source to add here, or this tenant cannot be changed."""
+    if name not in ADDABLE:
+        return refuse(_unknown(name), 400, "unknown_source")
+    return _may_change(tenant)
+
+
 def _stored_table(tenant: TenantView, name: str) -> dict[str, Any] | None:
     table = tenant.document.get("sources", {}).get(name)
     return table if isinstance(table, dict) else None
@@ -361,9 +368,7 @@ def sources(tenant: TenantView) -> Response:
 def new_source(tenant: TenantView) -> Response:
     """The form of a source to add (``?source=<slug>``), with its console steps."""
     name = request.args.get("source", "")
-    if name not in ADDABLE:
-        return refuse(_unknown(name), 400, "unknown_source")
-    refused = _may_change(tenant)
+    refused = _may_add(tenant, name)
     if refused is not None:
         return refused
     if name in _tables(tenant):
@@ -397,9 +402,7 @@ def _new_form(tenant: TenantView, name: str, status: int = 200, **context: Any) 
 def add_source(tenant: TenantView) -> Response:
     """Add a source: its entered fields, its connector-issued credentials generated."""
     name = request.form.get("source", "")
-    if name not in ADDABLE:
-        return refuse(_unknown(name), 400, "unknown_source")
-    refused = _may_change(tenant)
+    refused = _may_add(tenant, name)
     if refused is not None:
         return refused
     if name in _tables(tenant):
