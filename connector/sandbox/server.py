@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, jsonify, request
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.exceptions import ClientDisconnected
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
 from connector.apps.registry import APPS
