@@ -117,6 +117,7 @@ class _Sessions:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.by_origin: OrderedDict[tuple[str, str, int | None], requests.Session] = OrderedDict()
+        self.inherited: list[OrderedDict[tuple[str, str, int | None], requests.Session]] = []
 
     def get(self, url: str) -> requests.Session:
         origin = _origin(url)
@@ -141,17 +142,20 @@ class _Sessions:
             session.close()
 
     def after_fork(self) -> None:
-        """In a forked child (an RQ work horse): start empty. The parent's sockets are the
-        parent's; closing them here could shut the parent's TLS sessions, and sharing them
-        would interleave two processes' bytes on one connection. The lock may have been held
-        by another thread of the parent at the fork: a new one."""
+        """In a forked child (an RQ work horse): start empty. The parent's connections stay
+        the parent's: used here too, two processes' requests and answers would interleave on
+        one socket. The child keeps its copies referenced, unused, rather than closing them (a
+        shutdown would end the parent's connection too). The lock may have been held by another
+        thread of the parent at the fork: a new one."""
+        self.inherited.append(self.by_origin)
         self.lock = threading.Lock()
         self.by_origin = OrderedDict()
 
 
 def _new_session() -> requests.Session:
     session = requests.Session()
-    session.headers.clear()  # every header is the client's own, sent per request
+    # Only requests' own defaults stay on the session (Accept-Encoding, Connection…, the same for
+    # every client); each client's headers and credentials go with its requests.
     session.cookies.set_policy(_NoCookies())
     adapter = HTTPAdapter(
         pool_connections=1, pool_maxsize=POOL_CONNECTIONS_PER_ORIGIN, max_retries=stale_connection_retry()
