@@ -48,6 +48,13 @@ def http_calls(sandbox: SandboxServer, prefix: str, since: int) -> list[dict[str
     return [entry for entry in newer if entry["path"].startswith(prefix)]
 
 
+def seed_confirmed(sandbox: SandboxServer, vendor: str) -> dict[str, Any]:
+    """The vendor's confirmed reservation fixture, held by its sandbox."""
+    reservation: dict[str, Any] = fixture_json(vendor, "reservation_confirmed")
+    sandbox.sandboxes.extra[vendor].seed(reservation)
+    return reservation
+
+
 def test_a_mews_message_of_fifty_reservations_costs_four_calls(sandbox: SandboxServer) -> None:
     mews = sandbox.sandboxes.extra["mews"]
     seed_mews_batch(mews, 50, enterprise_id=ENTERPRISE)
@@ -77,9 +84,7 @@ def test_more_than_a_thousand_mews_reservations_go_in_chunks_mews_accepts(sandbo
 
 
 def test_an_apaleo_message_costs_one_call_and_the_token_is_kept(sandbox: SandboxServer) -> None:
-    apaleo = sandbox.sandboxes.extra["apaleo"]
-    reservation = fixture_json("apaleo", "reservation_confirmed")
-    apaleo.seed(reservation)
+    reservation = seed_confirmed(sandbox, "apaleo")
     config = ApaleoConfig(
         token=SecretStr("apaleo-url-token"),
         client_id="sandbox-apaleo-client",
@@ -98,9 +103,7 @@ def test_an_apaleo_message_costs_one_call_and_the_token_is_kept(sandbox: Sandbox
 
 
 def test_a_cloudbeds_message_costs_one_call(sandbox: SandboxServer) -> None:
-    cloudbeds = sandbox.sandboxes.extra["cloudbeds"]
-    reservation = fixture_json("cloudbeds", "reservation_confirmed")
-    cloudbeds.seed(reservation)
+    reservation = seed_confirmed(sandbox, "cloudbeds")
     config = CloudbedsConfig(
         token=SecretStr("cloudbeds-url-token"),
         api_url=f"{sandbox.url}/cloudbeds",
