@@ -52,6 +52,10 @@ web process may send a few). More at once are opened, used and closed, never kep
 MAX_ORIGINS = 32
 """Origins (scheme, host, port) with a kept session per process; the least recently used one
 beyond that is closed."""
+MAX_IDLE_SECONDS = 30.0
+"""A session unused for longer is replaced (its connections closed) before its next request: a
+server or a NAT box in between may have dropped an idle connection without a word, and a POST
+sent into it would only end in a timeout."""
 DEFAULT_HEADERS: Mapping[str, str] = {"Accept": "application/json", "User-Agent": "loyalty-connector/1"}
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -117,20 +121,29 @@ class _Sessions:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.by_origin: OrderedDict[tuple[str, str, int | None], requests.Session] = OrderedDict()
+        self.used: dict[tuple[str, str, int | None], float] = {}  # origin -> when its session was last handed out
         self.inherited: list[OrderedDict[tuple[str, str, int | None], requests.Session]] = []
 
     def get(self, url: str) -> requests.Session:
         origin = _origin(url)
+        now = time.monotonic()
+        closing: list[requests.Session] = []
         with self.lock:
             session = self.by_origin.get(origin)
-            if session is not None:
-                self.by_origin.move_to_end(origin)
-                return session
-            session = _new_session()
-            self.by_origin[origin] = session
-            evicted = self.by_origin.popitem(last=False)[1] if len(self.by_origin) > MAX_ORIGINS else None
-        if evicted is not None:
-            evicted.close()
+            if session is not None and now - self.used.get(origin, now) > MAX_IDLE_SECONDS:
+                closing.append(session)
+                session = None
+            if session is None:
+                session = _new_session()
+                self.by_origin[origin] = session
+            self.by_origin.move_to_end(origin)
+            self.used[origin] = now
+            while len(self.by_origin) > MAX_ORIGINS:
+                evicted, oldest = self.by_origin.popitem(last=False)
+                self.used.pop(evicted, None)
+                closing.append(oldest)
+        for old in closing:
+            old.close()
         return session
 
     def forget(self) -> None:
@@ -138,6 +151,7 @@ class _Sessions:
         with self.lock:
             sessions = list(self.by_origin.values())
             self.by_origin.clear()
+            self.used.clear()
         for session in sessions:
             session.close()
 
@@ -150,6 +164,7 @@ class _Sessions:
         self.inherited.append(self.by_origin)
         self.lock = threading.Lock()
         self.by_origin = OrderedDict()
+        self.used = {}
 
 
 def _new_session() -> requests.Session:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 import requests
 from redis import Redis
 
-from connector import jobs
+from connector import http, jobs
 from connector.activities import Activity, Person
 from connector.errors import FatalDestinationError, RetriableDestinationError
 from connector.http import POOL_CONNECTIONS_PER_ORIGIN, HttpClient, forget_sessions, shared_session
@@ -144,6 +145,28 @@ def test_clients_of_one_origin_share_kept_connections(sandbox: SandboxServer) ->
         GluClient(f"{sandbox.url}/glu", GLU_KEY, timeout=5).find_contact(f"guest{n}@example.com")
     assert accepted(sandbox) == before + 1
     assert shared_session(f"{sandbox.url}/glu") is shared_session(f"{sandbox.url}/klaviyo")
+
+
+def test_a_session_idle_too_long_is_replaced_before_its_next_request(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http, "MAX_IDLE_SECONDS", 0.2)
+    client = GluClient(f"{sandbox.url}/glu", GLU_KEY, timeout=5)
+    client.find_contact("ada@example.com")
+    before = accepted(sandbox)
+    GluClient(f"{sandbox.url}/glu", GLU_KEY, timeout=5).find_contact("ada@example.com")
+    assert accepted(sandbox) == before  # in use: kept
+    time.sleep(0.3)
+    GluClient(f"{sandbox.url}/glu", GLU_KEY, timeout=5).find_contact("ada@example.com")
+    assert accepted(sandbox) == before + 1  # idle too long: a fresh connection
+
+
+def test_the_kept_sessions_are_bounded_by_origin(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http, "MAX_ORIGINS", 2)
+    first = shared_session("https://a.example")
+    shared_session("https://b.example")
+    shared_session("https://c.example")  # the least recently used (a) goes
+    assert shared_session("https://a.example") is not first
 
 
 def test_two_tenants_share_connections_never_keys(sandbox: SandboxServer) -> None:
