@@ -3,6 +3,14 @@
 429, 5xx, timeouts and connection failures become :class:`RetriableDestinationError` (carrying
 ``Retry-After`` when the server sent one); every other 4xx becomes
 :class:`FatalDestinationError` with the response body kept, secrets redacted, for support staff.
+
+Connections are kept: each process holds one ``requests`` session per origin (scheme, host,
+port; :func:`shared_session`), at most :data:`POOL_CONNECTIONS_PER_ORIGIN` idle connections
+each, shared by every client and job of that process and dropped in a forked child (an RQ work
+horse opens its own). Each client's headers and credentials travel with its own requests, never
+on the session, and the session keeps no cookie, so tenants share sockets, never keys. A broken
+connection is retried once for an idempotent GET (:class:`StaleConnectionRetry`), never for a
+POST.
 """
 
 from __future__ import annotations
@@ -187,7 +195,8 @@ os.register_at_fork(after_in_child=_SESSIONS.after_fork)
 def shared_session(url: str) -> requests.Session:
     """This process's session for ``url``'s origin (scheme, host, port): its connections are
     kept alive and reused by every client of that origin, in every job this process runs. It
-    holds no header, credential or cookie: each :class:`HttpClient` sends its own per request."""
+    holds no client's header, credential or cookie: each :class:`HttpClient` sends its own per
+    request."""
     return _SESSIONS.get(url)
 
 
