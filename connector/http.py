@@ -3,19 +3,36 @@
 429, 5xx, timeouts and connection failures become :class:`RetriableDestinationError` (carrying
 ``Retry-After`` when the server sent one); every other 4xx becomes
 :class:`FatalDestinationError` with the response body kept, secrets redacted, for support staff.
+
+Connections are kept: each process holds one ``requests`` session per origin (scheme, host,
+port; :func:`shared_session`), at most :data:`POOL_CONNECTIONS_PER_ORIGIN` idle connections
+each, shared by every client and job of that process and dropped in a forked child (an RQ work
+horse opens its own). Each client's headers and credentials travel with its own requests, never
+on the session, and the session keeps no cookie, so tenants share sockets, never keys. A broken
+connection is retried once for an idempotent GET (:class:`StaleConnectionRetry`), never for a
+POST.
 """
 
 from __future__ import annotations
 
 import email.utils
+import http.cookiejar
 import logging
+import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from types import TracebackType
+from typing import Any, ClassVar, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+from urllib3.util.util import reraise
 
 from connector import activity_log
 from connector.errors import DestinationError, FatalDestinationError, PayloadError, RetriableDestinationError
@@ -23,17 +40,169 @@ from connector.redaction import mask_emails, redact
 
 __all__ = [
     "HttpClient",
+    "forget_sessions",
     "isoformat",
     "parse_reset_epoch",
     "parse_retry_after",
     "path_segment",
     "raise_for_status",
     "redact",
+    "shared_session",
 ]
 
 log = logging.getLogger(__name__)
 
 MAX_KEPT_BODY = 2000
+
+POOL_CONNECTIONS_PER_ORIGIN = 4
+"""Idle connections kept per origin (a worker process sends one request at a time; a threaded
+web process may send a few). More at once are opened, used and closed, never kept."""
+MAX_ORIGINS = 32
+"""Origins (scheme, host, port) with a kept session per process; the least recently used one
+beyond that is closed."""
+MAX_IDLE_SECONDS = 30.0
+"""A session unused for longer is replaced (its connections closed) before its next request: a
+server or a NAT box in between may have dropped an idle connection without a word, and a POST
+sent into it would only end in a timeout."""
+DEFAULT_HEADERS: Mapping[str, str] = {"Accept": "application/json", "User-Agent": "loyalty-connector/1"}
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class StaleConnectionRetry(Retry):
+    """Once more, on another connection, for an idempotent request whose connection broke
+    before an answer came: a pooled keep-alive connection the server had closed just as it was
+    reused (urllib3 cannot tell that from an answer dropped, and for a GET both are safe to
+    repeat). Nothing else is retried, as with requests' own default (``max_retries=0``): never
+    a POST or PATCH whose request may have reached the server (the job's retry and the
+    ledger/attempt markers decide about those), never a connection that could not be made,
+    never a read that timed out (the server is slow, not gone)."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        """The next retry state; a read timeout is raised as it is."""
+        if isinstance(error, ReadTimeoutError):
+            raise reraise(type(error), error, _stacktrace)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def stale_connection_retry() -> StaleConnectionRetry:
+    """The retry policy of the kept sessions: one more try for an idempotent request whose
+    connection broke before its answer (:class:`StaleConnectionRetry`), nothing else."""
+    return StaleConnectionRetry(
+        total=1,
+        connect=0,
+        read=1,
+        status=0,
+        other=0,
+        allowed_methods=IDEMPOTENT_METHODS,
+        raise_on_status=False,
+        respect_retry_after_header=False,
+    )
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """A shared session serves every tenant: a cookie one tenant's answer set must never go out
+    with another tenant's request, so none is kept."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+
+
+class _Sessions:
+    """The process's kept sessions, one per origin, bounded, dropped in a forked child."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_origin: OrderedDict[tuple[str, str, int | None], requests.Session] = OrderedDict()
+        self.used: dict[tuple[str, str, int | None], float] = {}  # origin -> when its session was last handed out
+        self.inherited: list[OrderedDict[tuple[str, str, int | None], requests.Session]] = []
+
+    def get(self, url: str) -> requests.Session:
+        origin = _origin(url)
+        now = time.monotonic()
+        closing: list[requests.Session] = []
+        with self.lock:
+            session = self.by_origin.get(origin)
+            if session is not None and now - self.used.get(origin, now) > MAX_IDLE_SECONDS:
+                closing.append(session)
+                session = None
+            if session is None:
+                session = _new_session()
+                self.by_origin[origin] = session
+            self.by_origin.move_to_end(origin)
+            self.used[origin] = now
+            while len(self.by_origin) > MAX_ORIGINS:
+                evicted, oldest = self.by_origin.popitem(last=False)
+                self.used.pop(evicted, None)
+                closing.append(oldest)
+        for old in closing:
+            old.close()
+        return session
+
+    def forget(self) -> None:
+        """Close every kept session (tests, a credential or host change)."""
+        with self.lock:
+            sessions = list(self.by_origin.values())
+            self.by_origin.clear()
+            self.used.clear()
+        for session in sessions:
+            session.close()
+
+    def after_fork(self) -> None:
+        """In a forked child (an RQ work horse): start empty. The parent's connections stay
+        the parent's: used here too, two processes' requests and answers would interleave on
+        one socket. The child keeps its copies referenced, unused, rather than closing them (a
+        shutdown would end the parent's connection too). The lock may have been held by another
+        thread of the parent at the fork: a new one."""
+        self.inherited.append(self.by_origin)
+        self.lock = threading.Lock()
+        self.by_origin = OrderedDict()
+        self.used = {}
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    # Only requests' own defaults stay on the session (Accept-Encoding, Connection…, the same for
+    # every client); each client's headers and credentials go with its requests.
+    session.cookies.set_policy(_NoCookies())
+    adapter = HTTPAdapter(
+        pool_connections=1, pool_maxsize=POOL_CONNECTIONS_PER_ORIGIN, max_retries=stale_connection_retry()
+    )
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+_SESSIONS = _Sessions()
+os.register_at_fork(after_in_child=_SESSIONS.after_fork)
+
+
+def shared_session(url: str) -> requests.Session:
+    """This process's session for ``url``'s origin (scheme, host, port): its connections are
+    kept alive and reused by every client of that origin, in every job this process runs. It
+    holds no client's header, credential or cookie: each :class:`HttpClient` sends its own per
+    request."""
+    return _SESSIONS.get(url)
+
+
+def forget_sessions() -> None:
+    """Close this process's kept sessions and their connections."""
+    _SESSIONS.forget()
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -123,9 +292,13 @@ def raise_for_status(
 
 
 class HttpClient:
-    """A ``requests`` session with a base URL, a timeout and the shared error mapping.
+    """A base URL, this client's own headers and credentials, a timeout and the shared error
+    mapping, over the process's kept session for the base URL's origin (:func:`shared_session`).
 
-    Subclasses set ``destination`` and add one method per remote operation.
+    The headers (``headers``) and basic-auth pair (:attr:`auth`) are the client's, sent with
+    each of its requests; the session carries none, so two tenants' clients of one vendor
+    share connections, never keys. Subclasses set ``destination`` and add one method per
+    remote operation.
     """
 
     destination = "http"
@@ -148,9 +321,9 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.secrets = tuple(s for s in secrets if s)
-        self.session = session or requests.Session()
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "loyalty-connector/1"})
-        self.session.headers.update(headers or {})
+        self.session = session or shared_session(self.base_url)
+        self.headers: dict[str, str] = {**DEFAULT_HEADERS, **(headers or {})}
+        self.auth: tuple[str, str] | None = None
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request; return the response or raise a destination error."""
@@ -192,6 +365,9 @@ class HttpClient:
         activity_log.note_request(self.destination, method, path, status, (time.perf_counter() - started) * 1000)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        # This client's headers and credentials go with the request, never onto the shared session.
+        kwargs["headers"] = {**self.headers, **(kwargs.get("headers") or {})}
+        kwargs.setdefault("auth", self.auth)
         if "%2E" not in url:
             return self.session.request(method, url, timeout=self.timeout, **kwargs)
         # requests "requotes" every URL, decoding %2E back to "." (after its own dot-segment

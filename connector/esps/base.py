@@ -86,7 +86,7 @@ class EspClient(HttpClient):
         self.limiter = limiter
         self.markers = markers
         if auth is not None:
-            self.session.auth = auth
+            self.auth = auth
 
     @classmethod
     def connection(cls, config: Any) -> tuple[str, str, dict[str, Any]]:

@@ -82,7 +82,7 @@ class KlaviyoClient(EspClient):
     def observe(self, response: requests.Response) -> None:
         """410 Gone: the tenant's API revision is retired, a configuration error (fatal, not retried)."""
         if response.status_code == 410:
-            revision = self.session.headers.get("revision", "")
+            revision = self.headers.get("revision", "")
             raise FatalDestinationError(
                 f"Klaviyo answered 410 Gone: API revision {revision!s} is retired; set esp.revision to a current "
                 f"revision such as {KLAVIYO_REVISION} (or remove it for the default)",

@@ -3,7 +3,7 @@
 * Every call is ``POST /api/connector/v1/<operation>`` with ``ClientToken``, ``AccessToken``
   and ``Client`` in the JSON body; wrong tokens → **401** ``{"Message": ...}``, a missing
   ``Client`` or a body that is not a JSON object → **400**, ``Limitation.Count`` outside 1..1000
-  → **400**, more than 1000 ids in a filter → **400**.
+  → **400**, more than 1000 ids in any filter (``ServiceIds`` too) → **400**.
 * ``reservations/getAll/2023-06-06`` (``ReservationIds``), ``customers/getAll`` (``CustomerIds``),
   ``resourceCategories/getAll`` (``ResourceCategoryIds`` + ``ServiceIds``),
   ``orderItems/getAll`` (``ServiceOrderIds``); answers carry the list and ``Cursor``.
@@ -23,6 +23,10 @@ from flask import Blueprint, Response, jsonify, request
 from connector.sandbox.base import VendorSandbox, add_control_routes, apply_fault, seed_from_request
 from connector.sandbox.sender import JSON, SignedRequest, derived
 
+MAX_IDS = 1000
+"""Mews' limit on ``Limitation.Count`` and on the items of every id filter of these operations
+(guidelines/pagination.md; operations/reservations.md, customers.md, resourcecategories.md,
+orderitems.md: "max 1000 items")."""
 COLLECTIONS = ("reservations", "customers", "resource_categories", "order_items")
 OPERATIONS = {
     # operation: (collection, filter key, answer key, match field)
@@ -91,13 +95,14 @@ class MewsSandbox(VendorSandbox):
             collection, filter_key, answer_key, field = spec
             limitation = body.get("Limitation") or {}
             count = limitation.get("Count")
-            if not isinstance(count, int) or not 1 <= count <= 1000:
-                return _error(400, "Limitation.Count must be between 1 and 1000.")
+            if not isinstance(count, int) or not 1 <= count <= MAX_IDS:
+                return _error(400, f"Limitation.Count must be between 1 and {MAX_IDS}.")
             wanted = body.get(filter_key)
             if not isinstance(wanted, list) or not wanted:
                 return _error(400, f"{filter_key} is required.")
-            if len(wanted) > 1000:
-                return _error(400, f"{filter_key} has more than 1000 items.")
+            for key, value in body.items():  # every id filter of these operations: at most 1000 items
+                if isinstance(value, list) and len(value) > MAX_IDS:
+                    return _error(400, f"{key} has more than {MAX_IDS} items.")
             if operation == "resourceCategories/getAll" and not body.get("ServiceIds"):
                 return _error(400, "ServiceIds is required.")
             wanted_set = {str(w) for w in wanted}
