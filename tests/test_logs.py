@@ -306,3 +306,55 @@ def test_the_trace_id_goes_from_the_intake_line_to_the_delivery_lines(client, sa
     assert any(j.startswith("deliver-") for j in job_ids), job_ids  # the delivery job's own lines
     assert not [r for r in lines if r.get("job_id", "").startswith("deliver-") and r.get("trace_id") != trace]
     assert len(sandbox.sandboxes.glu.state()["activities"]) == 1
+
+
+# -- issue 16 intake: the formatter's direct path renders exactly what the processor chain does --
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_direct_path_renders_every_plain_record_as_the_processor_chain_does(fmt):
+    formatter = logs.ConnectorFormatter("web", fmt)
+    cases: list[tuple[int, str, tuple, dict]] = [
+        (
+            logging.INFO,
+            "webhook %s %s/%s %s%s in %.1f ms",
+            ("accepted", "harbour", "shopify", 202, "", 1.25),
+            {
+                "tenant": "harbour",
+                "source": "shopify",
+                "delivery_id": "d-1",
+                "outcome": "accepted",
+                "reason": None,
+                "status": 202,
+                "latency_ms": 1.25,
+                "trace_id": "ingest-abc",
+            },
+        ),
+        (logging.WARNING, "guest %s wrote\nline two\r\n", ("ada@example.com",), {"reason": "to bob%40example.com"}),
+        (logging.ERROR, green("coloured") + " %d", (3,), {"retry_in": 60, "destination": "glu", "job_id": "j"}),
+        (logging.DEBUG, "no args %s", (), {"unknown_extra": "not kept", "tenant": ""}),
+        (logging.INFO, "%(a)s mapped", ({"a": "x\\u0040y.example.org"},), {}),
+    ]
+    for level, message, args, extra in cases:
+        record = logging.LogRecord("connector.intake", level, __file__, 1, message, args or None, None)
+        record.__dict__.update(extra)
+        record.created = 1_790_000_000.123456
+        chain = structlog.stdlib.ProcessorFormatter.format(formatter, record)  # the chain itself
+        direct = formatter.format(record)
+        assert direct == chain, (direct, chain)
+        assert "example.com" not in direct and ANSI_ESCAPE not in direct
+
+
+def test_a_bound_context_or_a_traceback_still_goes_through_the_chain(captured):
+    buffer = captured("json")
+    structlog.contextvars.bind_contextvars(trace_id="ingest-ctx")
+    logging.getLogger("connector.jobs").info("bound")
+    structlog.contextvars.clear_contextvars()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("connector.jobs").exception("failed")
+    bound, failed = records(buffer)
+    assert bound["trace_id"] == "ingest-ctx"
+    assert "ValueError: boom" in failed["exception"] and "trace_id" not in failed
+
+
+# -- end issue 16 intake --
