@@ -112,7 +112,9 @@ def nested_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     dicts and lists).
     """
     level = [value] if type(value) is dict or type(value) is list else []
-    for _ in range(limit):
+    for _ in range(limit):  # after n passes, ``level`` holds the containers n + 1 levels down
+        if not level:
+            return False
         deeper: list[Any] = []
         add = deeper.append
         for node in level:
@@ -120,10 +122,8 @@ def nested_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
                 kind = type(child)
                 if kind is dict or kind is list:
                     add(child)
-        if not deeper:
-            return False
         level = deeper
-    return True
+    return bool(level)
 
 
 def check_depth(value: Any, text: str | bytes) -> Any:
