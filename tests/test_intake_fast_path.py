@@ -116,3 +116,19 @@ def test_a_bug_in_the_intake_is_the_apps_json_500_on_both(pair, monkeypatch, cap
     assert through_fast.status_code == 500 and through_fast.json["error"]["code"] == "internal_error"
     assert _answer(through_fast) == _answer(through_flask)
     assert [r.exc_info is not None for r in caplog.records if r.getMessage() == "unhandled error"] == [True, True]
+
+
+def test_the_fast_path_applies_every_app_wide_hook(settings):
+    """The fast path runs this blueprint's app-wide hooks itself: a new app-wide hook (before,
+    after, teardown, URL preprocessor) must be applied by ``IntakeFastPath`` too, and this fails
+    until it is."""
+    app = create_app(settings)
+
+    def names(funcs: Any) -> list[str]:
+        return sorted(func.__name__ for func in funcs)
+
+    assert names(app.before_request_funcs.get(None, [])) == ["_intake_started"]
+    assert names(app.after_request_funcs.get(None, [])) == ["_intake_finished", "_source_response_headers"]
+    assert not app.teardown_request_funcs.get(None) and not app.url_value_preprocessors.get(None)
+    webhook_hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    assert not any(hooks.get("webhooks") for hooks in webhook_hooks)
