@@ -101,3 +101,18 @@ def test_webhooks_are_answered_while_slow_clients_hold_connections(gunicorn, red
     assert result.statuses == {202: 20}
     assert ingest_count(redis) == 20
     assert opened >= 50
+
+
+# -- issue 16 intake: the preloaded app's objects are frozen before each worker is forked --
+def test_pre_fork_freezes_the_preloaded_objects(monkeypatch):
+    import gc
+
+    gc.unfreeze()
+    try:
+        _settings(monkeypatch)["pre_fork"](None, None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+# -- end issue 16 intake --

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import structlog
 from conftest import load_fixture, shopify_headers
 from rq.logutils import green
@@ -230,22 +231,21 @@ def test_an_unexpected_exception_keeps_its_traceback_once(settings, redis):
     assert failed[0]["trace_id"] == "ingest-t" and failed[0]["tenant"] == "harbour" and failed[0]["job_id"]
 
 
-def test_gunicorn_writes_json_lines_and_its_access_log_has_no_email(tmp_path, settings, redis_url):
+def _gunicorn_answer(tmp_path: Path, webhook_id: str, **env: str) -> tuple[requests.Response, str]:
+    """One signed webhook (its URL carrying two email addresses) through gunicorn with the
+    project's config, one worker and ``env``: the answer and everything the server printed."""
     port = free_port()
     out = tmp_path / "gunicorn.log"
-    env = {
-        **os.environ,
+    full_env = {
+        **{k: v for k, v in os.environ.items() if k != "CONNECTOR_ACCESS_LOG"},
         "PYTHONPATH": str(ROOT),
         "CONNECTOR_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "1",
-        "CONNECTOR_ACCESS_LOG": "-",
-        "CONNECTOR_LOG_FORMAT": "json",
+        **env,
     }
     argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py"), "wsgi:app"]
-    import requests
-
     with out.open("w") as sink:
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, env=full_env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 30
@@ -259,14 +259,18 @@ def test_gunicorn_writes_json_lines_and_its_access_log_has_no_email(tmp_path, se
             answer = requests.post(
                 f"{base}{URL}?guest=guest@example.com&also=guest%40example.com",
                 data=BODY,
-                headers=shopify_headers(BODY, webhook_id="gunicorn-1"),
+                headers=shopify_headers(BODY, webhook_id=webhook_id),
                 timeout=10,
             )
-            assert answer.status_code == 202
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-    text = out.read_text()
+    return answer, out.read_text()
+
+
+def test_gunicorn_writes_json_lines_and_its_access_log_has_no_email(tmp_path, settings, redis_url):
+    answer, text = _gunicorn_answer(tmp_path, "gunicorn-1", CONNECTOR_ACCESS_LOG="-", CONNECTOR_LOG_FORMAT="json")
+    assert answer.status_code == 202
     lines = parse_lines(text)  # gunicorn's own lines, the access log and the connector's: all JSON
     assert {r["process"] for r in lines} == {"web"}
     loggers = {r["logger"] for r in lines}
@@ -306,3 +310,67 @@ def test_the_trace_id_goes_from_the_intake_line_to_the_delivery_lines(client, sa
     assert any(j.startswith("deliver-") for j in job_ids), job_ids  # the delivery job's own lines
     assert not [r for r in lines if r.get("job_id", "").startswith("deliver-") and r.get("trace_id") != trace]
     assert len(sandbox.sandboxes.glu.state()["activities"]) == 1
+
+
+# -- issue 16 intake: the formatter's direct path renders exactly what the processor chain does --
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_direct_path_renders_every_plain_record_as_the_processor_chain_does(fmt):
+    formatter = logs.ConnectorFormatter("web", fmt)
+    cases: list[tuple[int, str, tuple, dict]] = [
+        (
+            logging.INFO,
+            "webhook %s %s/%s %s%s in %.1f ms",
+            ("accepted", "harbour", "shopify", 202, "", 1.25),
+            {
+                "tenant": "harbour",
+                "source": "shopify",
+                "delivery_id": "d-1",
+                "outcome": "accepted",
+                "reason": None,
+                "status": 202,
+                "latency_ms": 1.25,
+                "trace_id": "ingest-abc",
+            },
+        ),
+        (logging.WARNING, "guest %s wrote\nline two\r\n", ("ada@example.com",), {"reason": "to bob%40example.com"}),
+        (logging.ERROR, green("coloured") + " %d", (3,), {"retry_in": 60, "destination": "glu", "job_id": "j"}),
+        (logging.DEBUG, "no args %s", (), {"unknown_extra": "not kept", "tenant": ""}),
+        (logging.INFO, "%(a)s mapped", ({"a": "x\\u0040y.example.org"},), {}),
+    ]
+    for level, message, args, extra in cases:
+        record = logging.LogRecord("connector.intake", level, __file__, 1, message, args or None, None)
+        record.__dict__.update(extra)
+        record.created = 1_790_000_000.123456
+        chain = structlog.stdlib.ProcessorFormatter.format(formatter, record)  # the chain itself
+        direct = formatter.format(record)
+        assert direct == chain, (direct, chain)
+        assert "example.com" not in direct and ANSI_ESCAPE not in direct
+
+
+def test_a_bound_context_or_a_traceback_still_goes_through_the_chain(captured):
+    buffer = captured("json")
+    structlog.contextvars.bind_contextvars(trace_id="ingest-ctx")
+    logging.getLogger("connector.jobs").info("bound")
+    structlog.contextvars.clear_contextvars()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("connector.jobs").exception("failed")
+    bound, failed = records(buffer)
+    assert bound["trace_id"] == "ingest-ctx"
+    assert "ValueError: boom" in failed["exception"] and "trace_id" not in failed
+
+
+# -- end issue 16 intake --
+
+
+# -- issue 16 intake: the access log is off unless CONNECTOR_ACCESS_LOG is set (its documented default) --
+def test_gunicorn_writes_no_access_line_unless_asked(tmp_path, settings, redis_url):
+    answer, text = _gunicorn_answer(tmp_path, "gunicorn-2", CONNECTOR_LOG_FORMAT="json")
+    assert answer.status_code == 202
+    lines = parse_lines(text)
+    assert [r["delivery_id"] for r in lines if r["logger"] == "connector.intake"] == ["gunicorn-2"], text
+    assert not [r for r in lines if r["logger"] == "gunicorn.access"], text
+
+
+# -- end issue 16 intake --

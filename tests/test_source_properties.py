@@ -161,3 +161,31 @@ def test_mutated_fetched_reservations_raise_only_connector_errors(source):
         _run(source, body, data.draw(mutated(fetched)))
 
     prop()
+
+
+# -- issue 16 intake: the level-by-level depth walk decides as a plain recursive count does --
+def _depth(value: Any) -> int:
+    """Levels of arrays/objects in a parsed JSON value (0 for a scalar), by plain recursion."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(child) for child in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(child) for child in value), default=0)
+    return 0
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=2), children, max_size=3),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(value=_json_values, limit=st.integers(min_value=0, max_value=8))
+def test_nested_too_deep_agrees_with_a_recursive_count(value: Any, limit: int) -> None:
+    from connector.sources.base import nested_too_deep
+
+    assert nested_too_deep(value, limit) == (_depth(value) > limit)
+
+
+# -- end issue 16 intake --

@@ -70,4 +70,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         settings.redis_url,
         settings.admin_password.get_secret_value() if settings.admin_password else None,
     )
+    # -- issue 16 intake: webhook POSTs served ahead of Flask's request machinery (same answers) --
+    app.wsgi_app = webhooks.IntakeFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+    # -- end issue 16 intake --
     return app

@@ -28,18 +28,25 @@ HTTP_CODES = {
 }
 
 
+def http_error_response(exc: HTTPException) -> Response:
+    """The JSON answer for werkzeug's HTTP error ``exc`` (its status, description and ``Allow``)."""
+    status = exc.code or 500
+    response = error_response(status, HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        response.headers["Allow"] = exc.get_response().headers["Allow"]
+    return response
+
+
+def internal_error_response() -> Response:
+    """The answer to a bug (500): nothing was accepted, so the sender retries."""
+    return error_response(500, "internal_error", "internal error; the delivery was not accepted")
+
+
 def register_error_handlers(app: Flask) -> None:
     """Turn werkzeug's HTML errors (and any bug) into JSON errors."""
-
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        response = error_response(status, HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
-        if status == 405 and exc.get_response().headers.get("Allow"):
-            response.headers["Allow"] = exc.get_response().headers["Allow"]
-        return response
+    app.register_error_handler(HTTPException, http_error_response)
 
     @app.errorhandler(Exception)
     def _bug(exc: Exception) -> Response:  # pragma: no cover - a bug, logged with its traceback
         app.logger.exception("unhandled error")
-        return error_response(500, "internal_error", "internal error; the delivery was not accepted")
+        return internal_error_response()

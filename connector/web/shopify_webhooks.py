@@ -125,7 +125,9 @@ def _order(inbound: InboundRequest, tenants: TenantDirectory, shop: str) -> Resp
         tenant_cfg = tenants.by_shop(shop)
     if tenant_cfg is None or "shopify" not in tenant_cfg.sources:
         return _not_installed()
-    return _intake(inbound, tenant_cfg, "shopify", SHOPIFY, tenant_cfg.sources["shopify"], SHOPIFY.verify)
+    return _intake(
+        request.environ, inbound, tenant_cfg, "shopify", SHOPIFY, tenant_cfg.sources["shopify"], SHOPIFY.verify
+    )  # issue 16 intake: _intake takes the environ the intake line reads
 
 
 def _uninstalled(tenants: TenantDirectory, shop: str) -> Response:

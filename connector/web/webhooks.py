@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import logging  # issue 15 logs
 import time  # issue 15 logs
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 import orjson
-from flask import Blueprint, Request, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.datastructures import EnvironHeaders
+from werkzeug.exceptions import HTTPException
 
 from connector import metrics
 from connector.directory import TenantDirectory
@@ -40,7 +44,7 @@ from connector.sources.base import (
 )
 from connector.sources.registry import SOURCES
 from connector.vendors.mews.source import SOURCE as MEWS
-from connector.web.errors import error_response
+from connector.web.errors import error_response, http_error_response, internal_error_response
 
 bp = Blueprint("webhooks", __name__)
 
@@ -155,9 +159,9 @@ def _intake_started() -> None:
         environ[STARTED] = time.perf_counter()
 
 
-def _note(tenant: str, source: str, delivery_id: str) -> None:
+def _note(environ: dict[str, Any], tenant: str, source: str, delivery_id: str) -> None:
     """What the intake line names once the webhook is identified."""
-    request.environ[NOTED] = (tenant, source, delivery_id)
+    environ[NOTED] = (tenant, source, delivery_id)
 
 
 def _outcome(response: Response) -> tuple[str, str | None, str | None]:
@@ -192,9 +196,13 @@ def _labels(path: str) -> tuple[str, str]:
 
 @bp.after_app_request
 def _intake_finished(response: Response) -> Response:
+    """The intake line and histogram of an answer Flask produced (see :func:`finish_intake`)."""
+    return finish_intake(request.environ, response)
+
+
+def finish_intake(environ: dict[str, Any], response: Response) -> Response:
     """One line per webhook (tenant, source, delivery id, outcome, status, latency, trace id: the
     ingest job's id) and the latency in this process's histogram, flushed at most once a second."""
-    environ = request.environ
     started = environ.get(STARTED)
     if started is None:
         return response
@@ -237,7 +245,12 @@ def _intake_finished(response: Response) -> Response:
 def _source_response_headers(response: Response) -> Response:
     """A source's ``response_headers`` on every answer under its URL, including answers produced
     outside the view (routing 405s, werkzeug's 413, the 500 handler)."""
-    parts = request.path.split("/")
+    return add_source_headers(request.path, response)
+
+
+def add_source_headers(path: str, response: Response) -> Response:
+    """The ``response_headers`` of the source whose URL ``path`` is, added to ``response``."""
+    parts = path.split("/")
     if len(parts) >= 4 and parts[1] == "webhooks":
         adapter = SOURCES.get("mews" if parts[2] == MEWS_SHARED else parts[3])
         if adapter is not None and adapter.response_headers:
@@ -247,11 +260,15 @@ def _source_response_headers(response: Response) -> Response:
 
 @bp.route("/webhooks/<tenant>/<source>", methods=["POST", "GET"])
 @bp.route("/webhooks/<tenant>/<source>/<token>", methods=["POST", "GET"])
-def receive(tenant: str, source: str, token: str | None = None) -> Response | tuple[Response, int]:
+def receive(tenant: str, source: str, token: str | None = None) -> Response:
     """Accept one inbound webhook (see the module docstring for the answers)."""
-    # The request and the app's extensions themselves, not their context-local proxies: each
-    # proxy access costs a lookup, and the intake reads them a dozen times per webhook.
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    # The request itself, not its context-local proxy: each proxy access costs a lookup.
+    return receive_request(request._get_current_object(), tenant, source, token)  # type: ignore[attr-defined]
+
+
+def receive_request(req: Request, tenant: str, source: str, token: str | None = None) -> Response:
+    """:func:`receive` for ``req`` (the Flask view and :class:`IntakeFastPath` both call it)."""
+    # The app's extensions themselves, not current_app's proxy: the intake reads them a dozen times.
     settings: Settings = current_app.extensions["connector.settings"]
     tenants: TenantDirectory = current_app.extensions["connector.tenants"]
     tenant_cfg = tenants.get(tenant)
@@ -284,7 +301,7 @@ def receive(tenant: str, source: str, token: str | None = None) -> Response | tu
     if isinstance(raw, Response):
         return raw
     inbound = InboundRequest(raw, inbound.headers, inbound.method, token, inbound.query, _now(), parser=read_json)
-    return _intake(inbound, tenant_cfg, source, adapter, config, adapter.verify)
+    return _intake(req.environ, inbound, tenant_cfg, source, adapter, config, adapter.verify)
 
 
 @bp.route(f"/webhooks/{MEWS_SHARED}/<token>", methods=["POST", "GET"])
@@ -337,7 +354,7 @@ def receive_mews(token: str) -> Response | tuple[Response, int]:
         return error_response(404, "unknown_tenant", f"no tenant named {tenant!r}")
     config = tenant_cfg.sources["mews"]
     # Every check of the per-tenant path except the tenant's own URL token (the shared one was checked).
-    return _intake(inbound, tenant_cfg, "mews", adapter, config, MEWS.verify_enterprise)
+    return _intake(req.environ, inbound, tenant_cfg, "mews", adapter, config, MEWS.verify_enterprise)
 
 
 def _redis_unavailable(tenant: str, source: str) -> Response:
@@ -400,13 +417,14 @@ def _verified(
 
 
 def _intake(
+    environ: dict[str, Any],
     inbound: InboundRequest,
     tenant_cfg: Tenant,
     source: str,
     adapter: Source,
     config: SourceConfig,
     verify: Callable[[InboundRequest, Any], None],
-) -> Response | tuple[Response, int]:
+) -> Response:
     """Authenticity (``verify``), body rules, identity, then dedup and enqueue: the per-tenant
     intake once the tenant is known and the body read (``receive`` and ``receive_mews``)."""
     extensions = current_app.extensions
@@ -441,7 +459,7 @@ def _intake(
     try:
         with translation_guard(f"{source} {tenant} webhook"):
             envelope = adapter.identify(inbound, config, tenant)
-        _note(tenant, source, envelope.delivery_id)  # issue 15 logs: the intake line names it
+        _note(environ, tenant, source, envelope.delivery_id)  # issue 15 logs: the intake line names it
         if adapter.is_loyalty_event(envelope.event_type):
             skip = relay_skip_reason(tenant_cfg.esp, envelope.event_type)
             if skip is not None:  # loyalty events outside the tenant's esp.events filter
@@ -480,3 +498,52 @@ def _intake(
     if acceptance.status == "duplicate":
         return _json({"status": "duplicate", "job": acceptance.job_id}, 200)
     return _json({"status": "accepted", "job": acceptance.job_id}, 202)
+
+
+class IntakeFastPath:
+    """WSGI middleware: ``POST /webhooks/<tenant>/<source>[/<token>]`` without Flask's request machinery.
+
+    Every webhook goes through Flask's request context, URL routing and hooks, which cost the
+    intake about as much as its own work on a 1 KB order (py-spy, issue 16). This serves exactly
+    the URLs that routing would hand to :func:`receive` (ASCII paths, non-empty segments, not
+    the shared Mews URL) with the same code: :func:`receive_request` in an app context (which
+    ``jsonify`` and the counters need), then the app-wide after-request hooks of this blueprint
+    in Flask's order (the source's response headers, then the intake line), and the app's JSON
+    answers for an HTTP error or a bug. Everything else goes on to Flask unchanged.
+    """
+
+    def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve an intake POST here, anything else through ``wsgi_app``."""
+        if environ.get("REQUEST_METHOD") == "POST":
+            path = environ.get("PATH_INFO", "")
+            if path.startswith("/webhooks/") and path.isascii():
+                parts = path.split("/")
+                if 4 <= len(parts) <= 5 and all(parts[2:]) and parts[2] != MEWS_SHARED:
+                    token = parts[4] if len(parts) == 5 else None
+                    return self._receive(environ, start_response, path, parts[2], parts[3], token)
+        return self.wsgi_app(environ, start_response)
+
+    def _receive(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        path: str,
+        tenant: str,
+        source: str,
+        token: str | None,
+    ) -> Iterable[bytes]:
+        environ[STARTED] = time.perf_counter()
+        with self.app.app_context():
+            try:
+                response = receive_request(self.app.request_class(environ), tenant, source, token)
+            except HTTPException as exc:  # e.g. the client went away mid-body: what the app's handler answers
+                response = http_error_response(exc)
+            except Exception:  # a bug: logged with its traceback, answered like the app's handler
+                self.app.logger.exception("unhandled error")
+                response = internal_error_response()
+            response = finish_intake(environ, add_source_headers(path, response))
+        return response(environ, start_response)
