@@ -292,12 +292,16 @@ def bench_delivery(args: argparse.Namespace, env: dict[str, str], ours: int, red
             raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {delivered}")
 
 
-def run_workers(env: dict[str, str], count: int, worker_class: str = "fork") -> float:
-    """Run ``count`` burst workers in parallel until the queues are empty; returns seconds."""
+def run_workers(env: dict[str, str], count: int, worker_class: str | None = "fork") -> float:
+    """Run ``count`` burst workers in parallel until the queues are empty; returns seconds.
+
+    ``worker_class`` None runs the connector's default class (no ``--worker-class``).
+    """
     started = time.perf_counter()
+    chosen = [] if worker_class is None else ["--worker-class", worker_class]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "connector.cli", "worker", "--burst", "--worker-class", worker_class],
+            [sys.executable, "-m", "connector.cli", "worker", "--burst", *chosen],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
