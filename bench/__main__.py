@@ -46,8 +46,12 @@ from pathlib import Path
 
 import requests
 
+from bench.footprint import bench_footprint
 from bench.load import LoadResult, percentile, raw_request, run_load
+from bench.roundtrips import bench_roundtrips
 from bench.slow import SlowClients, send_paced
+from bench.summary import Summary
+from bench.workers import bench_workers
 from connector.embedded_redis import EmbeddedRedis, free_port
 from connector.sandbox.pms_samples import mews_batch, mews_batch_data
 from connector.sandbox.relay_samples import voucherify_events
@@ -59,7 +63,7 @@ SECRET = "bench-shopify-secret"
 MEWS_TOKEN = "bench-mews-token"
 PURPLE_TOKEN = "bench-purple-token"
 VOUCHERIFY_SECRET = "bench-voucherify-secret"
-SCENARIOS = ("intake", "slow", "delivery", "pms", "wifi", "relay")
+SCENARIOS = ("intake", "slow", "delivery", "footprint", "roundtrips", "pms", "wifi", "relay")
 SHOP = "bench-shop.myshopify.com"
 SAMPLE = json.loads((ROOT / "connector/sandbox/samples/shopify-order.json").read_text())
 
@@ -89,8 +93,10 @@ def signed_order(order_id: int, customer: int, host: str, port: int, tenant: str
 
 
 @contextmanager
-def process(argv: list[str], env: dict[str, str], ready: Callable[[], bool], name: str) -> Iterator[None]:
-    """Run a server process until the block ends; wait until ``ready()``."""
+def process(
+    argv: list[str], env: dict[str, str], ready: Callable[[], bool], name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server process until the block ends; wait until ``ready()``; yields the process."""
     # Output goes to a file: an unread pipe fills up and blocks a chatty server mid-benchmark.
     log = tempfile.NamedTemporaryFile(prefix=f"bench-{name.replace(' ', '-')}-", suffix=".log", delete=False)
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -100,7 +106,7 @@ def process(argv: list[str], env: dict[str, str], ready: Callable[[], bool], nam
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"{name} did not start: {Path(log.name).read_text()[-2000:]}")
             time.sleep(0.1)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -267,29 +273,19 @@ def bench_slow_clients(args: argparse.Namespace, servers: dict[str, Server]) -> 
     say("  target: >= 99% answered with the default settings")
 
 
-def bench_delivery(args: argparse.Namespace, env: dict[str, str], ours: int, redis_url: str, sandbox: int) -> None:
-    """Scenario 2: accepted webhooks → worker processes → Glu sandbox, for both worker classes."""
-    from redis import Redis
+def queue_shopify_webhooks(ours: int, concurrency: int) -> Callable[[int], None]:
+    """A function that sends ``n`` fresh signed Shopify webhooks to the intake (all must be accepted)."""
+    sent = [0]
 
-    say(
-        f"\n[delivery] {args.deliveries} accepted Shopify webhooks, {args.workers} `connector worker --burst` "
-        "processes, Glu sandbox over HTTP (contact lookup/creation, activity post, ledger)"
-    )
-    for worker_class in ("fork", "simple"):
-        Redis.from_url(redis_url).flushdb()
-        requests.post(f"http://127.0.0.1:{sandbox}/glu/_sandbox/reset", timeout=5)
-        payloads = [signed_order(50_000_000 + i, i % 50, "127.0.0.1", ours) for i in range(args.deliveries)]
-        result = run_load("127.0.0.1", ours, payloads, args.concurrency)
+    def queue(n: int) -> None:
+        first = 50_000_000 + sent[0]
+        sent[0] += n
+        payloads = [signed_order(first + i, i % 50, "127.0.0.1", ours) for i in range(n)]
+        result = run_load("127.0.0.1", ours, payloads, concurrency)
         if set(result.statuses) != {202}:
             raise SystemExit(f"intake answered {result.statuses}")
-        seconds = run_workers(env, args.workers, worker_class)
-        delivered = glu_activities(sandbox)
-        say(
-            f"  --worker-class {worker_class:<6} {delivered} activities in {seconds:5.1f} s = "
-            f"{delivered / seconds:4.0f} webhooks/s end to end ({2 * delivered / seconds:.0f} jobs/s)"
-        )
-        if delivered != args.deliveries:
-            raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {delivered}")
+
+    return queue
 
 
 def run_workers(env: dict[str, str], count: int, worker_class: str | None = "fork") -> float:
@@ -505,8 +501,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500, help="webhooks per server per intake round")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--deliveries", type=int, default=300)
+    parser.add_argument("--deliveries", type=int, default=300, help="webhooks per worker class per delivery round")
+    parser.add_argument("--delivery-rounds", type=int, default=2, help="delivery rounds (class order alternates)")
+    parser.add_argument("--noop-jobs", type=int, default=1000, help="RQ no-op jobs per anchor run")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--footprint-webhooks", type=int, default=1000, help="webhooks whose Redis bytes are measured")
+    parser.add_argument("--rss-webhooks", type=int, default=10_000, help="webhooks before the web RSS is read")
+    parser.add_argument("--roundtrip-webhooks", type=int, default=200, help="webhooks whose round trips are counted")
+    parser.add_argument(
+        "--roundtrip-worker-class",
+        choices=("default", "fork", "simple"),
+        default="default",
+        help="worker class of the counted workers (default: the connector's default)",
+    )
     parser.add_argument("--pms-messages", type=int, default=4)
     parser.add_argument("--pms-intake", type=int, default=400)
     parser.add_argument("--wifi-guests", type=int, default=300)
@@ -537,6 +544,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown scenarios {unknown}; choose from {SCENARIOS}")
 
+    summary = Summary()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         # The default (issue 11, item 5): every write fsynced before the 2xx. A second server with
         # everysec measures what that costs at the intake.
@@ -597,13 +605,21 @@ def main() -> None:
         if "slow" in chosen:
             bench_slow_clients(args, servers)
         if "delivery" in chosen:
-            bench_delivery(args, env, ours, redis_url, sandbox_port)
+            queue = queue_shopify_webhooks(ours, args.concurrency)
+            bench_workers(args, env, redis_url, sandbox_port, queue, summary)
+        if "footprint" in chosen:
+            bench_footprint(args, summary)
+        if "roundtrips" in chosen:
+            bench_roundtrips(args, summary)
         if "pms" in chosen:
             bench_pms(args, env, ours, sandbox_port, redis_url)
         if "wifi" in chosen:
             bench_wifi(args, env, ours, sandbox_port)
         if "relay" in chosen:
             bench_relay(args, env, ours, sandbox_port)
+        say("\n[summary] every figure with its anchor in this run, its target and the verdict")
+        for line in summary.table():
+            say(line)
         say(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
 
 

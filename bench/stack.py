@@ -29,6 +29,7 @@ class Stack:
     redis_url: str
     sandbox: int  # sandbox port
     intake: int  # gunicorn wsgi:app port
+    intake_pid: int  # the gunicorn master's pid (its workers are its children)
     tmp: Path  # scratch directory that lives as long as the stack
 
 
@@ -64,7 +65,7 @@ def running_stack(appendfsync: str = "always", count_dir: Path | None = None) ->
             )
         )
         intake = free_port()
-        stack.enter_context(
+        web = stack.enter_context(
             process(
                 [gunicorn_binary(), "-c", "config/gunicorn.conf.py", "wsgi:app"],
                 {**(counting_env(env, count_dir) if count_dir else env), "CONNECTOR_BIND": f"127.0.0.1:{intake}"},
@@ -72,4 +73,4 @@ def running_stack(appendfsync: str = "always", count_dir: Path | None = None) ->
                 "intake",
             )
         )
-        yield Stack(env, redis.local_url, sandbox, intake, Path(tmp))
+        yield Stack(env, redis.local_url, sandbox, intake, web.pid, Path(tmp))

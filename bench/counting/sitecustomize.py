@@ -104,7 +104,7 @@ def _install() -> None:
             finally:
                 _state["doing"] = "web"
 
-        flask.Flask.wsgi_app = answering  # type: ignore[method-assign]
+        setattr(flask.Flask, "wsgi_app", answering)  # noqa: B010 (a plain assignment fails mypy's method check)
     except ImportError:
         pass
     try:
@@ -122,7 +122,7 @@ def _install() -> None:
         finally:
             _state["doing"] = f"{name} (bookkeeping)"
 
-    rq.job.Job.perform = performing  # type: ignore[method-assign]
+    setattr(rq.job.Job, "perform", performing)  # noqa: B010
 
     def forking(worker: Any, job: Any, queue: Any) -> None:
         _state["doing"] = f"{job.func_name.rsplit('.', 1)[-1]} (bookkeeping)"
@@ -144,4 +144,4 @@ if _DIR:
         finally:
             _exit(code)
 
-    os._exit = _dumping_exit
+    setattr(os, "_exit", _dumping_exit)  # noqa: B010
