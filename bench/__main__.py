@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -50,7 +51,7 @@ from bench.footprint import bench_footprint
 from bench.load import LoadResult, percentile, raw_request, run_load
 from bench.roundtrips import bench_roundtrips
 from bench.slow import SlowClients, send_paced
-from bench.summary import Summary
+from bench.summary import Row, Summary
 from bench.workers import bench_workers
 from connector.embedded_redis import EmbeddedRedis, free_port
 from connector.sandbox.pms_samples import mews_batch, mews_batch_data
@@ -63,6 +64,8 @@ SECRET = "bench-shopify-secret"
 MEWS_TOKEN = "bench-mews-token"
 PURPLE_TOKEN = "bench-purple-token"
 VOUCHERIFY_SECRET = "bench-voucherify-secret"
+PMS_TARGET_SECONDS = 2.0  # a Mews message of 50 reservations, POST to its last activity (issue 16)
+RELAY_TARGET_SECONDS = 3.0  # 300 relay events, first sent to last at the ESP (issue 16)
 SCENARIOS = ("intake", "slow", "delivery", "footprint", "roundtrips", "pms", "wifi", "relay")
 SHOP = "bench-shop.myshopify.com"
 SAMPLE = json.loads((ROOT / "connector/sandbox/samples/shopify-order.json").read_text())
@@ -321,8 +324,10 @@ def raw(path: str, headers: dict[str, str], body: bytes, port: int) -> bytes:
     return raw_request("127.0.0.1", port, path, headers, body)
 
 
-def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int, redis_url: str) -> None:
-    """Scenario 3: Mews batches of 50 reservations."""
+def bench_pms(
+    args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int, redis_url: str, summary: Summary
+) -> None:
+    """Scenario 3: Mews batches of 50 reservations: intake and worker throughput, then one message's time."""
     from redis import Redis
 
     messages = args.pms_messages
@@ -356,6 +361,47 @@ def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox:
     )
     if made != messages * 150:
         raise SystemExit(f"expected {messages * 150} activities, got {made}")
+    seconds = one_mews_message(env, args.workers, ours, sandbox)
+    say(
+        f"  one message of 50 reservations, {args.workers} workers already running: {seconds:.2f} s from the POST "
+        f"to the last of its 150 activities at Glu (target < {PMS_TARGET_SECONDS:g} s)"
+    )
+    summary.add(Row("Mews message of 50 reservations, POST to last activity", seconds, "s", PMS_TARGET_SECONDS, False))
+
+
+def one_mews_message(env: dict[str, str], workers: int, ours: int, sandbox: int) -> float:
+    """Seconds from POSTing one Mews message of 50 reservations to the last of its 150 activities at Glu.
+
+    The workers (long-running, default class) are started first and given time to start, so the
+    figure is of the processing; the end is the Glu sandbox's ``createdAt`` of the last activity.
+    """
+    salt = f"one-{uuid.uuid4().hex[:6]}"
+    for collection, items in mews_batch_data(50, salt=salt).items():
+        requests.post(f"http://127.0.0.1:{sandbox}/mews/_sandbox/{collection}", json=items, timeout=30)
+    body, path = mews_batch(50, tenant="bench", token=MEWS_TOKEN, salt=salt)
+    before = glu_activities(sandbox)
+    running = start_workers(env, workers)
+    try:
+        time.sleep(3.0)  # let the workers start before the clock does
+        sent = time.time()
+        answer = requests.post(
+            f"http://127.0.0.1:{ours}{path}", data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
+        if answer.status_code != 202:
+            raise SystemExit(f"the intake answered {answer.status_code} to the Mews message")
+        deadline = time.monotonic() + 120
+        while True:
+            state = requests.get(f"http://127.0.0.1:{sandbox}/glu/_sandbox/state", timeout=60).json()
+            new = state["activities"][before:]
+            if len(new) >= 150 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        stop_workers(running)
+    if len(new) != 150:
+        raise SystemExit(f"expected 150 activities from the message, got {len(new)}")
+    last = max(datetime.fromisoformat(a["createdAt"]).timestamp() for a in new)
+    return last - sent
 
 
 def bench_wifi(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> None:
@@ -380,7 +426,7 @@ def bench_wifi(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox
         raise SystemExit(f"expected {guests} wifi activities, got {made}")
 
 
-def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> None:
+def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int, summary: Summary) -> None:
     """Scenario 5: Voucherify customer.* events to Klaviyo with workers already running."""
     count = args.relay_events
     say(f"\n[relay] {count} signed Voucherify customer.* events to the Klaviyo sandbox, {args.workers} workers running")
@@ -407,6 +453,9 @@ def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbo
     )
     if len(received) != count:
         raise SystemExit(f"expected {count} events at Klaviyo, got {len(received)}")
+    summary.add(
+        Row(f"relay burst of {count} events, first sent to last at Klaviyo", span, "s", RELAY_TARGET_SECONDS, False)
+    )
     paced = paced_latencies(args, env, ours, sandbox)
     say(
         f"  paced (one event every {1000 // args.relay_rate} ms, {len(paced)} events): webhook to ESP "
@@ -518,7 +567,7 @@ def main() -> None:
     parser.add_argument("--pms-intake", type=int, default=400)
     parser.add_argument("--wifi-guests", type=int, default=300)
     parser.add_argument("--wifi-reconnects", type=int, default=5)
-    parser.add_argument("--relay-events", type=int, default=200)
+    parser.add_argument("--relay-events", type=int, default=300)
     parser.add_argument("--relay-paced", type=int, default=40)
     parser.add_argument("--relay-rate", type=int, default=5, help="events per second in the paced run")
     parser.add_argument("--slow", type=int, default=100, help="slow connections held open in the slow scenario")
@@ -612,11 +661,11 @@ def main() -> None:
         if "roundtrips" in chosen:
             bench_roundtrips(args, summary)
         if "pms" in chosen:
-            bench_pms(args, env, ours, sandbox_port, redis_url)
+            bench_pms(args, env, ours, sandbox_port, redis_url, summary)
         if "wifi" in chosen:
             bench_wifi(args, env, ours, sandbox_port)
         if "relay" in chosen:
-            bench_relay(args, env, ours, sandbox_port)
+            bench_relay(args, env, ours, sandbox_port, summary)
         say("\n[summary] every figure with its anchor in this run, its target and the verdict")
         for line in summary.table():
             say(line)

@@ -10,8 +10,8 @@ socket included, so shares are shares of wall time. Each sampled stack is put in
 - Redis round trips are split by who made the call: the first caller outside ``redis`` is in
   ``rq`` (RQ's bookkeeping), in the connector's worker machinery (``connector/worker.py``,
   ``completion.py``, ``recovery.py``) or in the connector's jobs;
-- HTTP is split into connection set-up (a frame of ``connect``/``_new_conn``/``create_connection``
-  on the stack) and the request itself;
+- HTTP is split into connection set-up (a frame on the stack that opens or closes a connection,
+  creates a pool or a ``requests.Session``) and the request itself;
 - otherwise the innermost frame of ``rq`` or ``connector`` makes it RQ's or the connector's own
   Python; anything else is "other".
 
@@ -67,7 +67,21 @@ CATEGORIES = (
 )
 WORKER_MACHINERY = ("connector/worker.py", "connector/completion.py", "connector/recovery.py")
 HTTP_FILES = ("/urllib3/", "/requests/", "http/client.py", "/socket.py", "/ssl.py")
-SETUP_FUNCTIONS = ("connect", "_new_conn", "create_connection", "_validate_conn", "_make_request_connect")
+# HTTP connection set-up: a new TCP connection, a new pool or client (a session per job), closing.
+# py-spy names methods Class.method: matched on the method, or on the whole name for __init__s.
+SETUP_METHODS = (
+    "connect",
+    "_new_conn",
+    "create_connection",
+    "connection_from_host",
+    "connection_from_context",
+    "connection_from_pool_key",
+    "_new_pool",
+    "init_poolmanager",
+    "close",
+    "_close_conn",
+)
+SETUP_CONSTRUCTORS = ("Session.__init__", "HTTPAdapter.__init__", "PoolManager.__init__", "HTTPConnectionPool.__init__")
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,10 @@ class Frame:
         """Read ``name (path/to/file.py:12)``; frames without a file keep the text as the name."""
         name, _, rest = text.partition(" (")
         return cls(name.strip(), rest.rsplit(":", 1)[0] if rest else "")
+
+    def is_http_setup(self) -> bool:
+        """Whether this frame sets up (or tears down) an HTTP connection, pool or client."""
+        return self.function.rsplit(".", 1)[-1] in SETUP_METHODS or self.function in SETUP_CONSTRUCTORS
 
     def inside(self, *parts: str) -> bool:
         """Whether the frame's file path contains one of ``parts``."""
@@ -118,7 +136,7 @@ def categorize(stack: list[Frame]) -> str:
         if library == "redis":
             return _redis_caller(stack[:depth])
         if library == "http":
-            setup = any(f.function in SETUP_FUNCTIONS and f.inside(*HTTP_FILES) for f in stack)
+            setup = any(f.inside(*HTTP_FILES) and f.is_http_setup() for f in stack)
             return HTTP_SETUP if setup else HTTP_REQUEST
         return library
     for frame in reversed(stack):
