@@ -64,6 +64,7 @@ SECRET = "bench-shopify-secret"
 MEWS_TOKEN = "bench-mews-token"
 PURPLE_TOKEN = "bench-purple-token"
 VOUCHERIFY_SECRET = "bench-voucherify-secret"
+INTAKE_TARGET = 0.8  # x the bare endpoint under the same gunicorn settings (issue 16)
 PMS_TARGET_SECONDS = 2.0  # a Mews message of 50 reservations, POST to its last activity (issue 16)
 RELAY_TARGET_SECONDS = 3.0  # 300 relay events, first sent to last at the ESP (issue 16)
 SCENARIOS = ("intake", "slow", "delivery", "footprint", "roundtrips", "pms", "wifi", "relay")
@@ -554,7 +555,7 @@ def main() -> None:
     parser.add_argument("--delivery-rounds", type=int, default=2, help="delivery rounds (class order alternates)")
     parser.add_argument("--noop-jobs", type=int, default=1000, help="RQ no-op jobs per anchor run")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--footprint-webhooks", type=int, default=1000, help="webhooks whose Redis bytes are measured")
+    parser.add_argument("--footprint-webhooks", type=int, default=500, help="webhooks whose Redis bytes are measured")
     parser.add_argument("--rss-webhooks", type=int, default=10_000, help="webhooks before the web RSS is read")
     parser.add_argument("--roundtrip-webhooks", type=int, default=200, help="webhooks whose round trips are counted")
     parser.add_argument(
@@ -650,7 +651,12 @@ def main() -> None:
             )
         ours = servers["ours"].port
         if "intake" in chosen:
-            bench_intake(args, servers)
+            intake_ratios = bench_intake(args, servers)
+            # -- issue 16 bench: the intake's ratios to the bare endpoint in the summary --
+            for label, ratio in intake_ratios.items():
+                if label.startswith("intake / bare"):
+                    summary.add(Row(label, ratio * 100, "%", INTAKE_TARGET, at_least=True, anchor="bare", ratio=ratio))
+            # -- end issue 16 bench --
         if "slow" in chosen:
             bench_slow_clients(args, servers)
         if "delivery" in chosen:

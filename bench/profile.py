@@ -224,7 +224,9 @@ def main() -> None:
     """Queue the webhooks, profile one worker draining them, print the summary."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
     parser.add_argument("--webhooks", type=int, default=1500)
-    parser.add_argument("--worker-class", choices=("simple", "fork"), default="simple")
+    # simple only: under a fork worker the work is in a new horse per job, and the parent's
+    # samples would only show it waiting
+    parser.add_argument("--worker-class", choices=("simple",), default="simple")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--output", type=Path, help="also write the summary to this file")
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
@@ -239,12 +241,17 @@ def main() -> None:
         lines.append(line)
 
     with running_stack(args.appendfsync) as stack:
+        # the last commit that changed what is profiled (not the bench's own commits)
         commit = subprocess.run(
-            ["git", "log", "-1", "--format=%h %s"], cwd=ROOT, capture_output=True, text=True, check=False
+            ["git", "log", "-1", "--format=%h %s", "--", "connector", "config", "wsgi.py"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.strip()
         load = Path("/proc/loadavg").read_text().split()[:3]
         say(f"profile of one `connector worker --burst --worker-class {args.worker_class}` process")
-        say(f"commit {commit}")
+        say(f"connector code at {commit}")
         say(f"embedded Redis with AOF, appendfsync {args.appendfsync}, over its Unix socket; Glu sandbox on loopback")
         say(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {' '.join(load)} before the run")
         worker = [sys.executable, "-m", "connector.cli", "worker", "--burst", "--worker-class", args.worker_class]
@@ -253,8 +260,6 @@ def main() -> None:
         raw = args.raw or stack.tmp / "profile.raw"
         command = [py_spy(), "record", "--format", "raw", "--idle", "--threads", "--nonblocking"]
         command += ["--rate", str(args.rate), "--output", str(raw)]
-        if args.worker_class == "fork":
-            command.append("--subprocesses")
         profiled = drain(stack, args.webhooks, [*command, "--", *worker], 90_000_000)
         threads = read_raw(raw.read_text())
     samples = main_thread_samples(threads)
