@@ -12,14 +12,24 @@ Scenarios (each prints its own lines; ratios are measured side by side in this r
 1b. Slow clients (``slow``): 100 slowloris connections held open (bounded, loopback only) while
    normal signed webhooks are sent at a steady rate, against the default and the old default:
    share answered within 5 s, p50 and p99.
-2. Delivery: accepted webhooks worked off by ``connector worker --burst`` processes against the
-   Glu sandbox (contact lookup/creation, activity post, ledger).
+2. Delivery (``delivery``, :mod:`bench.workers`): accepted webhooks drained by ``connector worker
+   --burst`` per worker class, against RQ's own no-op job rate for the same class and one process
+   posting the same activities over keep-alive, on the same Redis and sandbox (ratios per process).
+2b. Footprint (``footprint``, :mod:`bench.footprint`): Redis bytes per pending job and kept per
+   finished webhook, by key family; gunicorn worker RSS after 10,000 webhooks; worker RSS.
+2c. Round trips (``roundtrips``, :mod:`bench.roundtrips`): Redis round trips per webhook (intake,
+   ingest job, delivery job) and HTTP requests per activity, counted by ``bench/counting``.
 3. PMS: Mews General Webhooks with batches of 50 reservations (each fetched from the Mews
-   sandbox): messages/s at the intake, then activities/s through the workers.
+   sandbox): messages/s at the intake, activities/s through the workers, and one message's
+   seconds from the POST to its last activity at Glu with the workers running (target < 2 s).
 4. Wi-Fi: a Purple login storm (many guests, many reconnects): logins/s answered and the share
    that becomes a job and reaches the platform.
 5. Relay: signed Voucherify ``customer.*`` events to the Klaviyo sandbox with workers running:
-   events/s end to end and p50/p99 from webhook sent to event received by the ESP.
+   events/s end to end and p50/p99 from webhook sent to event received by the ESP; the burst's
+   seconds from the first sent to the last received (300 events: target < 3 s).
+
+Last, a summary table: every figure with its anchor in the same run, ratio, target, PASS/MISS.
+``python -m bench.profile`` (``make profile``) profiles one worker separately (py-spy).
 
 Options: ``python -m bench --requests 500 --rounds 20 --concurrency 8 --slow 100 --deliveries 300
 --workers 2``; ``--only intake,slow`` runs a subset; ``--help`` lists them all.

@@ -103,7 +103,8 @@ def bench_roundtrips(args: argparse.Namespace, summary: Summary) -> None:
     webhooks = args.roundtrip_webhooks
     say(
         f"\n[roundtrips] {webhooks} accepted Shopify webhooks through a counted intake and {args.workers} counted "
-        "`connector worker --burst` processes (Redis: send_packed_command calls; HTTP: requests sent)"
+        f"`connector worker --burst` processes (worker class: {args.roundtrip_worker_class}; Redis: "
+        "send_packed_command calls, a pipeline is one; HTTP: requests sent)"
     )
     with tempfile.TemporaryDirectory(prefix="bench-counts-") as tmp:
         directory = Path(tmp)
