@@ -96,23 +96,19 @@ def report(
 
 def bench_roundtrips(args: argparse.Namespace, summary: Summary) -> None:
     """The scenario: its own counted stack, a batch of webhooks, burst workers, the counts."""
-    from bench.__main__ import glu_activities, run_workers, say, signed_order
-    from bench.load import run_load
+    from bench.__main__ import glu_activities, queue_shopify_webhooks, run_workers, say
     from bench.stack import running_stack
 
-    webhooks = args.roundtrip_webhooks
     say(
-        f"\n[roundtrips] {webhooks} accepted Shopify webhooks through a counted intake and {args.workers} counted "
-        f"`connector worker --burst` processes (worker class: {args.roundtrip_worker_class}; Redis: "
-        "send_packed_command calls, a pipeline is one; HTTP: requests sent)"
+        f"\n[roundtrips] {args.roundtrip_webhooks} accepted Shopify webhooks through a counted intake and "
+        f"{args.workers} counted `connector worker --burst` processes (worker class: {args.roundtrip_worker_class}; "
+        "Redis: send_packed_command calls, a pipeline is one; HTTP: requests sent)"
     )
+    webhooks = args.roundtrip_webhooks
     with tempfile.TemporaryDirectory(prefix="bench-counts-") as tmp:
         directory = Path(tmp)
         with running_stack(count_dir=directory) as stack:
-            payloads = [signed_order(60_000_000 + i, i % 50, "127.0.0.1", stack.intake) for i in range(webhooks)]
-            result = run_load("127.0.0.1", stack.intake, payloads, args.concurrency)
-            if set(result.statuses) != {202}:
-                raise SystemExit(f"intake answered {result.statuses}")
+            queue_shopify_webhooks(stack.intake, args.concurrency)(webhooks)
             worker_class = None if args.roundtrip_worker_class == "default" else args.roundtrip_worker_class
             run_workers(counting_env(stack.env, directory), args.workers, worker_class)
             activities = glu_activities(stack.sandbox)
