@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install browser run test lint bench fuzz faults clean
+.PHONY: install browser run test lint bench profile fuzz faults clean
 
 # The browser tests drive Debian's chromium (apt-get as root, else through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -33,8 +33,12 @@ browser:  # Debian's chromium for the browser tests of the merchant pages, insta
 test: $(STAMP) lint browser
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+bench: $(STAMP)  # every figure with its anchor, ratio, target and PASS/MISS (options: make bench BENCH_ARGS="--only delivery")
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Where one worker's time goes per webhook (py-spy; options: make profile PROFILE_ARGS="--webhooks 500").
+profile: $(STAMP)
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
 
 fuzz: $(STAMP)  # malformed input over every source against gunicorn + workers (python -m fuzz --help)
 	$(BIN)/python -m fuzz

@@ -12,14 +12,24 @@ Scenarios (each prints its own lines; ratios are measured side by side in this r
 1b. Slow clients (``slow``): 100 slowloris connections held open (bounded, loopback only) while
    normal signed webhooks are sent at a steady rate, against the default and the old default:
    share answered within 5 s, p50 and p99.
-2. Delivery: accepted webhooks worked off by ``connector worker --burst`` processes against the
-   Glu sandbox (contact lookup/creation, activity post, ledger).
+2. Delivery (``delivery``, :mod:`bench.workers`): accepted webhooks drained by ``connector worker
+   --burst`` per worker class, against RQ's own no-op job rate for the same class and one process
+   posting the same activities over keep-alive, on the same Redis and sandbox (ratios per process).
+2b. Footprint (``footprint``, :mod:`bench.footprint`): Redis bytes per pending job and kept per
+   finished webhook, by key family; gunicorn worker RSS after 10,000 webhooks; worker RSS.
+2c. Round trips (``roundtrips``, :mod:`bench.roundtrips`): Redis round trips per webhook (intake,
+   ingest job, delivery job) and HTTP requests per activity, counted by ``bench/counting``.
 3. PMS: Mews General Webhooks with batches of 50 reservations (each fetched from the Mews
-   sandbox): messages/s at the intake, then activities/s through the workers.
+   sandbox): messages/s at the intake, activities/s through the workers, and one message's
+   seconds from the POST to its last activity at Glu with the workers running (target < 2 s).
 4. Wi-Fi: a Purple login storm (many guests, many reconnects): logins/s answered and the share
    that becomes a job and reaches the platform.
 5. Relay: signed Voucherify ``customer.*`` events to the Klaviyo sandbox with workers running:
-   events/s end to end and p50/p99 from webhook sent to event received by the ESP.
+   events/s end to end and p50/p99 from webhook sent to event received by the ESP; the burst's
+   seconds from the first sent to the last received (300 events: target < 3 s).
+
+Last, a summary table: every figure with its anchor in the same run, ratio, target, PASS/MISS.
+``python -m bench.profile`` (``make profile``) profiles one worker separately (py-spy).
 
 Options: ``python -m bench --requests 500 --rounds 20 --concurrency 8 --slow 100 --deliveries 300
 --workers 2``; ``--only intake,slow`` runs a subset; ``--help`` lists them all.
@@ -42,13 +52,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import requests
 
+from bench.footprint import bench_footprint
 from bench.intake import LARGE_BYTES, SMALL_BYTES, order_body, paced_run
 from bench.load import LoadResult, percentile, raw_request, run_load
+from bench.roundtrips import bench_roundtrips
 from bench.slow import SlowClients, send_paced
+from bench.summary import Row, Summary
+from bench.workers import bench_workers
 from connector.embedded_redis import EmbeddedRedis, free_port
 from connector.sandbox.pms_samples import mews_batch, mews_batch_data
 from connector.sandbox.relay_samples import voucherify_events
@@ -60,7 +75,10 @@ SECRET = "bench-shopify-secret"
 MEWS_TOKEN = "bench-mews-token"
 PURPLE_TOKEN = "bench-purple-token"
 VOUCHERIFY_SECRET = "bench-voucherify-secret"
-SCENARIOS = ("intake", "slow", "delivery", "pms", "wifi", "relay")
+INTAKE_TARGET = 0.8  # x the bare endpoint under the same gunicorn settings (issue 16)
+PMS_TARGET_SECONDS = 2.0  # a Mews message of 50 reservations, POST to its last activity (issue 16)
+RELAY_TARGET_SECONDS = 3.0  # 300 relay events, first sent to last at the ESP (issue 16)
+SCENARIOS = ("intake", "slow", "delivery", "footprint", "roundtrips", "pms", "wifi", "relay")
 SHOP = "bench-shop.myshopify.com"
 SAMPLE = json.loads((ROOT / "connector/sandbox/samples/shopify-order.json").read_text())
 
@@ -93,8 +111,10 @@ def signed_order(
 
 
 @contextmanager
-def process(argv: list[str], env: dict[str, str], ready: Callable[[], bool], name: str) -> Iterator[None]:
-    """Run a server process until the block ends; wait until ``ready()``."""
+def process(
+    argv: list[str], env: dict[str, str], ready: Callable[[], bool], name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server process until the block ends; wait until ``ready()``; yields the process."""
     # Output goes to a file: an unread pipe fills up and blocks a chatty server mid-benchmark.
     log = tempfile.NamedTemporaryFile(prefix=f"bench-{name.replace(' ', '-')}-", suffix=".log", delete=False)
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -104,7 +124,7 @@ def process(argv: list[str], env: dict[str, str], ready: Callable[[], bool], nam
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"{name} did not start: {Path(log.name).read_text()[-2000:]}")
             time.sleep(0.1)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -326,37 +346,31 @@ def bench_slow_clients(args: argparse.Namespace, servers: dict[str, Server]) -> 
     say("  target: >= 99% answered with the default settings")
 
 
-def bench_delivery(args: argparse.Namespace, env: dict[str, str], ours: int, redis_url: str, sandbox: int) -> None:
-    """Scenario 2: accepted webhooks → worker processes → Glu sandbox, for both worker classes."""
-    from redis import Redis
+def queue_shopify_webhooks(ours: int, concurrency: int) -> Callable[[int], None]:
+    """A function that sends ``n`` fresh signed Shopify webhooks to the intake (all must be accepted)."""
+    sent = [0]
 
-    say(
-        f"\n[delivery] {args.deliveries} accepted Shopify webhooks, {args.workers} `connector worker --burst` "
-        "processes, Glu sandbox over HTTP (contact lookup/creation, activity post, ledger)"
-    )
-    for worker_class in ("fork", "simple"):
-        Redis.from_url(redis_url).flushdb()
-        requests.post(f"http://127.0.0.1:{sandbox}/glu/_sandbox/reset", timeout=5)
-        payloads = [signed_order(50_000_000 + i, i % 50, "127.0.0.1", ours) for i in range(args.deliveries)]
-        result = run_load("127.0.0.1", ours, payloads, args.concurrency)
+    def queue(n: int) -> None:
+        first = 50_000_000 + sent[0]
+        sent[0] += n
+        payloads = [signed_order(first + i, i % 50, "127.0.0.1", ours) for i in range(n)]
+        result = run_load("127.0.0.1", ours, payloads, concurrency)
         if set(result.statuses) != {202}:
             raise SystemExit(f"intake answered {result.statuses}")
-        seconds = run_workers(env, args.workers, worker_class)
-        delivered = glu_activities(sandbox)
-        say(
-            f"  --worker-class {worker_class:<6} {delivered} activities in {seconds:5.1f} s = "
-            f"{delivered / seconds:4.0f} webhooks/s end to end ({2 * delivered / seconds:.0f} jobs/s)"
-        )
-        if delivered != args.deliveries:
-            raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {delivered}")
+
+    return queue
 
 
-def run_workers(env: dict[str, str], count: int, worker_class: str = "fork") -> float:
-    """Run ``count`` burst workers in parallel until the queues are empty; returns seconds."""
+def run_workers(env: dict[str, str], count: int, worker_class: str | None = "fork") -> float:
+    """Run ``count`` burst workers in parallel until the queues are empty; returns seconds.
+
+    ``worker_class`` None runs the connector's default class (no ``--worker-class``).
+    """
     started = time.perf_counter()
+    chosen = [] if worker_class is None else ["--worker-class", worker_class]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "connector.cli", "worker", "--burst", "--worker-class", worker_class],
+            [sys.executable, "-m", "connector.cli", "worker", "--burst", *chosen],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -380,8 +394,10 @@ def raw(path: str, headers: dict[str, str], body: bytes, port: int) -> bytes:
     return raw_request("127.0.0.1", port, path, headers, body)
 
 
-def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int, redis_url: str) -> None:
-    """Scenario 3: Mews batches of 50 reservations."""
+def bench_pms(
+    args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int, redis_url: str, summary: Summary
+) -> None:
+    """Scenario 3: Mews batches of 50 reservations: intake and worker throughput, then one message's time."""
     from redis import Redis
 
     messages = args.pms_messages
@@ -415,6 +431,47 @@ def bench_pms(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox:
     )
     if made != messages * 150:
         raise SystemExit(f"expected {messages * 150} activities, got {made}")
+    seconds = one_mews_message(env, args.workers, ours, sandbox)
+    say(
+        f"  one message of 50 reservations, {args.workers} workers already running: {seconds:.2f} s from the POST "
+        f"to the last of its 150 activities at Glu (target < {PMS_TARGET_SECONDS:g} s)"
+    )
+    summary.add(Row("Mews message of 50 reservations, POST to last activity", seconds, "s", PMS_TARGET_SECONDS, False))
+
+
+def one_mews_message(env: dict[str, str], workers: int, ours: int, sandbox: int) -> float:
+    """Seconds from POSTing one Mews message of 50 reservations to the last of its 150 activities at Glu.
+
+    The workers (long-running, default class) are started first and given time to start, so the
+    figure is of the processing; the end is the Glu sandbox's ``createdAt`` of the last activity.
+    """
+    salt = f"one-{uuid.uuid4().hex[:6]}"
+    for collection, items in mews_batch_data(50, salt=salt).items():
+        requests.post(f"http://127.0.0.1:{sandbox}/mews/_sandbox/{collection}", json=items, timeout=30)
+    body, path = mews_batch(50, tenant="bench", token=MEWS_TOKEN, salt=salt)
+    before = glu_activities(sandbox)
+    running = start_workers(env, workers)
+    try:
+        time.sleep(3.0)  # let the workers start before the clock does
+        sent = time.time()
+        answer = requests.post(
+            f"http://127.0.0.1:{ours}{path}", data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
+        if answer.status_code != 202:
+            raise SystemExit(f"the intake answered {answer.status_code} to the Mews message")
+        deadline = time.monotonic() + 120
+        while True:
+            state = requests.get(f"http://127.0.0.1:{sandbox}/glu/_sandbox/state", timeout=60).json()
+            new = state["activities"][before:]
+            if len(new) >= 150 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        stop_workers(running)
+    if len(new) != 150:
+        raise SystemExit(f"expected 150 activities from the message, got {len(new)}")
+    last = max(datetime.fromisoformat(a["createdAt"]).timestamp() for a in new)
+    return last - sent
 
 
 def bench_wifi(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> None:
@@ -439,7 +496,7 @@ def bench_wifi(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox
         raise SystemExit(f"expected {guests} wifi activities, got {made}")
 
 
-def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int) -> None:
+def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbox: int, summary: Summary) -> None:
     """Scenario 5: Voucherify customer.* events to Klaviyo with workers already running."""
     count = args.relay_events
     say(f"\n[relay] {count} signed Voucherify customer.* events to the Klaviyo sandbox, {args.workers} workers running")
@@ -466,6 +523,9 @@ def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbo
     )
     if len(received) != count:
         raise SystemExit(f"expected {count} events at Klaviyo, got {len(received)}")
+    summary.add(
+        Row(f"relay burst of {count} events, first sent to last at Klaviyo", span, "s", RELAY_TARGET_SECONDS, False)
+    )
     paced = paced_latencies(args, env, ours, sandbox)
     say(
         f"  paced (one event every {1000 // args.relay_rate} ms, {len(paced)} events): webhook to ESP "
@@ -563,13 +623,24 @@ def main() -> None:
     parser.add_argument(
         "--paced-seconds", type=float, default=5, help="seconds of paced webhooks at half of the intake's peak"
     )
-    parser.add_argument("--deliveries", type=int, default=300)
+    parser.add_argument("--deliveries", type=int, default=300, help="webhooks per worker class per delivery round")
+    parser.add_argument("--delivery-rounds", type=int, default=2, help="delivery rounds (class order alternates)")
+    parser.add_argument("--noop-jobs", type=int, default=1000, help="RQ no-op jobs per anchor run")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--footprint-webhooks", type=int, default=500, help="webhooks whose Redis bytes are measured")
+    parser.add_argument("--rss-webhooks", type=int, default=10_000, help="webhooks before the web RSS is read")
+    parser.add_argument("--roundtrip-webhooks", type=int, default=200, help="webhooks whose round trips are counted")
+    parser.add_argument(
+        "--roundtrip-worker-class",
+        choices=("default", "fork", "simple"),
+        default="default",
+        help="worker class of the counted workers (default: the connector's default)",
+    )
     parser.add_argument("--pms-messages", type=int, default=4)
     parser.add_argument("--pms-intake", type=int, default=400)
     parser.add_argument("--wifi-guests", type=int, default=300)
     parser.add_argument("--wifi-reconnects", type=int, default=5)
-    parser.add_argument("--relay-events", type=int, default=200)
+    parser.add_argument("--relay-events", type=int, default=300)
     parser.add_argument("--relay-paced", type=int, default=40)
     parser.add_argument("--relay-rate", type=int, default=5, help="events per second in the paced run")
     parser.add_argument("--slow", type=int, default=100, help="slow connections held open in the slow scenario")
@@ -595,6 +666,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown scenarios {unknown}; choose from {SCENARIOS}")
 
+    summary = Summary()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         # The default (issue 11, item 5): every write fsynced before the 2xx. A second server with
         # everysec measures what that costs at the intake.
@@ -651,17 +723,30 @@ def main() -> None:
             )
         ours = servers["ours"].port
         if "intake" in chosen:
-            bench_intake(args, servers)
+            intake_ratios = bench_intake(args, servers)
+            # -- issue 16 bench: the intake's ratios to the bare endpoint in the summary --
+            for label, ratio in intake_ratios.items():
+                if label.startswith("intake / bare"):
+                    summary.add(Row(label, ratio * 100, "%", INTAKE_TARGET, at_least=True, anchor="bare", ratio=ratio))
+            # -- end issue 16 bench --
         if "slow" in chosen:
             bench_slow_clients(args, servers)
         if "delivery" in chosen:
-            bench_delivery(args, env, ours, redis_url, sandbox_port)
+            queue = queue_shopify_webhooks(ours, args.concurrency)
+            bench_workers(args, env, redis_url, sandbox_port, queue, summary)
+        if "footprint" in chosen:
+            bench_footprint(args, summary)
+        if "roundtrips" in chosen:
+            bench_roundtrips(args, summary)
         if "pms" in chosen:
-            bench_pms(args, env, ours, sandbox_port, redis_url)
+            bench_pms(args, env, ours, sandbox_port, redis_url, summary)
         if "wifi" in chosen:
             bench_wifi(args, env, ours, sandbox_port)
         if "relay" in chosen:
-            bench_relay(args, env, ours, sandbox_port)
+            bench_relay(args, env, ours, sandbox_port, summary)
+        say("\n[summary] every figure with its anchor in this run, its target and the verdict")
+        for line in summary.table():
+            say(line)
         say(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
 
 

@@ -1,0 +1,213 @@
+"""Delivery against its anchors, measured on the same Redis and sandbox in the same run.
+
+Per worker class (fork, simple), in rounds whose order alternates:
+
+- **delivery**: ``--deliveries`` accepted Shopify webhooks (intake → ingest job → delivery job →
+  Glu sandbox) drained by ``--workers`` ``connector worker --burst --worker-class <class>``;
+- **RQ no-op anchor**: ``--noop-jobs`` jobs of :func:`bench.noop.noop` enqueued with RQ's JSON
+  serializer, drained by ``--workers`` stock ``rq worker --burst`` processes of the same class
+  (``rq.Worker`` forks a horse per job, ``rq.SimpleWorker`` does not);
+- **keep-alive anchor**: one Python process (this one) posts the activities the delivery stored at
+  the Glu sandbox again (fresh references) over one ``requests.Session``.
+
+Each burst run's start-up (a burst worker on empty queues, measured the same way just before) is
+subtracted, so rates are of draining, not of importing. Printed: webhooks/s per worker process,
+the ratio to the no-op jobs/s per process of the same class (target >= 0.7) and to the keep-alive
+posts/s (target >= 0.35).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from bench.summary import Row, Summary
+
+ROOT = Path(__file__).resolve().parent.parent
+NOOP_QUEUE = "bench-noop"
+STOCK_CLASSES = {"fork": "rq.worker.Worker", "simple": "rq.worker.SimpleWorker"}
+DELIVERY_TARGET = 0.7  # x the no-op job rate per process of the same class
+KEEPALIVE_TARGET = 0.35  # x one process posting the same activities over keep-alive
+
+
+@dataclass
+class ClassFigures:
+    """Rates per process measured for one worker class, one value per round."""
+
+    delivery: list[float] = field(default_factory=list)  # webhooks/s per worker process
+    noop: list[float] = field(default_factory=list)  # no-op jobs/s per worker process
+
+
+def burst(argv: list[str], env: dict[str, str], count: int) -> float:
+    """Run ``count`` copies of ``argv`` in parallel until all exit; returns seconds."""
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(count)
+    ]
+    for proc in processes:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(argv[:4])} exited {proc.returncode}: {err.decode()[-2000:]}")
+    return time.perf_counter() - started
+
+
+def connector_worker(worker_class: str) -> list[str]:
+    """``connector worker --burst --worker-class <class>`` (the public entry point)."""
+    return [sys.executable, "-m", "connector.cli", "worker", "--burst", "--worker-class", worker_class]
+
+
+def stock_worker(worker_class: str, redis_url: str) -> list[str]:
+    """RQ's own ``rq worker --burst`` with the JSON serializer on the no-op queue."""
+    rq = str(Path(sys.executable).parent / "rq")
+    serializer = ["-S", "rq.serializers.JSONSerializer"]
+    return [
+        rq,
+        "worker",
+        "--burst",
+        "--quiet",
+        "--url",
+        redis_url,
+        "-w",
+        STOCK_CLASSES[worker_class],
+        *serializer,
+        NOOP_QUEUE,
+    ]
+
+
+def noop_rate(redis_url: str, env: dict[str, str], worker_class: str, jobs: int, workers: int) -> float:
+    """No-op jobs/s per stock RQ worker process of ``worker_class`` (start-up subtracted)."""
+    argv = stock_worker(worker_class, redis_url)
+    start_up = burst(argv, env, workers)  # nothing queued yet: start-up and exit only
+    queue = Queue(NOOP_QUEUE, connection=Redis.from_url(redis_url), serializer=JSONSerializer)
+    with queue.connection.pipeline() as pipe:
+        for _ in range(jobs):
+            queue.enqueue("bench.noop.noop", pipeline=pipe)
+        pipe.execute()
+    seconds = burst(argv, env, workers)
+    left = queue.count
+    if left:
+        raise SystemExit(f"{left} no-op jobs left in the queue")
+    return jobs / max(seconds - start_up, 1e-3) / workers
+
+
+def delivery_rate(
+    env: dict[str, str], worker_class: str, webhooks: int, workers: int, queue_webhooks: Callable[[int], None]
+) -> float:
+    """Webhooks/s per ``connector worker`` process of ``worker_class`` (start-up subtracted)."""
+    argv = connector_worker(worker_class)
+    start_up = burst(argv, env, workers)
+    queue_webhooks(webhooks)
+    seconds = burst(argv, env, workers)
+    return webhooks / max(seconds - start_up, 1e-3) / workers
+
+
+def stored_activities(sandbox: int) -> list[dict[str, Any]]:
+    """The activities the Glu sandbox holds, as the bodies that were posted."""
+    state = requests.get(f"http://127.0.0.1:{sandbox}/glu/_sandbox/state", timeout=60).json()
+    bodies = []
+    for activity in state["activities"]:
+        body = {k: v for k, v in activity.items() if k not in ("id", "createdAt")}
+        contact = str(body["contact"])
+        body["contact"] = int(contact.rsplit("/", 1)[-1]) if contact.rsplit("/", 1)[-1].isdigit() else contact
+        bodies.append(body)
+    return bodies
+
+
+def keepalive_rate(sandbox: int, api_key: str, bodies: list[dict[str, Any]]) -> float:
+    """Posts/s of one process posting ``bodies`` (fresh references) over one session."""
+    session = requests.Session()
+    session.headers.update({"x-api-key": api_key, "Content-Type": "application/json"})
+    url = f"http://127.0.0.1:{sandbox}/glu/activities"
+    run = uuid.uuid4().hex[:8]
+    fresh = [{**body, "externalReference": f"anchor-{run}-{i}"} for i, body in enumerate(bodies)]
+    started = time.perf_counter()
+    for body in fresh:
+        response = session.post(url, json=body, timeout=10)
+        if response.status_code != 201:
+            raise SystemExit(f"the Glu sandbox answered {response.status_code} to an anchor post: {response.text}")
+    return len(fresh) / (time.perf_counter() - started)
+
+
+def bench_workers(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    redis_url: str,
+    sandbox: int,
+    queue_webhooks: Callable[[int], None],
+    summary: Summary,
+) -> None:
+    """The scenario: rounds of delivery and no-op per class, keep-alive posts, ratios, rows."""
+    from bench.__main__ import say
+    from connector.sandbox.server import DEFAULT_KEYS
+
+    classes = ("fork", "simple")
+    say(
+        f"\n[delivery] per worker class, {args.delivery_rounds} rounds (order alternating): {args.deliveries} accepted "
+        f"Shopify webhooks drained by {args.workers} `connector worker --burst` (Glu sandbox: contact, activity, "
+        f"ledger); anchors: {args.noop_jobs} RQ no-op jobs (JSON serializer) drained by {args.workers} stock "
+        f"`rq worker --burst` of the same class; one process posting the same activities over keep-alive. "
+        "Burst start-up (empty queues) measured and subtracted."
+    )
+    figures = {name: ClassFigures() for name in classes}
+    keepalive: list[float] = []
+    for round_number in range(1, args.delivery_rounds + 1):
+        order = classes if round_number % 2 else classes[::-1]
+        for name in order:
+            Redis.from_url(redis_url).flushdb()
+            requests.post(f"http://127.0.0.1:{sandbox}/glu/_sandbox/reset", timeout=5)
+            figures[name].delivery.append(delivery_rate(env, name, args.deliveries, args.workers, queue_webhooks))
+            bodies = stored_activities(sandbox)
+            if len(bodies) != args.deliveries:
+                raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {len(bodies)}")
+            figures[name].noop.append(noop_rate(redis_url, env, name, args.noop_jobs, args.workers))
+            keepalive.append(keepalive_rate(sandbox, DEFAULT_KEYS["glu"], bodies))
+            say(
+                f"  round {round_number} {name:<6}: delivery {figures[name].delivery[-1]:6.1f} webhooks/s per process, "
+                f"RQ no-op {figures[name].noop[-1]:6.1f} jobs/s per process, keep-alive {keepalive[-1]:6.0f} posts/s"
+            )
+    posts = statistics.median(keepalive)
+    say(f"  medians over the rounds; keep-alive anchor {posts:.0f} posts/s (one process, one session)")
+    for name in classes:
+        delivery = statistics.median(figures[name].delivery)
+        noop = statistics.median(figures[name].noop)
+        say(
+            f"  --worker-class {name:<6} {delivery:6.1f} webhooks/s per process ({delivery * args.workers:.0f} with "
+            f"{args.workers}); RQ no-op {noop:.0f} jobs/s per process: {delivery / noop:.2f}x (target "
+            f">= {DELIVERY_TARGET}); keep-alive {delivery / posts:.2f}x (target >= {KEEPALIVE_TARGET})"
+        )
+        summary.add(
+            Row(
+                f"delivery per {name} worker / RQ no-op",
+                delivery,
+                "webhooks/s",
+                DELIVERY_TARGET,
+                at_least=True,
+                anchor=f"{noop:.0f} no-op jobs/s ({STOCK_CLASSES[name].rsplit('.', 1)[-1]})",
+                ratio=delivery / noop,
+            )
+        )
+        summary.add(
+            Row(
+                f"delivery per {name} worker / keep-alive posts",
+                delivery,
+                "webhooks/s",
+                KEEPALIVE_TARGET,
+                at_least=True,
+                anchor=f"{posts:.0f} posts/s (1 process)",
+                ratio=delivery / posts,
+            )
+        )

@@ -1,0 +1,188 @@
+"""The bench's own measuring tools, cheaply: the round-trip counting hook, the Redis footprint,
+the profile's categories and the summary's verdicts (CI does not run the benchmarks themselves)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+from redis import Redis
+
+from bench import profile
+from bench.footprint import children, family, measure, rss_mb
+from bench.roundtrips import counting_env, read_counts, report
+from bench.summary import Row, Summary
+from connector.sandbox.server import SandboxServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Run under the counting hook: 3 single commands, one pipeline of 5, one RQ job (of a known
+# function) performed by a SimpleWorker in this process, 2 HTTP requests on one keep-alive
+# session to the sandbox.
+COUNTED = textwrap.dedent(
+    """
+    import sys
+    import requests
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    redis = Redis.from_url(sys.argv[1])
+    redis.set("a", 1)
+    redis.get("a")
+    redis.delete("a")
+    with redis.pipeline() as pipe:
+        for i in range(5):
+            pipe.set(f"p{i}", i)
+        pipe.execute()
+    queue = Queue("counted", connection=redis, serializer=JSONSerializer)
+    queue.enqueue("bench.noop.noop")
+    SimpleWorker([queue], connection=redis, serializer=JSONSerializer).work(burst=True)
+    session = requests.Session()
+    for _ in range(2):
+        session.get(sys.argv[2] + "/", timeout=10)
+    """
+)
+
+
+def run_counted(directory: Path, redis_url: str, url: str, script: str = COUNTED) -> dict[str, dict[str, int]]:
+    """Run ``script`` under the counting hook; its one process's counts."""
+    counts = directory / "counts"
+    counts.mkdir(parents=True)
+    (directory / "counted.py").write_text(script)
+    env = counting_env({"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, counts)
+    subprocess.run([sys.executable, str(directory / "counted.py"), redis_url, url], env=env, check=True, timeout=120)
+    files = list(counts.glob("*.json"))
+    assert len(files) == 1, files
+    record: dict[str, dict[str, int]] = json.loads(files[0].read_text())
+    return record
+
+
+def test_the_counting_hook_counts_round_trips_by_what_the_process_was_doing(
+    tmp_path: Path, redis: Redis, redis_url: str, sandbox_server: SandboxServer
+) -> None:
+    record = run_counted(tmp_path, redis_url, sandbox_server.url)
+    # before the worker: 3 commands + 1 pipeline + RQ's enqueue (exact counts: the next test)
+    assert record["redis"]["web"] >= 4, record["redis"]
+    # the job ran as "noop" (RQ's calls inside Job.perform count as the job's); RQ's calls after it
+    # are its bookkeeping; the worker's registration before it is start-up
+    assert set(record["redis"]) == {"web", "start-up", "noop", "noop (bookkeeping)"}, record["redis"]
+    assert record["redis"]["start-up"] > record["redis"]["noop"]
+    assert record["http"] == {"noop (bookkeeping)": 2}
+    assert 1 <= sum(record["connections"].values()) <= 2  # 1 when the sandbox keeps the connection open
+
+
+def test_a_pipeline_is_one_round_trip(
+    tmp_path: Path, redis: Redis, redis_url: str, sandbox_server: SandboxServer
+) -> None:
+    five = run_counted(tmp_path / "five", redis_url, sandbox_server.url)
+    redis.flushdb()
+    fifty = run_counted(tmp_path / "fifty", redis_url, sandbox_server.url, COUNTED.replace("range(5)", "range(50)"))
+    assert fifty["redis"]["web"] == five["redis"]["web"]  # 50 commands in the pipeline cost what 5 did
+    more_singles = COUNTED.replace('redis.get("a")', 'redis.get("a")\nredis.get("b")')
+    redis.flushdb()
+    assert run_counted(tmp_path / "six", redis_url, sandbox_server.url, more_singles)["redis"]["web"] == (
+        five["redis"]["web"] + 1
+    )
+
+
+def test_counts_are_read_back_and_reported_per_webhook(tmp_path: Path) -> None:
+    for pid, record in {
+        1: {"redis": {"webhook shopify": 20, "web": 7, "request /healthz": 3}},
+        2: {"redis": {"ingest": 30, "ingest (bookkeeping)": 50, "deliver": 40, "deliver (bookkeeping)": 60}},
+        3: {"redis": {"start-up": 10}, "http": {"deliver": 20}, "connections": {"deliver": 10}},
+    }.items():
+        (tmp_path / f"{pid}.json").write_text(json.dumps(record))
+    counts = read_counts(tmp_path)
+    assert counts.processes == 3
+    assert counts.job("redis", "ingest") == (30, 50)
+    lines: list[str] = []
+    summary = Summary()
+    report(counts, webhooks=10, activities=10, summary=summary, say=lines.append)
+    text = "\n".join(lines)
+    # end to end: the web's idle and probe calls are left out: (20 + 180 + 10) / 10
+    assert "end to end: 21.0" in text
+    assert "intake (POST /webhooks/.../shopify)          2.0" in text
+    assert "HTTP requests per activity: 2.00" in text
+    assert [row.figure for row in summary.rows] == ["Redis round trips per webhook", "HTTP requests per activity"]
+    assert summary.rows[0].value == 21.0 and summary.rows[0].passed
+
+
+def test_the_footprint_sums_memory_usage_by_key_family(redis: Redis) -> None:
+    before = measure(redis)
+    for i in range(20):
+        redis.set(f"bench:big:{i}", "x" * 1000)
+    redis.hset("bench:small:1", mapping={"a": "1"})
+    after = measure(redis).minus(before)
+    assert after.keys == 21
+    assert after.families["bench:big"] >= 20 * 1000
+    assert 0 < after.families["bench:small"] < 1000
+    assert after.total == after.families["bench:big"] + after.families["bench:small"]
+    assert family(b"rq:job:abc") == "rq:job"
+
+
+def test_process_memory_is_read_from_proc() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(40 * 2**20); time.sleep(30)"])
+    try:
+        for _ in range(100):
+            if rss_mb(child.pid) > 40:
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        assert rss_mb(child.pid) > 40
+        import os
+
+        assert child.pid in children(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+    assert rss_mb(child.pid) == 0.0
+
+
+def stack_of(*frames: tuple[str, str]) -> list[profile.Frame]:
+    return [profile.Frame(function, file) for function, file in frames]
+
+
+WORK = (("BaseWorker.work", "rq/worker/base.py"), ("perform_job", "rq/worker/base.py"))
+REDIS_CALL = (("Redis.execute_command", "redis/client.py"), ("read_response", "redis/connection.py"))
+
+
+def test_the_profile_puts_each_stack_in_one_category() -> None:
+    in_job = (("deliver", "connector/jobs.py"),)
+    assert profile.categorize(stack_of(*WORK, *REDIS_CALL)) == profile.RQ_REDIS
+    assert profile.categorize(stack_of(*WORK, *in_job, *REDIS_CALL)) == profile.JOB_REDIS
+    assert profile.categorize(stack_of(*WORK, ("settle", "connector/worker.py"), *REDIS_CALL)) == profile.WORKER_REDIS
+    http = (("Session.send", "requests/sessions.py"), ("getresponse", "http/client.py"))
+    assert profile.categorize(stack_of(*WORK, *in_job, *http)) == profile.HTTP_REQUEST
+    setup = (("Session.send", "requests/sessions.py"), ("HTTPConnection.connect", "urllib3/connection.py"))
+    assert profile.categorize(stack_of(*WORK, *in_job, *setup)) == profile.HTTP_SETUP
+    new_client = (("HttpClient.__init__", "connector/http.py"), ("Session.__init__", "requests/sessions.py"))
+    assert profile.categorize(stack_of(*WORK, *in_job, *new_client)) == profile.HTTP_SETUP
+    assert profile.categorize(stack_of(*WORK, ("validate", "pydantic/main.py"))) == profile.PYDANTIC
+    assert profile.categorize(stack_of(*WORK, ("Logger.info", "logging/__init__.py"))) == profile.LOGGING
+    assert profile.categorize(stack_of(*WORK)) == profile.RQ_PYTHON
+    assert profile.categorize(stack_of(*WORK, *in_job)) == profile.CONNECTOR_PYTHON
+
+
+def test_the_profile_reads_py_spy_raw_output_per_thread() -> None:
+    main = "thread (0x1): MainThread;work (rq/worker/base.py:1);read_response (redis/connection.py:2)"
+    idle = "thread (0x2): Thread-1;get_message (redis/client.py:3)"
+    raw = f"{main} 30\nthread (0x1);work (rq/worker/base.py:1) 10\n{idle} 99\n"
+    threads = profile.read_raw(raw)
+    samples = profile.main_thread_samples(threads)
+    assert samples == Counter({profile.RQ_REDIS: 30, profile.RQ_PYTHON: 10})
+    lines = profile.summarize(samples, wall_seconds=4.0, webhooks=100)
+    assert any(line.strip().startswith(profile.RQ_REDIS) and "75.0%" in line and "30.00" in line for line in lines)
+
+
+def test_the_summary_judges_values_and_ratios() -> None:
+    summary = Summary()
+    summary.add(Row("kept", 2000, "B", 3072, at_least=False))
+    summary.add(Row("rate", 50, "webhooks/s", 0.7, at_least=True, anchor="100 jobs/s", ratio=0.5))
+    assert [row.passed for row in summary.rows] == [True, False]
+    table = summary.table()
+    assert "PASS" in table[2] and "MISS" in table[3] and "0.50x" in table[3]
+    assert table[-1].strip() == "1 PASS, 1 MISS"
