@@ -56,9 +56,9 @@ from connector.queue import FAILURE_TTL, QUEUE_NAMES, get_queue, job_args, job_f
 from connector.recovery import (
     CLAIM_SCRIPT,
     REDIS_ERRORS,
+    WORKER_DEATH_LIMIT,
     Backoff,
     claim_key,
-    WORKER_DEATH_LIMIT,
     free_scheduler_locks,
     note_worker_death,
     recover_abandoned_jobs,  # noqa: F401 - importable from here as before
@@ -67,6 +67,7 @@ from connector.recovery import (
     release_claims,
     worker_death_reason,
 )
+from connector.supervisor import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +385,7 @@ class ReliableWorker(BaseWorker):
         self._working_time_written: float | None = None
         self._prepared_job_id: str | None = None
         self._trace_created: Any = None
+        self._retrying = False
         self._next_scheduler_check = 0.0
         self._next_recovery = time.monotonic() + RECOVERY_SECONDS
         self.stop_signalled = False
@@ -728,7 +730,7 @@ class ReliableWorker(BaseWorker):
                     return False
                 job._status = JobStatus.FINISHED
                 job.execute_success_callback(self.death_penalty_class, return_value)
-            except BaseException:  # noqa: BLE001 - as RQ: whatever the job raises is its failure
+            except BaseException:  # as RQ: whatever the job raises is its failure
                 exc_string = self._job_failed(job, sys.exc_info())
             if exc_string is None:
                 try:
@@ -751,7 +753,7 @@ class ReliableWorker(BaseWorker):
         exc_string = "".join(traceback.format_exception(*exc_info))
         try:
             job.execute_failure_callback(self.death_penalty_class, *exc_info)
-        except BaseException:  # noqa: BLE001 - as RQ: the callback's failure becomes the job's
+        except BaseException:  # as RQ: the callback's failure becomes the job's
             exc_info = sys.exc_info()
             exc_string = "".join(traceback.format_exception(*exc_info))
         self.handle_exception(job, *exc_info)
@@ -792,12 +794,14 @@ class ReliableWorker(BaseWorker):
                 self._wait_out(backoff, f"recording the outcome of job {job.id}", exc)
         writes.clear()
         self.execution = None
-        if exc_string is not None and self._stopped_job_id == job.id:
+        stopped = exc_string is not None and self._stopped_job_id == job.id
+        if stopped:
             self._stopped_job_id = None
-        if exc_string is None or not job.should_retry:
-            job.send_webhooks(JobStatus.FAILED, exc_string=exc_string) if exc_string is not None else None
-            if results[-1]:  # dependents (the connector has none): RQ enqueues them after the outcome
-                queue.enqueue_dependents(job)
+        final = exc_string is None or not self._retrying
+        if exc_string is not None and final and not stopped:
+            job.send_webhooks(JobStatus.FAILED, exc_string=exc_string)  # RQ: only a final failure's
+        if final and results[-1]:  # dependents (the connector has none): RQ enqueues them after the outcome
+            queue.enqueue_dependents(job)
         return True
 
     def _queue_success(self, job: Job, queue: Queue, pipeline: Any) -> None:
@@ -833,7 +837,7 @@ class ReliableWorker(BaseWorker):
     def _queue_failure(self, job: Job, queue: Queue, exc_string: str, pipeline: Any) -> None:
         """What RQ's ``handle_job_failure`` writes (in two round trips), on ``pipeline``."""
         job_is_stopped = self._stopped_job_id == job.id
-        retry = job.should_retry and not job_is_stopped
+        retry = self._retrying = bool(job.should_retry and not job_is_stopped)
         if job_is_stopped:
             job.set_status(JobStatus.STOPPED, pipeline=pipeline)
         elif not retry:
@@ -935,7 +939,7 @@ class ConnectorWorker(RedactedFailures, ReliableWorker, Worker):
         self.log = logging.getLogger("rq.worker")
         try:
             recorded = self.perform_job(job, queue)
-        except BaseException:  # noqa: BLE001 - as RQ: the worker handles a horse that failed
+        except BaseException:  # as RQ: the worker handles a horse that failed
             os._exit(1)
         os._exit(0 if recorded else HORSE_UNRECORDED)
 
@@ -1048,13 +1052,26 @@ def run_worker(
     wait_for_retries: float = 0.0,
     worker_class: type[ReliableWorker] = ConnectorWorker,
     logging_level: str = "INFO",
+    processes: int = 1,
 ) -> None:
-    """Work the queues; in burst mode keep going while retries fall due within the wait."""
+    """Work the queues; in burst mode keep going while retries fall due within the wait.
+
+    ``processes`` > 1: that many worker processes under this one (:func:`run_pool`).
+    """
     # -- issue 15 logs: the one log format, before RQ would install its own handlers --
     logs.configure_logging("worker")
     # -- end issue 15 logs --
     preload()
     _until_redis_answers(redis, "starting")  # also hands back what dead workers left behind
+    if processes > 1:
+        run_pool(redis, processes, lambda: _work(redis, burst, wait_for_retries, worker_class, logging_level), burst)
+        return
+    _work(redis, burst, wait_for_retries, worker_class, logging_level)
+
+
+def _work(
+    redis: Redis, burst: bool, wait_for_retries: float, worker_class: type[ReliableWorker], logging_level: str
+) -> None:
     if not burst:
         _work_until_stopped(redis, worker_class, logging_level)
         return
@@ -1089,3 +1106,102 @@ def _work_until_stopped(redis: Redis, worker_class: type[ReliableWorker], loggin
             return
         if worker.stop_signalled:  # a stop signal during the wait reaches the old worker's handler
             return
+
+
+# --- several worker processes under one ---------------------------------------------------------
+
+POOL_BACKOFF_FIRST = 0.5
+POOL_BACKOFF_MAX = 10.0
+POOL_STABLE_SECONDS = 10.0  # a child that ran this long starts the backoff afresh when it dies
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+class _Pool:
+    """The children of :func:`run_pool`, by pid, with when each started."""
+
+    def __init__(self, work: Any, burst: bool) -> None:
+        self.work = work
+        self.burst = burst
+        self.children: dict[int, float] = {}
+        self.parent = os.getpid()
+        self.stopping = False
+        self.backoff = POOL_BACKOFF_FIRST
+
+    def start_child(self) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: its worker installs its own signal handlers
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            die_with_parent()  # a warm shutdown when the pool process dies, even by SIGKILL
+            if os.getppid() != self.parent:  # it died before that
+                os._exit(0)
+            code = 0
+            try:
+                self.work()
+            except BaseException:  # logged; the pool starts another
+                log.exception("worker process %s failed", os.getpid())
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.children[pid] = time.monotonic()
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        """Pass a stop to every child (a second one too: RQ's cold shutdown)."""
+        self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+def run_pool(redis: Redis, processes: int, work: Any, burst: bool = False) -> None:
+    """Run ``work`` (one worker's loop) in ``processes`` forked children until a stop is asked for.
+
+    A child that dies (SIGKILL, out of memory, a crash) is replaced after a backoff (0.5 s
+    doubling to 10 s, afresh once a child ran 10 s), and what it left behind is handed back at
+    once (:func:`connector.recovery.recover_lost_jobs`): its claimed jobs go back to their queues,
+    its started job is retried, or failed once it has killed a worker
+    :data:`connector.recovery.WORKER_DEATH_LIMIT` times. SIGTERM or SIGINT reach every child (a
+    warm shutdown: each finishes its job); the children get SIGTERM if this process dies. Every
+    child's worker asks for the scheduler, which one runs (RQ's lock). In burst mode nothing is
+    replaced and this returns once every child is done.
+    """
+    pool = _Pool(work, burst)
+    previous = {signum: signal.signal(signum, pool.stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for _ in range(processes):
+            pool.start_child()
+        log.info("worker pool %s: %d worker processes", os.getpid(), processes)
+        while pool.children:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            started = pool.children.pop(pid, None)
+            if started is None:
+                continue
+            if pool.stopping or burst:
+                continue
+            log.error("worker process %s %s; starting another", pid, _describe_status(status))
+            try:
+                recover_lost_jobs(redis, wait=2.0)
+            except REDIS_ERRORS as exc:
+                log.warning("worker pool: recovery postponed, Redis unavailable (%s)", exc)
+            if time.monotonic() - started >= POOL_STABLE_SECONDS:
+                pool.backoff = POOL_BACKOFF_FIRST
+            deadline = time.monotonic() + pool.backoff
+            while time.monotonic() < deadline and not pool.stopping:
+                time.sleep(0.05)
+            pool.backoff = min(pool.backoff * 2, POOL_BACKOFF_MAX)
+            if not pool.stopping:
+                pool.start_child()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
