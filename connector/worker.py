@@ -1135,6 +1135,9 @@ class _Pool:
     def start_child(self) -> None:
         pid = os.fork()
         if pid == 0:  # the child: its worker installs its own signal handlers
+            # Its own process group: a Ctrl-C or a group SIGTERM reaches the pool only, which
+            # passes it on once (twice would be RQ's cold shutdown, killing the job mid-way).
+            os.setpgid(0, 0)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             die_with_parent()  # a warm shutdown when the pool process dies, even by SIGKILL
