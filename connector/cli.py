@@ -71,11 +71,17 @@ WORKER_CLASS_CHOICES = ("fork", "simple")
 
 
 def worker_class_problem() -> str | None:
-    """What is wrong with ``CONNECTOR_WORKER_CLASS`` (argparse does not check a default)."""
+    """What is wrong with ``CONNECTOR_WORKER_CLASS`` or ``CONNECTOR_WORKER_PROCESSES`` (argparse
+    does not check a default)."""
     value = os.environ.get("CONNECTOR_WORKER_CLASS")
-    if value is None or value in WORKER_CLASS_CHOICES:
-        return None
-    return f"CONNECTOR_WORKER_CLASS: {value!r} is not one of {', '.join(WORKER_CLASS_CHOICES)}"
+    if value is not None and value not in WORKER_CLASS_CHOICES:
+        return f"CONNECTOR_WORKER_CLASS: {value!r} is not one of {', '.join(WORKER_CLASS_CHOICES)}"
+    # -- issue 16 worker: the pool's size --
+    processes = os.environ.get("CONNECTOR_WORKER_PROCESSES")
+    if processes and not (processes.isdigit() and int(processes) >= 1):
+        return f"CONNECTOR_WORKER_PROCESSES: {processes!r} is not a whole number >= 1"
+    # -- end issue 16 worker --
+    return None
 
 
 def _processes(value: str | int) -> int:
@@ -96,9 +102,11 @@ def cmd_worker(args: argparse.Namespace) -> None:
     settings = _load_settings()
     from connector.worker import WORKER_CLASSES
 
-    if args.worker_class not in WORKER_CLASSES:
-        _print_problems([worker_class_problem() or f"--worker-class: {args.worker_class!r} is not known"])
+    problem = worker_class_problem()
+    if args.worker_class not in WORKER_CLASSES or problem:
+        _print_problems([problem or f"--worker-class: {args.worker_class!r} is not known"])
         sys.exit(1)
+    processes = args.processes or int(os.environ.get("CONNECTOR_WORKER_PROCESSES") or 0)
 
     _warn_if_not_durable(settings.redis_url)
     from connector import jobs
@@ -114,7 +122,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
         burst=args.burst,
         wait_for_retries=args.wait_retries,
         worker_class=WORKER_CLASSES[args.worker_class],
-        processes=args.processes or (1 if args.burst else os.cpu_count() or 1),
+        processes=processes or (1 if args.burst else os.cpu_count() or 1),
     )
 
 
@@ -977,7 +985,6 @@ def main(argv: list[str] | None = None) -> None:
     worker.add_argument(
         "--processes",
         type=_processes,
-        default=os.environ.get("CONNECTOR_WORKER_PROCESSES") or None,
         metavar="N",
         help="worker processes under this one (default: $CONNECTOR_WORKER_PROCESSES, else the CPU "
         "count; with --burst 1)",

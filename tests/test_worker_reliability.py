@@ -300,3 +300,21 @@ def test_an_unreadable_job_goes_to_failed_and_the_worker_carries_on(client, sand
     assert queue.failed_job_registry.get_job_ids() == ["unreadable"]
     assert "unreadable job" in redis.hget("rq:job:unreadable", "exc_info").decode()
     assert len(activities(sandbox)) == 1
+
+
+def test_a_bad_pool_size_is_a_clear_start_up_error(env):
+    env()
+    bad = {**os.environ, "CONNECTOR_WORKER_PROCESSES": "lots"}
+    run = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "worker"], env=bad, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1, run.stderr
+    assert "CONNECTOR_WORKER_PROCESSES: 'lots' is not a whole number >= 1" in run.stderr
+    assert "Traceback" not in run.stderr
+    flag = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "worker", "--processes", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert flag.returncode == 2 and "is not a whole number >= 1" in flag.stderr
