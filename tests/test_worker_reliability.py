@@ -41,6 +41,11 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def one_process(options: tuple[str, ...]) -> tuple[str, ...]:
+    """Worker options for a single worker process unless they name ``--processes``."""
+    return options if "--processes" in options else ("--processes", "1", *options)
+
+
 class Workers:
     """Worker processes started by a test (each in its own session), killed at the end."""
 
@@ -56,12 +61,10 @@ class Workers:
 
     def worker(self, *options: str) -> subprocess.Popen[bytes]:
         """``connector worker``: one process unless the options say otherwise (the default is a pool)."""
-        if "--processes" not in options:
-            options = ("--processes", "1", *options)
-        return self.start(sys.executable, "-m", "connector.cli", "worker", *options)
+        return self.start(sys.executable, "-m", "connector.cli", "worker", *one_process(options))
 
     def faulty(self, mode: str, markers: Path, *options: str) -> subprocess.Popen[bytes]:
-        return self.start(sys.executable, str(FAULTS), mode, str(markers), *options)
+        return self.start(sys.executable, str(FAULTS), mode, str(markers), *one_process(options))
 
     def kill_group(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGKILL the worker and everything in its process group (its scheduler; horses have their own)."""
