@@ -97,6 +97,7 @@ def _processes(value: str | int) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     """Run RQ workers on every connector queue (scheduler on): ``--processes`` of them."""
+    from connector.queue import connect
     from connector.worker import run_worker
 
     settings = _load_settings()
@@ -109,10 +110,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     processes = args.processes or int(os.environ.get("CONNECTOR_WORKER_PROCESSES") or 0)
 
     _warn_if_not_durable(settings.redis_url)
-    from connector import jobs
-
-    # The jobs' own client: a fork horse then opens one connection, not one per client.
-    redis = jobs.redis()
+    redis = connect(settings.redis_url)
     problem = secret_key_problem(settings, redis)
     if problem:
         _print_problems([problem])
