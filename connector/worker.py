@@ -390,6 +390,19 @@ class ConnectorScheduler(RQScheduler):
             time.sleep(self.interval)
 
 
+def keep_scheduler_running(redis: Redis, scheduler: RQScheduler, owner: str) -> None:
+    """Start ``scheduler``'s process again when it is not running and a lock is free."""
+    process = scheduler._process
+    if process is not None and process.is_alive():
+        return
+    # The owner's own connection decides whether to try, so an owner that does not hold the locks
+    # costs a few reads a second and no new connection.
+    if free_scheduler_locks(redis, scheduler._queue_names, scheduler.name):
+        scheduler.acquire_locks(auto_start=True)
+        if scheduler._process is not None and scheduler._process.is_alive():
+            log.info("%s: scheduler started (PID %s)", owner, scheduler._process.pid)
+
+
 class ReliableWorker(BaseWorker):
     """What both connector worker classes add to RQ's: claim lists, outage riding, scheduler care."""
 
@@ -555,15 +568,7 @@ class ReliableWorker(BaseWorker):
         if scheduler is None or self._burst or self._stop_requested or time.monotonic() < self._next_scheduler_check:
             return
         self._next_scheduler_check = time.monotonic() + SCHEDULER_CHECK_SECONDS
-        process = scheduler._process
-        if process is not None and process.is_alive():
-            return
-        # The worker's own connection decides whether to try, so an idle worker that does not hold
-        # the locks costs a few reads a second and no new connection.
-        if free_scheduler_locks(self.connection, scheduler._queue_names, scheduler.name):
-            scheduler.acquire_locks(auto_start=True)
-            if scheduler._process is not None and scheduler._process.is_alive():
-                self.log.info("Worker %s: scheduler started (PID %s)", self.name, scheduler._process.pid)
+        keep_scheduler_running(self.connection, scheduler, f"Worker {self.name}")
 
     # --- taking a job -------------------------------------------------------------------------
 
@@ -1083,16 +1088,23 @@ def run_worker(
     preload()
     _until_redis_answers(redis, "starting")  # also hands back what dead workers left behind
     if processes > 1:
-        run_pool(redis, processes, lambda: _work(redis, burst, wait_for_retries, worker_class, logging_level), burst)
+        # The pool process runs the scheduler (never busy with a job); a burst child runs its own.
+        work = lambda: _work(redis, burst, wait_for_retries, worker_class, logging_level, scheduler=burst)  # noqa: E731
+        run_pool(redis, processes, work, burst)
         return
     _work(redis, burst, wait_for_retries, worker_class, logging_level)
 
 
 def _work(
-    redis: Redis, burst: bool, wait_for_retries: float, worker_class: type[ReliableWorker], logging_level: str
+    redis: Redis,
+    burst: bool,
+    wait_for_retries: float,
+    worker_class: type[ReliableWorker],
+    logging_level: str,
+    scheduler: bool = True,
 ) -> None:
     if not burst:
-        _work_until_stopped(redis, worker_class, logging_level)
+        _work_until_stopped(redis, worker_class, logging_level, scheduler)
         return
     deadline = time.monotonic() + wait_for_retries
     while True:
@@ -1107,13 +1119,15 @@ def _work(
         # Burst workers enqueue due scheduled jobs when they start; the loop starts another.
 
 
-def _work_until_stopped(redis: Redis, worker_class: type[ReliableWorker], logging_level: str) -> None:
+def _work_until_stopped(
+    redis: Redis, worker_class: type[ReliableWorker], logging_level: str, scheduler: bool = True
+) -> None:
     """Run a worker until a stop is asked for; one that ends otherwise is replaced in this process."""
     backoff = Backoff(first=1.0, cap=10.0)
     while True:
         worker = build_worker(redis, worker_class)
         try:
-            worker.work(with_scheduler=True, logging_level=logging_level)
+            worker.work(with_scheduler=scheduler, logging_level=logging_level)
         except REDIS_ERRORS as exc:  # at start-up (registration), before RQ's loop catches anything
             log.error("worker could not start, Redis unavailable (%s)", exc)
         if worker.stop_signalled:
@@ -1183,6 +1197,20 @@ class _Pool:
                 pass
 
 
+def _ended(children: dict[int, float]) -> list[tuple[int, int, float]]:
+    """The children that have ended (pid, status, start), taken out of ``children`` (only these
+    pids are waited for: a wait for any child would also reap the scheduler's process)."""
+    ended = []
+    for pid in list(children):
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped already: gone, status unknown
+            done, status = pid, 0
+        if done:
+            ended.append((pid, status, children.pop(pid)))
+    return ended
+
+
 def run_pool(redis: Redis, processes: int, work: Any, burst: bool = False) -> None:
     """Run ``work`` (one worker's loop) in ``processes`` forked children until a stop is asked for.
 
@@ -1191,39 +1219,51 @@ def run_pool(redis: Redis, processes: int, work: Any, burst: bool = False) -> No
     once (:func:`connector.recovery.recover_lost_jobs`): its claimed jobs go back to their queues,
     its started job is retried, or failed once it has killed a worker
     :data:`connector.recovery.WORKER_DEATH_LIMIT` times. SIGTERM or SIGINT reach every child (a
-    warm shutdown: each finishes its job); the children get SIGTERM if this process dies. Every
-    child's worker asks for the scheduler, which one runs (RQ's lock). In burst mode nothing is
-    replaced and this returns once every child is done.
+    warm shutdown: each finishes its job); the children get SIGTERM if this process dies. This
+    process, never busy with a job, keeps the scheduler running (checked every second, as a
+    worker does; RQ's lock picks one among pools); in burst mode each child enqueues what is due
+    itself, nothing is replaced and this returns once every child is done.
     """
     pool = _Pool(work, burst)
+    queues = [get_queue(redis, name) for name in QUEUE_NAMES]
+    scheduler = None if burst else ConnectorScheduler(queues, connection=redis, serializer=JSONSerializer)
     previous = {signum: signal.signal(signum, pool.stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         for _ in range(processes):
             pool.start_child()
         log.info("worker pool %s: %d worker processes", os.getpid(), processes)
+        next_check = 0.0
         while pool.children:
-            try:
-                pid, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            started = pool.children.pop(pid, None)
-            if started is None:
+            ended = _ended(pool.children)
+            if not ended:
+                if scheduler is not None and not pool.stopping and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + SCHEDULER_CHECK_SECONDS
+                    try:
+                        keep_scheduler_running(redis, scheduler, f"worker pool {os.getpid()}")
+                    except REDIS_ERRORS as exc:
+                        log.warning("worker pool: scheduler not started, Redis unavailable (%s)", exc)
+                time.sleep(0.1)
                 continue
             if pool.stopping or burst:
                 continue
-            log.error("worker process %s %s; starting another", pid, _describe_status(status))
+            for pid, status, _ in ended:
+                log.error("worker process %s %s; starting another", pid, _describe_status(status))
             try:
                 recover_lost_jobs(redis, wait=2.0)
             except REDIS_ERRORS as exc:
                 log.warning("worker pool: recovery postponed, Redis unavailable (%s)", exc)
-            if time.monotonic() - started >= POOL_STABLE_SECONDS:
+            if min(time.monotonic() - started for _, _, started in ended) >= POOL_STABLE_SECONDS:
                 pool.backoff = POOL_BACKOFF_FIRST
             deadline = time.monotonic() + pool.backoff
             while time.monotonic() < deadline and not pool.stopping:
                 time.sleep(0.05)
             pool.backoff = min(pool.backoff * 2, POOL_BACKOFF_MAX)
-            if not pool.stopping:
-                pool.start_child()
+            for _ in ended:
+                if not pool.stopping:
+                    pool.start_child()
     finally:
+        if scheduler is not None and scheduler._process is not None and scheduler._process.is_alive():
+            os.kill(scheduler._process.pid or 0, signal.SIGTERM)  # it releases its locks
+            scheduler._process.join(10)
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -245,7 +245,7 @@ def test_a_worker_rides_out_a_redis_outage_mid_job(worker_class, env, sandbox, o
 
 
 def pool_children(pool: subprocess.Popen[bytes]) -> set[int]:
-    """The live worker processes of a ``connector worker`` pool (its direct children)."""
+    """The live processes of a ``connector worker`` pool (its direct children: workers, scheduler)."""
     path = Path(f"/proc/{pool.pid}/task/{pool.pid}/children")
     return {int(pid) for pid in path.read_text().split()} if path.exists() else set()
 
@@ -265,7 +265,8 @@ def test_a_pool_replaces_a_child_sigkilled_mid_job_and_the_job_still_runs(env, r
     os.kill(runner, signal.SIGKILL)  # mid-job: no chance to record anything
     wait_for(lambda: fetch_job(redis, job.id).get_status() == "finished", 30, f"the job to run again\n{workers.log()}")
     assert int(redis.hget(job.key, "connector_worker_deaths") or 0) == 1  # counted, not yet a killer
-    wait_for(lambda: len(pool_children(pool)) == 2 and runner not in pool_children(pool), 10, "a new child")
+    wait_for(lambda: len(registered_worker_pids(redis) & pool_children(pool) - {runner}) == 2, 10, "a new child")
+    assert scheduler_owner(redis)  # the pool process's scheduler
     assert pool.poll() is None
 
 
