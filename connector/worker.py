@@ -32,8 +32,8 @@ isolation is kept another way: each worker is a process of its own under one poo
 code) and hands its work back at once; a job whose worker died while running it is retried by
 recovery, and after :data:`connector.recovery.WORKER_DEATH_LIMIT` such deaths it goes to the
 failed registry with a reason a person can act on, instead of killing workers forever. The fork
-worker (``--worker-class fork``) has the same guard for a horse that dies. Every process asks for
-the scheduler; one holds it.
+worker (``--worker-class fork``) has the same guard for a horse that dies. The pool process, never
+busy with a job, runs the scheduler (RQ's lock picks one among pools and single workers).
 
 ``--burst`` processes everything that is due, including due retries, and exits;
 ``wait_for_retries`` lets it also wait for retries due within that many seconds (handy in tests
