@@ -1,6 +1,7 @@
 """Finding work that a dead worker or scheduler left behind, and handing it back at once.
 
-Three things can be left behind, each with its own record of who holds it:
+Three things can be left behind, each with its own record of who holds it (and one kind of job
+that keeps leaving itself behind):
 
 * **Claimed jobs.** A worker takes the next job id from the queues into its own *claim list*
   (``connector:claimed:<worker>``) in one atomic step (:data:`CLAIM_SCRIPT`), and removes it from
@@ -10,6 +11,9 @@ Three things can be left behind, each with its own record of who holds it:
   gone, :func:`recover_claimed_jobs` puts its ids back at the front of their queues.
 * **Started jobs** of a worker killed mid-job: :func:`recover_abandoned_jobs` hands them to RQ's
   own abandoned-job handling (a retry, or the failed registry when no attempt is left).
+* **Jobs that kill their worker** (out of memory, a native crash): every death of a worker
+  process while it ran a job is counted in the job's hash; after :data:`WORKER_DEATH_LIMIT`
+  deaths the job goes to the failed registry with a reason a person can act on.
 * **Scheduler locks** held by a dead scheduler: :func:`free_scheduler_locks` releases them so a
   live worker's scheduler takes over at once instead of after the lock's 61 s TTL.
 
@@ -32,7 +36,8 @@ from functools import cache
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
@@ -49,17 +54,19 @@ CLAIMANTS_KEY = "connector:claimants"
 RECOVERY_LOCK_KEY = "connector:recovery-lock"
 RECOVERY_LOCK_TTL = 30
 
-# KEYS[1]: the worker's claim list; KEYS[2..]: the queues in priority order.
+# KEYS[1]: the worker's claim list; KEYS[2..]: the queues in priority order. ARGV[1]: job key prefix.
 # A claim left over from an earlier call (whose answer the worker never got, e.g. Redis restarted
-# mid-reply) comes first: it is this worker's already.
+# mid-reply) comes first: it is this worker's already. Returns the id with the job's hash (flat
+# field/value list, empty when the job is gone), so taking a job and reading it is one round trip.
 CLAIM_SCRIPT = """
+local function taken(id) return {id, redis.call("HGETALL", ARGV[1] .. id)} end
 local left = redis.call("LINDEX", KEYS[1], 0)
-if left then return left end
+if left then return taken(left) end
 for i = 2, #KEYS do
     local id = redis.call("LPOP", KEYS[i])
     if id then
         redis.call("RPUSH", KEYS[1], id)
-        return id
+        return taken(id)
     end
 end
 return false
@@ -218,7 +225,7 @@ def recover_claimed_jobs(redis: Redis) -> int:
     return returned
 
 
-# --- started jobs of dead workers ---------------------------------------------------------------
+# --- workers that died ----------------------------------------------------------------------------
 
 
 def _worker_is_dead(redis: Redis, worker_name: str) -> bool:
@@ -236,6 +243,50 @@ def _worker_is_dead(redis: Redis, worker_name: str) -> bool:
     return pid > 0 and not _alive(pid) and not _alive(horse)
 
 
+# --- jobs that kill their worker process ---------------------------------------------------------
+
+WORKER_DEATH_LIMIT = 3
+"""A job whose worker process died while running it this many times goes to the failed registry."""
+DEATHS_FIELD = "connector_worker_deaths"  # in the job's hash: survives its retries, goes with it
+
+
+def note_worker_death(redis: Redis, job_id: str) -> int:
+    """Count one death of a worker process (or fork horse) while it ran ``job_id``; the count so far."""
+    return int(redis.hincrby(Job.redis_job_namespace_prefix + job_id, DEATHS_FIELD, 1))
+
+
+def worker_death_reason(deaths: int, last: str) -> str:
+    """The failure reason of a job that kept killing its worker process, for a person to act on."""
+    return (
+        f"the worker process died while running this job {deaths} times (last: {last}); the job "
+        "itself probably kills it (out of memory, a crash in native code, a signal): look at the "
+        "worker's log and the host's kernel log (OOM killer) around the last time, fix the cause, "
+        "then replay it (connector replay)"
+    )
+
+
+def fail_worker_killer(redis: Redis, queue: Queue, entry: str, deaths: int, last: str) -> None:
+    """Move the job of started-registry ``entry`` to its failed registry with :func:`worker_death_reason`."""
+    registry = queue.started_job_registry
+    job_id = registry.parse_job_id(entry)
+    reason = worker_death_reason(deaths, last)
+    try:
+        job = Job.fetch(job_id, connection=redis, serializer=queue.serializer)
+    except NoSuchJobError:
+        redis.zrem(registry.key, entry)
+        return
+    with redis.pipeline() as pipeline:
+        pipeline.zrem(registry.key, entry)
+        pipeline.delete(f"rq:execution:{entry}")
+        job.set_status(JobStatus.FAILED, pipeline=pipeline)
+        job._handle_failure(reason, pipeline, worker_name="")
+        pipeline.execute()
+    log.error("job %s failed: %s", job_id, reason)
+
+
+# --- started jobs of dead workers ---------------------------------------------------------------
+
+
 def recover_abandoned_jobs(redis: Redis) -> int:
     """Hand jobs of workers that died mid-job (SIGKILL, OOM) back to RQ's own recovery.
 
@@ -243,10 +294,15 @@ def recover_abandoned_jobs(redis: Redis) -> int:
     worker runs maintenance (up to 10 min later). A worker killed on this host is known dead at
     once, so its entries are marked expired and RQ's cleanup retries them (or fails them when
     no attempt is left). Delivery is idempotent, so running the job again posts nothing twice.
+
+    Each such death is counted in the job's hash; a job that has now killed its worker
+    :data:`WORKER_DEATH_LIMIT` times goes to the failed registry with a reason instead of being
+    retried (it would otherwise kill a worker on every attempt).
     """
     recovered = 0
     for name in QUEUE_NAMES:
-        registry = get_queue(redis, name).started_job_registry
+        queue = get_queue(redis, name)
+        registry = queue.started_job_registry
         marked = 0
         for raw in redis.zrange(registry.key, 0, -1):
             entry = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -255,9 +311,15 @@ def recover_abandoned_jobs(redis: Redis) -> int:
             worker_name = _text(
                 redis.hget(f"rq:execution:{entry}", "worker_name") or redis.hget(f"rq:job:{job_id}", "worker_name")
             )
-            if _worker_is_dead(redis, worker_name):
-                redis.zadd(registry.key, {entry: 0}, xx=True)
-                marked += 1
+            if not _worker_is_dead(redis, worker_name):
+                continue
+            deaths = note_worker_death(redis, job_id)
+            if deaths >= WORKER_DEATH_LIMIT:
+                fail_worker_killer(redis, queue, entry, deaths, f"worker {worker_name} on {socket.gethostname()}")
+                recovered += 1
+                continue
+            redis.zadd(registry.key, {entry: 0}, xx=True)
+            marked += 1
         if marked:
             registry.cleanup(timestamp=0)
             recovered += marked

@@ -3,12 +3,14 @@
 Run: ``python -m faults --webhooks 10000`` (``--help`` lists the knobs). What it does:
 
 1. starts embedded Redis (AOF on, own data directory), the sandbox server, the web app under
-   gunicorn and several ``connector worker`` processes (fork, and simple) — all on loopback;
+   gunicorn and several ``connector worker`` processes (pools of simple workers, the default; fork;
+   simple) — all on loopback;
 2. arms the sandboxes: 10 % 500s on every vendor call, a share of creates that are stored and
    then have their answer dropped (``drop_after``), and bursts of 429 with ``Retry-After``;
 3. sends every logical webhook three times (some copies concurrently), signed on the fly, with a
    sender that retries 503s and connection errors a bounded number of times;
-4. meanwhile SIGKILLs a worker every few seconds (sometimes with its work horse) and starts a
+4. meanwhile SIGKILLs a worker every few seconds (sometimes with its work horse; mostly a pool's
+   child, which its pool replaces) and starts a
    replacement, restarts any worker that exits by itself (counted), and SIGKILLs Redis once and
    restarts it on the same data directory;
 5. drains — 500s and drop_after go on, worker kills until fewer than 50 jobs are left — until the
@@ -383,8 +385,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--webhooks", type=int, default=10_000, help="logical webhooks (each sent 3 times)")
     parser.add_argument("--rate", type=float, default=25.0, help="logical webhooks started per second")
     parser.add_argument("--senders", type=int, default=8, help="sender threads")
-    parser.add_argument("--fork-workers", type=int, default=3)
-    parser.add_argument("--simple-workers", type=int, default=1)
+    parser.add_argument(
+        "--pool-workers", type=int, default=2, help="default `connector worker` processes (pools of simple workers)"
+    )
+    parser.add_argument("--pool-processes", type=int, default=2, help="worker processes per pool")
+    parser.add_argument("--fork-workers", type=int, default=1)
+    parser.add_argument("--simple-workers", type=int, default=0)
     parser.add_argument("--kill-every", type=float, default=4.0, help="seconds between worker SIGKILLs (0: none)")
     parser.add_argument(
         "--redis-kill", action=argparse.BooleanOptionalAction, default=True, help="SIGKILL Redis once and restart it"
@@ -437,13 +443,16 @@ def main(argv: list[str] | None = None) -> int:
         "",
         fork_workers=args.fork_workers,
         simple_workers=args.simple_workers,
+        pool_workers=args.pool_workers,
+        pool_processes=args.pool_processes,
         retry_schedule=args.retry_schedule,
     )
     stack.tenants_toml = tenants_toml(stack.sandbox_url)
     families_count = Counter(w.family for w in traffic.webhooks)
     say(
         f"{args.webhooks} logical webhooks x 3 deliveries ({dict(families_count)}), {args.rate:g}/s, "
-        f"{args.fork_workers} fork + {args.simple_workers} simple workers; work directory {workdir}"
+        f"{args.pool_workers} pools of {args.pool_processes} + {args.fork_workers} fork + {args.simple_workers} "
+        f"simple workers; work directory {workdir}"
     )
     watch: RetryWatch | None = None
     faults: Faults | None = None
@@ -509,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"answers: {dict(sender.answers.most_common())}; deliveries given up by the sender: {sender.gave_up}")
         print(
-            f"faults: {stack.worker_kills} worker SIGKILLs ({stack.horse_kills} with their horse), "
+            f"faults: {stack.worker_kills} worker SIGKILLs ({stack.horse_kills} with their horse, "
+            f"{stack.pool_child_kills} of a pool's child), "
             f"{stack.redis_kills} Redis SIGKILL, {stack.unexpected_exits} workers exited by themselves"
         )
         print(

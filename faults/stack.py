@@ -2,7 +2,9 @@
 
 Embedded Redis (append-only file on, its own data directory, killed with SIGKILL and restarted on
 the same directory and port), the sandbox server (``connector sandbox``), the web app under
-gunicorn with ``config/gunicorn.conf.py`` and several ``connector worker`` processes. Every
+gunicorn with ``config/gunicorn.conf.py`` and several ``connector worker`` processes: pools of
+simple workers (the default kind, ``--processes``; a kill hits one of a pool's children, which the
+pool replaces, or now and then the pool process itself), fork and simple single workers. Every
 process started here is stopped by :meth:`Stack.close`, which the run calls in a ``finally``
 (SIGTERM and SIGINT are turned into ``KeyboardInterrupt`` first, so Ctrl-C cleans up too).
 """
@@ -29,15 +31,26 @@ from connector.queue import connect
 ROOT = Path(__file__).resolve().parent.parent
 
 
+POOL = "pool"  # the default ``connector worker``: a pool of simple workers
+
+
 @dataclass
 class Worker:
-    """One ``connector worker`` process."""
+    """One ``connector worker`` process (``worker_class`` fork, simple or :data:`POOL`)."""
 
     number: int
     worker_class: str
     proc: subprocess.Popen[bytes]
     log: IO[bytes]
     killed: bool = False
+
+
+def pool_children(pid: int) -> list[int]:
+    """The worker processes of a pool (its direct children)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 @dataclass
@@ -48,6 +61,8 @@ class Stack:
     tenants_toml: str
     fork_workers: int = 3
     simple_workers: int = 1
+    pool_workers: int = 1
+    pool_processes: int = 2
     retry_schedule: str = "1,2,4,8,15"
     web_workers: int = 3
     redis: EmbeddedRedis | None = None
@@ -57,6 +72,7 @@ class Stack:
     others: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
     horses: set[int] = field(default_factory=set)
     worker_kills: int = 0
+    pool_child_kills: int = 0
     horse_kills: int = 0
     unexpected_exits: int = 0
     redis_kills: int = 0
@@ -127,14 +143,18 @@ class Stack:
             self.start_worker("fork")
         for _ in range(self.simple_workers):
             self.start_worker("simple")
+        for _ in range(self.pool_workers):
+            self.start_worker(POOL)
 
     def start_worker(self, worker_class: str) -> Worker:
-        """One more ``connector worker`` of that class."""
+        """One more ``connector worker`` of that class (:data:`POOL`: the default command)."""
         self._numbers += 1
-        proc, log = self._spawn(
-            f"worker-{self._numbers}-{worker_class}",
-            [sys.executable, "-m", "connector.cli", "worker", "--worker-class", worker_class],
-        )
+        argv = [sys.executable, "-m", "connector.cli", "worker"]
+        if worker_class == POOL:
+            argv += ["--processes", str(self.pool_processes)]
+        else:
+            argv += ["--worker-class", worker_class, "--processes", "1"]
+        proc, log = self._spawn(f"worker-{self._numbers}-{worker_class}", argv)
         worker = Worker(self._numbers, worker_class, proc, log)
         self.workers.append(worker)
         return worker
@@ -157,6 +177,16 @@ class Stack:
         if not alive:
             return "no worker alive"
         victim = rng.choice(alive)
+        children = pool_children(victim.proc.pid) if victim.worker_class == POOL else []
+        if children and rng.random() < 0.75:  # mostly a pool's child: the pool replaces it
+            child = rng.choice(children)
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                return f"worker {victim.number} (pool): child {child} already gone"
+            self.worker_kills += 1
+            self.pool_child_kills += 1
+            return f"SIGKILL worker {victim.number} (pool)'s child {child}; the pool replaces it"
         horse = self._horse_of(victim.proc.pid) if victim.worker_class == "fork" else 0
         if horse > 0:
             self.horses.add(horse)
@@ -174,8 +204,20 @@ class Stack:
             except ProcessLookupError:
                 pass
         self.workers.remove(victim)
+        self._wait_children_gone(children)  # SIGTERMed by the kernel: they finish their job first
         self.start_worker(victim.worker_class)
         return f"SIGKILL {what}; replacement started"
+
+    def _wait_children_gone(self, children: list[int], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(self._ours(child) for child in children):
+            time.sleep(0.05)
+        for child in children:  # one stuck past the HTTP timeout: a hard stop
+            if self._ours(child):
+                try:
+                    os.kill(child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def _ours(self, pid: int) -> bool:
         """Whether ``pid`` is still a process of this run (pids are reused: check its environment)."""

@@ -143,11 +143,12 @@ def test_replay_from_the_failed_registry_delivers_once(client, sandbox, work, re
 
 
 def start_worker_on_a_slow_delivery(client, sandbox, redis) -> tuple[subprocess.Popen, int]:
-    """A real `connector worker` process, caught in the middle of a delivery; returns it and its horse pid."""
+    """A real fork `connector worker` process, caught in the middle of a delivery; returns it and its horse pid
+    (the default worker is a pool of simple workers since issue 16: tests/test_worker_reliability.py)."""
     arm(sandbox, mode="slow", seconds=3, count=1)
     post_order(client, load_fixture("shopify", "orders_paid"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connector.cli", "worker"],
+        [sys.executable, "-m", "connector.cli", "worker", "--worker-class", "fork", "--processes", "1"],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

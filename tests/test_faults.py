@@ -1,7 +1,8 @@
 """A short ``make faults`` run in the suite: every fault of the full run, every target met.
 
 150 logical webhooks of every family, each delivered three times, through the real stack (gunicorn,
-embedded Redis, the sandbox server, fork and simple workers) while a worker is SIGKILLed every 3 s
+embedded Redis, the sandbox server, a pool of simple workers (the default ``connector worker``),
+a fork and a simple worker) while a worker is SIGKILLed every 3 s
 (and replaced), Redis is SIGKILLed once and restarted on its data, every vendor answers 5 % 500s,
 Glu, LoyaltyLion, Voucherify, Klaviyo and Mailchimp store some creates and then lose their answer
 (``drop_after``), and Glu, LoyaltyLion and Klaviyo answer bursts of 429 with ``Retry-After``.
@@ -43,8 +44,12 @@ def test_short_fault_run_meets_every_target() -> None:
         "glu,loyaltylion,klaviyo",
         "--redeliver-within",
         "3",
-        "--fork-workers",
+        "--pool-workers",
+        "1",
+        "--pool-processes",
         "2",
+        "--fork-workers",
+        "1",
         "--simple-workers",
         "1",
         "--error-rate",

@@ -85,7 +85,8 @@ def test_honcho_start_runs_the_procfile_end_to_end(tmp_path, redis, redis_url, s
         try:
             _until(lambda: _answers(port) or honcho.poll() is not None, 30, "the web process on $PORT")
             assert honcho.poll() is None, log_path.read_text()
-            _until(lambda: len(Worker.all(connection=redis)) == 1, 30, "the worker to register")
+            # The default worker: a pool of one simple worker per CPU (issue 16).
+            _until(lambda: len(Worker.all(connection=redis)) == (os.cpu_count() or 1), 30, "the workers to register")
 
             order = json.loads(load_fixture("shopify", "orders_paid"))
             body = json.dumps(order).encode()

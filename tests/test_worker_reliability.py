@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from conftest import load_fixture, shopify_headers
 from redis import Redis
+from rq import Retry
 
 from connector.embedded_redis import EmbeddedRedis
 from connector.queue import DELIVERY_QUEUE, INGEST_QUEUE, connect, fetch_job, get_queue
+from connector.recovery import WORKER_DEATH_LIMIT
 from connector.web import create_app
 
 FAULTS = Path(__file__).parent / "worker_faults.py"
@@ -39,6 +41,11 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def one_process(options: tuple[str, ...]) -> tuple[str, ...]:
+    """Worker options for a single worker process unless they name ``--processes``."""
+    return options if "--processes" in options else ("--processes", "1", *options)
+
+
 class Workers:
     """Worker processes started by a test (each in its own session), killed at the end."""
 
@@ -53,10 +60,11 @@ class Workers:
         return proc
 
     def worker(self, *options: str) -> subprocess.Popen[bytes]:
-        return self.start(sys.executable, "-m", "connector.cli", "worker", *options)
+        """``connector worker``: one process unless the options say otherwise (the default is a pool)."""
+        return self.start(sys.executable, "-m", "connector.cli", "worker", *one_process(options))
 
     def faulty(self, mode: str, markers: Path, *options: str) -> subprocess.Popen[bytes]:
-        return self.start(sys.executable, str(FAULTS), mode, str(markers), *options)
+        return self.start(sys.executable, str(FAULTS), mode, str(markers), *one_process(options))
 
     def kill_group(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGKILL the worker and everything in its process group (its scheduler; horses have their own)."""
@@ -236,6 +244,57 @@ def test_a_worker_rides_out_a_redis_outage_mid_job(worker_class, env, sandbox, o
     assert lateness(redis, job_id, due) <= LATENESS_LIMIT, workers.log()
 
 
+def pool_children(pool: subprocess.Popen[bytes]) -> set[int]:
+    """The live processes of a ``connector worker`` pool (its direct children: workers, scheduler)."""
+    path = Path(f"/proc/{pool.pid}/task/{pool.pid}/children")
+    return {int(pid) for pid in path.read_text().split()} if path.exists() else set()
+
+
+# --- issue 16: the default worker is a pool of simple workers; a dead one loses nothing ---------
+
+
+def test_a_pool_replaces_a_child_sigkilled_mid_job_and_the_job_still_runs(env, redis, workers):
+    env()
+    pool = workers.worker("--processes", "2")
+    wait_for(lambda: len(registered_worker_pids(redis) & pool_children(pool)) == 2, 30, "two pool workers")
+    queue = get_queue(redis, DELIVERY_QUEUE)
+    job = queue.enqueue("time.sleep", 1.5, retry=Retry(max=3))
+    running = wait_for(lambda: queue.started_job_registry.get_job_ids(cleanup=False), 20, "the job to start")
+    assert running == [job.id]
+    runner = next(pid for pid in registered_worker_pids(redis) if _current_job(redis, pid) == job.id)
+    os.kill(runner, signal.SIGKILL)  # mid-job: no chance to record anything
+    wait_for(lambda: fetch_job(redis, job.id).get_status() == "finished", 30, f"the job to run again\n{workers.log()}")
+    assert int(redis.hget(job.key, "connector_worker_deaths") or 0) == 1  # counted, not yet a killer
+    wait_for(lambda: len(registered_worker_pids(redis) & pool_children(pool) - {runner}) == 2, 10, "a new child")
+    assert scheduler_owner(redis)  # the pool process's scheduler
+    assert pool.poll() is None
+
+
+def _current_job(redis: Redis, pid: int) -> str | None:
+    for key in redis.smembers("rq:workers"):
+        if int(redis.hget(key, "pid") or 0) == pid:
+            current = redis.hget(key, "current_job")
+            return current.decode() if current else None
+    return None
+
+
+@pytest.mark.parametrize("options", [("--processes", "2"), ("--worker-class", "fork")])
+def test_a_job_that_keeps_killing_its_worker_process_ends_failed_with_a_reason(options, env, redis, workers):
+    env()
+    proc = workers.worker(*options)
+    queue = get_queue(redis, DELIVERY_QUEUE)
+    job = queue.enqueue("os.abort", retry=Retry(max=10))  # SIGABRT: what a crash in native code looks like
+    wait_for(lambda: queue.failed_job_registry.get_job_ids() == [job.id], 60, f"the job to fail\n{workers.log()}")
+    failed = fetch_job(redis, job.id)
+    reason = failed.latest_result().exc_string if failed.latest_result() else ""
+    assert failed.get_status() == "failed"
+    assert f"the worker process died while running this job {WORKER_DEATH_LIMIT} times" in (reason or ""), reason
+    assert int(redis.hget(job.key, "connector_worker_deaths") or 0) == WORKER_DEATH_LIMIT  # not one more
+    time.sleep(1.0)
+    assert proc.poll() is None, workers.log()  # the worker (pool) carries on
+    assert registered_worker_pids(redis)
+
+
 def test_an_unreadable_job_goes_to_failed_and_the_worker_carries_on(client, sandbox, redis, work):
     queue = get_queue(redis, INGEST_QUEUE)
     queue.enqueue("time.time", job_id="unreadable")
@@ -245,3 +304,21 @@ def test_an_unreadable_job_goes_to_failed_and_the_worker_carries_on(client, sand
     assert queue.failed_job_registry.get_job_ids() == ["unreadable"]
     assert "unreadable job" in redis.hget("rq:job:unreadable", "exc_info").decode()
     assert len(activities(sandbox)) == 1
+
+
+def test_a_bad_pool_size_is_a_clear_start_up_error(env):
+    env()
+    bad = {**os.environ, "CONNECTOR_WORKER_PROCESSES": "lots"}
+    run = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "worker"], env=bad, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1, run.stderr
+    assert "CONNECTOR_WORKER_PROCESSES: 'lots' is not a whole number >= 1" in run.stderr
+    assert "Traceback" not in run.stderr
+    flag = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "worker", "--processes", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert flag.returncode == 2 and "is not a whole number >= 1" in flag.stderr

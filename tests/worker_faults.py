@@ -2,9 +2,10 @@
 
 Usage: ``python tests/worker_faults.py MODE MARKER_DIR [worker options...]``.
 
-The fault point is the first read of an ingest job's hash, which both RQ's own dequeue and the
-connector's come to right after taking the job id off its queue, before the started registry
-is written: the window in which a job id exists nowhere but in the worker.
+The fault point is the first restore of an ingest job from its hash, which both RQ's own dequeue
+and the connector's come to right after taking the job id off its queue (the connector's claim
+reads the hash in the same round trip), before the started registry is written: the window in
+which a job id exists nowhere but in the worker.
 
 * ``kill-after-pop``: the worker SIGKILLs itself there.
 * ``wait-after-pop``: it writes ``popped`` and waits there until ``go`` exists (the test kills
@@ -25,25 +26,26 @@ import rq.job
 
 def main() -> None:
     mode, markers, options = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
-    original = rq.job.Job.fetch.__func__  # type: ignore[attr-defined]
+    original = rq.job.Job.restore
     fired = [False]
 
-    def fetch(cls: type[rq.job.Job], id: str, *args: Any, **kwargs: Any) -> rq.job.Job:  # noqa: A002 - RQ's name
-        if fired[0] or not id.startswith("ingest-"):
-            return original(cls, id, *args, **kwargs)  # type: ignore[no-any-return]
+    def restore(job: rq.job.Job, raw: Any) -> Any:
+        if fired[0] or not job.id.startswith("ingest-"):
+            return original(job, raw)
         fired[0] = True
-        (markers / "popped").write_text(id)
+        (markers / "popped").write_text(job.id)
         if mode == "kill-after-pop":
             os.kill(os.getpid(), signal.SIGKILL)
         while not (markers / "go").exists():
             time.sleep(0.02)
         try:
-            return original(cls, id, *args, **kwargs)  # type: ignore[no-any-return]
+            # The hash as it is now (the claim's copy was read before the fault).
+            return original(job, job.connection.hgetall(job.key) or raw)
         except Exception:
-            (markers / "read-failed").write_text(id)
+            (markers / "read-failed").write_text(job.id)
             raise
 
-    rq.job.Job.fetch = classmethod(fetch)  # type: ignore[assignment,method-assign]
+    rq.job.Job.restore = restore  # type: ignore[method-assign]
     from connector.cli import main as cli
 
     cli(["worker", *options])
