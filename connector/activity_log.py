@@ -69,7 +69,7 @@ import structlog
 from redis import Redis
 from rq import get_current_job
 
-from connector import redaction
+from connector import completion, redaction
 from connector.activities import hash_identifier
 from connector.errors import ConnectorError, DestinationError
 from connector.queue import FAILURE_TTL, RESULT_TTL
@@ -269,8 +269,9 @@ def index_translation(client: Redis, people: Iterable[tuple[str, str | None]]) -
         terms += [("key", term) for term in business_terms(key)]
         if email:
             terms.append(("email", hash_identifier(email)))
-    try:
-        index_terms(client, trace, terms)
+    moment = time.time()
+    try:  # in the job's completion round trip, with its records
+        completion.defer(client, lambda pipe: _index_terms(pipe, trace, terms, moment))
     except Exception:  # informational, as every record
         log.exception("the trace index of %s could not be written", trace)
 
@@ -322,39 +323,44 @@ def _epoch(moment: str) -> float:
 
 def write(client: Redis, tenant: str, record: Mapping[str, Any]) -> None:
     """Store one attempt record (and update the indexes) in one pipeline."""
+    with client.pipeline(transaction=False) as pipe:
+        queue_record(pipe, tenant, record)
+        pipe.execute()
+
+
+def queue_record(pipe: Any, tenant: str, record: Mapping[str, Any]) -> None:
+    """Queue the commands that store one attempt record (and update the indexes) on ``pipe``."""
     job_id = str(record["job"])
     status = record["status"]
     key = job_key(tenant, job_id)
     settled = status in ("delivered", "translated", "ignored", "erasure")
-    with client.pipeline(transaction=False) as pipe:
-        pipe.lpush(key, json.dumps(record, separators=(",", ":")))
-        pipe.ltrim(key, 0, ATTEMPTS_KEPT - 1)
-        pipe.expire(key, retention(settled))
-        if record.get("kind") == "webhook":
-            index = webhooks_key(tenant, str(record["source"]))
-            pipe.zadd(index, {job_id: _epoch(str(record.get("received_at", "")))})
-            pipe.zremrangebyrank(index, 0, -WEBHOOKS_KEPT - 1)
-            pipe.expire(index, RECORD_TTL)
-        failures = failures_key(tenant)
-        if status == "failed":
-            pipe.zadd(failures, {job_id: _epoch(str(record["at"]))})
-            pipe.zremrangebyrank(failures, 0, -FAILURES_KEPT - 1)
-            pipe.expire(failures, RECORD_TTL)
-        elif status != "retrying":
-            pipe.zrem(failures, job_id)
-        trace = record.get("trace")
-        if trace:
-            ttl = index_ttl()
-            pipe.set(trace_tenant_key(str(trace)), tenant, ex=ttl)
-            jobs = trace_jobs_key(str(trace))
-            pipe.zadd(jobs, {job_id: _epoch(str(record["at"]))}, nx=True)
-            pipe.zremrangebyrank(jobs, JOBS_KEPT, -1)  # the first ones (the webhook's) stay
-            pipe.expire(jobs, ttl)
-            terms = [("job", job_id)]
-            if record.get("kind") == "webhook" and record.get("delivery_id"):
-                terms.append(("delivery", str(record["delivery_id"])))
-            _index_terms(pipe, str(trace), terms, _epoch(str(record["at"])))
-        pipe.execute()
+    pipe.lpush(key, json.dumps(record, separators=(",", ":")))
+    pipe.ltrim(key, 0, ATTEMPTS_KEPT - 1)
+    pipe.expire(key, retention(settled))
+    if record.get("kind") == "webhook":
+        index = webhooks_key(tenant, str(record["source"]))
+        pipe.zadd(index, {job_id: _epoch(str(record.get("received_at", "")))})
+        pipe.zremrangebyrank(index, 0, -WEBHOOKS_KEPT - 1)
+        pipe.expire(index, RECORD_TTL)
+    failures = failures_key(tenant)
+    if status == "failed":
+        pipe.zadd(failures, {job_id: _epoch(str(record["at"]))})
+        pipe.zremrangebyrank(failures, 0, -FAILURES_KEPT - 1)
+        pipe.expire(failures, RECORD_TTL)
+    elif status != "retrying":
+        pipe.zrem(failures, job_id)
+    trace = record.get("trace")
+    if trace:
+        ttl = index_ttl()
+        pipe.set(trace_tenant_key(str(trace)), tenant, ex=ttl)
+        jobs = trace_jobs_key(str(trace))
+        pipe.zadd(jobs, {job_id: _epoch(str(record["at"]))}, nx=True)
+        pipe.zremrangebyrank(jobs, JOBS_KEPT, -1)  # the first ones (the webhook's) stay
+        pipe.expire(jobs, ttl)
+        terms = [("job", job_id)]
+        if record.get("kind") == "webhook" and record.get("delivery_id"):
+            terms.append(("delivery", str(record["delivery_id"])))
+        _index_terms(pipe, str(trace), terms, _epoch(str(record["at"])))
 
 
 def _answer(result: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -387,10 +393,9 @@ def _outcome(kind: str, result: Any, secrets: Callable[[], Iterable[str]]) -> di
     return fields
 
 
-def _failure(exc: BaseException, secrets: Iterable[str]) -> dict[str, Any]:
-    """The record fields of a job that raised ``exc``: its reason, the destination's answer, and
-    whether RQ runs it again (``retrying``, when) or not (``failed``)."""
-    job = get_current_job()
+def _failure(exc: BaseException, secrets: Iterable[str], retry_in: float | None) -> dict[str, Any]:
+    """The record fields of an attempt that raised ``exc``: its reason, the destination's answer,
+    and whether it is tried again in ``retry_in`` seconds (``retrying``) or not (``None``: ``failed``)."""
     reason = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
     if isinstance(exc, DestinationError) and exc.body and reason.endswith(exc.body):
         reason = reason[: -len(exc.body)].rstrip(": ")  # the body is the answer's, shown beside it
@@ -401,16 +406,23 @@ def _failure(exc: BaseException, secrets: Iterable[str]) -> dict[str, Any]:
             "remote_id": None,
             "body": clean_text(exc.body, secrets) if exc.body else None,
         }
-    if job is not None and job.should_retry:
+    if retry_in is not None:
         fields["status"] = "retrying"
-        try:
-            delay = job.get_retry_interval()
-        except (AssertionError, IndexError, TypeError):
-            delay = 0
-        fields["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
+        fields["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=retry_in)).isoformat(timespec="seconds")
     else:
         fields["status"] = "failed"
     return fields
+
+
+def _current_job_retry_in() -> float | None:
+    """Seconds until RQ runs the current job again, ``None`` when it will not (a final failure)."""
+    job = get_current_job()
+    if job is None or not job.should_retry:
+        return None
+    try:
+        return float(job.get_retry_interval())
+    except (AssertionError, IndexError, TypeError):
+        return 0.0
 
 
 def _next(fields: Mapping[str, Any]) -> str:
@@ -469,6 +481,74 @@ def _subject(kind: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple
     return tenant, fields, [str(email)] if email else []
 
 
+class Attempt:
+    """One attempt of a recorded job (or of a delivery or relay made inline by its ingest job,
+    :func:`inline_attempt`): writes its record once it ended, in the job's completion round trip
+    (:func:`connector.completion.defer`). A record that cannot be written is logged and never
+    changes the attempt's outcome."""
+
+    def __init__(
+        self,
+        kind: str,
+        job_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        redis: Callable[[], Redis],
+        secrets: Callable[[], Iterable[str]],
+    ) -> None:
+        self.kind = kind
+        self.job_id = job_id
+        self.tenant, self.fields, self.hidden = _subject(kind, args, kwargs)
+        self.redis = redis
+        self.secrets = secrets
+        self.trace = _trace.get()
+        self.requests: list[dict[str, Any]] = []
+        self.started = time.perf_counter()
+
+    def secret_values(self) -> list[str]:
+        """What this attempt's texts are redacted with: the secrets and the guest's email."""
+        return [*self.secrets(), *self.hidden]
+
+    def succeeded(self, result: Any) -> None:
+        """Record an attempt that returned ``result``."""
+        self._record(lambda: _outcome(self.kind, result, self.secret_values))
+
+    def failed(self, exc: BaseException, retry_in: float | None) -> None:
+        """Record an attempt that raised ``exc`` (tried again in ``retry_in`` seconds, or not: ``None``)."""
+        self._record(lambda: _failure(exc, self.secret_values(), retry_in))
+
+    def _record(self, outcome: Callable[[], dict[str, Any]]) -> None:
+        if not self.tenant:
+            return
+        try:
+            ended = {**outcome()}
+            answer = ended.get("answer")
+            if isinstance(answer, dict) and answer.get("http_status") is None and self.requests:
+                answer["http_status"] = self.requests[-1].get("status")  # a success's
+            extra = _trace_fields(self.trace, self.started, self.requests, ended, self.secret_values())
+            record = {"at": now_iso(), "job": self.job_id, "kind": self.kind, **self.fields, **ended, **extra}
+            tenant = self.tenant
+            completion.defer(self.redis(), lambda pipe: queue_record(pipe, tenant, record))
+        except Exception:  # informational: a job's outcome never depends on its record
+            log.exception("the activity record of a %s job of %s could not be written", self.kind, self.tenant)
+
+
+@contextmanager
+def inline_attempt(
+    kind: str, job_id: str, args: Sequence[Any], redis: Callable[[], Redis], secrets: Callable[[], Iterable[str]]
+) -> Iterator[Attempt]:
+    """A delivery or relay attempt made inside the current (ingest) job for the job ``job_id``
+    would be: its own record under that job id, in the same trace, with the HTTP requests made
+    inside the block (not the ingest's). The caller reports the outcome on the yielded
+    :class:`Attempt`."""
+    attempt = Attempt(kind, job_id, args, {}, redis, secrets)
+    token = _requests.set(attempt.requests)
+    try:
+        yield attempt
+    finally:
+        _requests.reset(token)
+
+
 def recorded(
     kind: str, redis: Callable[[], Redis], secrets: Callable[[], Iterable[str]]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -480,39 +560,17 @@ def recorded(
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            tenant, fields, hidden = _subject(kind, args, kwargs)
-
-            def secret_values() -> list[str]:
-                return [*secrets(), *hidden]
-
-            with traced_context(kind, tenant, str(fields.get("source", ""))) as (trace, requests_made):
-                started = time.perf_counter()
-
-                def record(outcome: Callable[[], dict[str, Any]]) -> None:
-                    if not tenant:
-                        return
-                    try:
-                        job = get_current_job()
-                        job_id = job.id if job is not None else f"direct-{kind}"
-                        ended = {**outcome()}
-                        answer = ended.get("answer")
-                        if isinstance(answer, dict) and answer.get("http_status") is None and requests_made:
-                            answer["http_status"] = requests_made[-1].get("status")  # a success's
-                        extra = _trace_fields(trace, started, requests_made, ended, secret_values())
-                        write(
-                            redis(),
-                            tenant,
-                            {"at": now_iso(), "job": job_id, "kind": kind, **fields, **ended, **extra},
-                        )
-                    except Exception:  # informational: a job's outcome never depends on its record
-                        log.exception("the activity record of a %s job of %s could not be written", kind, tenant)
-
+            tenant, fields, _ = _subject(kind, args, kwargs)
+            with traced_context(kind, tenant, str(fields.get("source", ""))) as (_, requests_made):
+                job = get_current_job()
+                attempt = Attempt(kind, job.id if job is not None else f"direct-{kind}", args, kwargs, redis, secrets)
+                attempt.requests = requests_made
                 try:
                     result = func(*args, **kwargs)
                 except BaseException as exc:
-                    record(functools.partial(_failure, exc, secret_values()))
+                    attempt.failed(exc, _current_job_retry_in())
                     raise
-                record(lambda: _outcome(kind, result, secret_values))
+                attempt.succeeded(result)
                 return result
 
         return wrapper

@@ -289,6 +289,7 @@ def posted(sandbox: SandboxServer, item: Activity) -> list[dict[str, Any]]:
 
 
 def cached_contact(redis: Redis, email: str) -> str | None:
+    jobs.forget_local_contacts("harbour")  # what Redis holds (the workers wrote it), not this process's memory
     return jobs.RedisContactCache(redis, "harbour", "glu").get(email)
 
 
