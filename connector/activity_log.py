@@ -89,7 +89,14 @@ KINDS = {"connector.jobs.ingest": "webhook", "connector.jobs.deliver": "delivery
 REQUESTS_KEPT = 10
 JOBS_KEPT = 50
 TRACES_PER_TERM = 20
+# A trace index member costs far less than a key of its own (~60-100 bytes of overhead each):
+# the terms share 4096 ZSETs, member "<digest prefix>|<trace id>" scored by time. A member of at
+# most 64 bytes in a ZSET of at most 128 keeps Redis's compact encoding (zset-max-listpack-*):
+# about 75 bytes a term up to ~500,000 terms in the retention window, a webhook's five included.
+FIND_BUCKET_CHARS = 3
+FIND_MEMBER_CHARS = 16  # 64 bits of the term's digest: a collision would only list one more trace
 RETENTION_ENV = "CONNECTOR_TRACE_RETENTION_DAYS"
+WEBHOOK_TRACE = "ingest-"  # the trace id of a webhook: its ingest job's id
 
 _trace: ContextVar[str | None] = ContextVar("connector_trace", default=None)
 _requests: ContextVar[list[dict[str, Any]] | None] = ContextVar("connector_trace_requests", default=None)
@@ -130,8 +137,18 @@ def term_digest(kind: str, value: str) -> str:
 
 
 def find_key(kind: str, value: str) -> str:
-    """The index of the traces a lookup term belongs to."""
+    """The index of one lookup term as written before issue 16 (a ZSET of its own per term; read
+    until it expires, see :func:`find_traces`)."""
     return f"connector:trace:find:{term_digest(kind, value)}"
+
+
+def find_bucket_key(digest: str) -> str:
+    """The shared index (one of 16 ** FIND_BUCKET_CHARS) holding the terms whose digest starts so."""
+    return f"connector:trace:find:{digest[:FIND_BUCKET_CHARS]}"
+
+
+def _find_member(digest: str, trace: str) -> str:
+    return f"{digest[:FIND_MEMBER_CHARS]}|{trace}"
 
 
 def retention(settled: bool) -> int:
@@ -246,13 +263,41 @@ def index_terms(client: Redis, trace: str, terms: Iterable[tuple[str, str]], at:
 
 def _index_terms(pipe: Any, trace: str, terms: Iterable[tuple[str, str]], moment: float) -> None:
     ttl = index_ttl()
+    buckets: set[str] = set()
     for kind, value in dict.fromkeys(terms):
         if not value:
             continue
-        key = find_key(kind, value)
-        pipe.zadd(key, {trace: moment})
-        pipe.zremrangebyrank(key, 0, -TRACES_PER_TERM - 1)
-        pipe.expire(key, ttl)
+        digest = term_digest(kind, value)
+        bucket = find_bucket_key(digest)
+        pipe.zadd(bucket, {_find_member(digest, trace): moment})
+        buckets.add(bucket)
+    for bucket in sorted(buckets):  # what is older than the longest record's retention goes
+        pipe.zremrangebyscore(bucket, "-inf", moment - ttl)
+        pipe.expire(bucket, ttl)
+
+
+def find_traces(client: Redis, terms: Sequence[tuple[str, str]]) -> dict[str, float]:
+    """The traces each ``(kind, value)`` term names (the last TRACES_PER_TERM of each), with
+    when they were indexed; one round trip."""
+    digests = [term_digest(kind, value) for kind, value in terms]
+    with client.pipeline(transaction=False) as pipe:
+        for digest in digests:
+            pipe.zrange(find_bucket_key(digest), 0, -1, withscores=True)
+            pipe.zrevrange(f"connector:trace:find:{digest}", 0, -1, withscores=True)  # before issue 16
+        answers = pipe.execute()
+    found: dict[str, float] = {}
+    for number, digest in enumerate(digests):
+        prefix = digest[:FIND_MEMBER_CHARS] + "|"
+        mine: dict[str, float] = {}
+        for member, score in answers[2 * number]:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            if text.startswith(prefix):
+                mine[text[len(prefix) :]] = float(score)
+        for member, score in answers[2 * number + 1]:
+            mine[member.decode() if isinstance(member, bytes) else str(member)] = float(score)
+        for trace in sorted(mine, key=lambda t: mine[t], reverse=True)[:TRACES_PER_TERM]:
+            found[trace] = max(found.get(trace, 0.0), mine[trace])
+    return found
 
 
 def index_translation(client: Redis, people: Iterable[tuple[str, str | None]]) -> None:
@@ -281,8 +326,8 @@ def forget_guest(client: Redis, tenant: str, subject_hashes: Iterable[str]) -> i
     of each :func:`~connector.activities.hash_identifier` loses them); returns how many."""
     forgotten = 0
     for subject in subject_hashes:
-        key = find_key("email", subject)
-        members = [m.decode() if isinstance(m, bytes) else str(m) for m in client.zrange(key, 0, -1)]
+        digest = term_digest("email", subject)
+        members = list(find_traces(client, [("email", subject)]))
         if not members:
             continue
         with client.pipeline(transaction=False) as pipe:
@@ -291,7 +336,11 @@ def forget_guest(client: Redis, tenant: str, subject_hashes: Iterable[str]) -> i
             owners = pipe.execute()
         theirs = [m for m, owner in zip(members, owners, strict=True) if owner is None or owner.decode() == tenant]
         if theirs:
-            forgotten += int(client.zrem(key, *theirs))
+            with client.pipeline(transaction=False) as pipe:
+                pipe.zrem(find_bucket_key(digest), *[_find_member(digest, trace) for trace in theirs])
+                pipe.zrem(f"connector:trace:find:{digest}", *theirs)  # an index written before issue 16
+                removed = pipe.execute()
+            forgotten += sum(int(count) for count in removed)
     return forgotten
 
 
@@ -353,11 +402,14 @@ def queue_record(pipe: Any, tenant: str, record: Mapping[str, Any]) -> None:
     if trace:
         ttl = index_ttl()
         pipe.set(trace_tenant_key(str(trace)), tenant, ex=ttl)
-        jobs = trace_jobs_key(str(trace))
-        pipe.zadd(jobs, {job_id: _epoch(str(record["at"]))}, nx=True)
-        pipe.zremrangebyrank(jobs, JOBS_KEPT, -1)  # the first ones (the webhook's) stay
-        pipe.expire(jobs, ttl)
-        terms = [("job", job_id)]
+        if job_id != trace and not str(trace).startswith(WEBHOOK_TRACE):
+            # A webhook's trace lists its jobs in its ingest record (``deliveries``, ``relays``,
+            # ``erasure``); a trace begun by another job (a reconciliation) keeps them here.
+            jobs = trace_jobs_key(str(trace))
+            pipe.zadd(jobs, {job_id: _epoch(str(record["at"]))}, nx=True)
+            pipe.zremrangebyrank(jobs, JOBS_KEPT, -1)  # the first ones stay
+            pipe.expire(jobs, ttl)
+        terms = [] if job_id == trace else [("job", job_id)]  # a trace is found by its own id anyway
         if record.get("kind") == "webhook" and record.get("delivery_id"):
             terms.append(("delivery", str(record["delivery_id"])))
         _index_terms(pipe, str(trace), terms, _epoch(str(record["at"])))

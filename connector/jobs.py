@@ -29,6 +29,7 @@ from weakref import WeakKeyDictionary
 
 from redis import Redis
 from redis.exceptions import WatchError
+from rq import get_current_job
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
@@ -401,7 +402,9 @@ def _attempt_inline(item: FollowUp, received_at: str) -> bool:
     """One inline attempt of ``item`` (see the module docstring); ``False`` when it failed and
     its job was created for what follows (a retry, or the failed registry)."""
     client = redis()
-    claim = claim_inline(client, item.ledger, item.job_id, Job.key_for(item.job_id))
+    current = get_current_job()
+    owner = current.id if current is not None else "direct"
+    claim = claim_inline(client, item.ledger, item.job_id, Job.key_for(item.job_id), owner)
     if claim.job_exists:
         return True  # its job (queued, scheduled, running or failed) does the work, as before
     if not claim.claimed:  # another ingest job sends the same activity right now: its job checks later

@@ -12,7 +12,7 @@ or replay window.
 Redis keys (``{t}`` tenant, ``{d}`` destination, ``{digest}`` 40 hex of the business key)::
 
     connector:ledger:{t}:{d}:{digest}   STRING  the receipt (JSON); LEDGER_TTL (400 days)
-    connector:inline:{job}              STRING  held while an ingest job delivers ``{job}``'s
+    connector:inline:{job}              STRING  the id of the ingest job delivering ``{job}``'s
                                                 activity or event itself (:func:`claim_inline`);
                                                 deleted when it is done, else INLINE_CLAIM_TTL
 """
@@ -134,17 +134,22 @@ class InlineClaim:
         return self.claimed and not self.job_exists
 
 
-def claim_inline(client: Redis, key: str, job_id: str, job_hash_key: str) -> InlineClaim:
-    """Before an ingest job delivers what job ``job_id`` would: the ledger's value, whether that
-    job exists, and the claim that keeps two ingest jobs from sending the same activity at once
-    (two webhooks of one order on two workers). One round trip. A claim taken while the job
-    exists is given back at once (in the completion round trip)."""
+def claim_inline(client: Redis, key: str, job_id: str, job_hash_key: str, owner: str) -> InlineClaim:
+    """Before an ingest job (``owner``, its id) delivers what job ``job_id`` would: the ledger's
+    value, whether that job exists, and the claim that keeps two ingest jobs from sending the same
+    activity at once (two webhooks of one order on two workers). One round trip. A claim held by
+    ``owner`` itself is an earlier run of the same ingest job, which has ended (RQ runs a job id
+    once at a time; a dead worker's job is queued again only once it is gone): taken over. A
+    claim taken while the job exists is given back at once (in the completion round trip)."""
+    claim = inline_claim_key(job_id)
     with client.pipeline(transaction=False) as pipe:
         pipe.get(key)
         pipe.exists(job_hash_key)
-        pipe.set(inline_claim_key(job_id), "1", nx=True, ex=INLINE_CLAIM_TTL)
-        raw, exists, claimed = pipe.execute()
-    found = InlineClaim(recorded=_decode_receipt(raw), job_exists=bool(exists), claimed=bool(claimed))
+        pipe.set(claim, owner, nx=True, ex=INLINE_CLAIM_TTL)
+        pipe.get(claim)
+        raw, exists, claimed, holder = pipe.execute()
+    ours = bool(claimed) or (holder is not None and holder.decode() == owner)
+    found = InlineClaim(recorded=_decode_receipt(raw), job_exists=bool(exists), claimed=ours)
     if found.claimed and found.job_exists:
         release_inline(client, job_id)
     return found

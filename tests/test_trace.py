@@ -154,7 +154,7 @@ def test_no_email_and_no_secret_in_records_indexes_or_outputs(retried, redis, ca
     for text in texts:
         assert_clean(text)
     # The email's index holds its trace under the hash of the hash, never the address.
-    assert redis.exists(activity_log.find_key("email", hash_identifier(EMAIL)))
+    assert activity_log.find_traces(redis, [("email", hash_identifier(EMAIL))])
     for args in ((EMAIL,), (EMAIL, "--json")):
         status, out, _ = run_trace(capsys, *args)
         assert status == 0
