@@ -1,8 +1,10 @@
 """The Activity page's records: per tenant, the last webhooks of each source and what became of
 the jobs they caused, written by the jobs (never by the intake, whose speed is measured).
 
-Each ingest, deliver and relay job records its attempt's outcome when it ends (one pipeline per
-job, see :func:`recorded`); the pages read them back (:func:`webhooks`, :func:`failures`,
+Each ingest, deliver and relay job records its attempt's outcome when it ends (in the job's
+completion round trip, :func:`connector.completion.defer`; see :func:`recorded`), and so does a
+delivery or relay an ingest job makes itself (:func:`inline_attempt`, under the id the job would
+have); the pages read them back (:func:`webhooks`, :func:`failures`,
 :func:`last_seen`). No record holds a secret or an email address: every free text (a reason, a
 platform's error body) is redacted with the configured secrets and the guest's email
 (:mod:`connector.redaction`), any other email-like text is masked, and then it is truncated.
@@ -37,12 +39,26 @@ through :class:`connector.http.HttpClient`: ``destination``, ``method``, ``path`
 redacted, ``status``, ``ms``; the last REQUESTS_KEPT), and keeps per trace::
 
     connector:trace:{trace}:tenant       STRING the tenant whose records hold the chain
-    connector:trace:{trace}:jobs         ZSET   job id -> when its first record was written (JOBS_KEPT)
-    connector:trace:find:{digest}        ZSET   trace id -> when; ``digest`` names one lookup term
-                                                (:func:`term_digest`: a job id, a sender's delivery
-                                                id, a business key or a part of it holding a digit,
-                                                an email's :func:`~connector.activities.hash_identifier`
-                                                — never the email); the last TRACES_PER_TERM
+    connector:trace:{trace}:jobs         ZSET   job id -> when its first record was written (JOBS_KEPT);
+                                                only for a trace begun by another job than an
+                                                ingest (a reconciliation): a webhook's ingest
+                                                record lists its jobs (``deliveries``, ``relays``)
+    connector:trace:find:{xyz}           ZSET   one of 4096 shared indexes (``xyz``: the first
+                                                FIND_BUCKET_CHARS hex of a term's digest), member
+                                                ``<16 hex of the digest>|<trace id>`` -> when;
+                                                the digest (:func:`term_digest`) names one lookup
+                                                term: a job id (not the trace's own), a sender's
+                                                delivery id, a business key or a part of it
+                                                holding a digit, an email's
+                                                :func:`~connector.activities.hash_identifier` —
+                                                never the email; the last TRACES_PER_TERM are read
+    connector:trace:find:{digest}        ZSET   the same, one key per term, as written before
+                                                issue 16: read (and erased) until it expires
+
+Per finished webhook (a Shopify order delivered to Glu, measured by
+``tests/test_redis_footprint.py``): about 2.7 KB, of which the two attempt records (its ingest's
+and its delivery's, under the delivery job's id even when the ingest job delivered it itself)
+are 1.5 KB; nothing of RQ's (finished jobs are deleted, ``CONNECTOR_FINISHED_JOB_RETENTION``).
 
 The trace keys live as long as the longest record they point to (see :func:`retention`).
 

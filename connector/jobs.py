@@ -323,14 +323,22 @@ class FollowUp:
     or left to its job (``func`` with ``args`` under the deterministic ``job_id``)."""
 
     kind: str  # "delivery" | "relay": the activity record's kind
-    queue: str
-    func: str
     job_id: str
     args: tuple[Any, ...]
     description: str
     destination: str  # the platform or ESP
     ledger: str  # the ledger key
     run: Callable[[dict[str, Any] | None], dict[str, Any]]  # the job's work, given the ledger's value
+
+    @property
+    def queue(self) -> str:
+        """The queue of the item's job."""
+        return DELIVERY_QUEUE if self.kind == "delivery" else RELAY_QUEUE
+
+    @property
+    def func(self) -> str:
+        """The item's job function."""
+        return "connector.jobs.deliver" if self.kind == "delivery" else "connector.jobs.relay"
 
 
 def delivery_follow_ups(tenant: Tenant, activities: list[Activity]) -> list[FollowUp]:
@@ -342,21 +350,15 @@ def delivery_follow_ups(tenant: Tenant, activities: list[Activity]) -> list[Foll
     return [
         FollowUp(
             kind="delivery",
-            queue=DELIVERY_QUEUE,
-            func="connector.jobs.deliver",
             job_id=delivery_job_id(tenant.name, platform, activity),
             args=(activity.model_dump(mode="json"), platform),
             description=f"deliver {activity.type} {activity.business_key} to {platform}",
             destination=platform,
             ledger=ledger_key(tenant.name, platform, activity),
-            run=functools.partial(_deliver_with, activity, platform),
+            run=functools.partial(deliver_activity, activity, platform),
         )
         for activity in activities
     ]
-
-
-def _deliver_with(activity: Activity, platform: str, recorded: dict[str, Any] | None) -> dict[str, Any]:
-    return deliver_activity(activity, platform, recorded)
 
 
 def enqueue_deliveries(tenant: Tenant, activities: list[Activity]) -> list[str]:
@@ -642,21 +644,15 @@ def relay_follow_ups(tenant: Tenant, events: list[LoyaltyEvent]) -> list[FollowU
         found.append(
             FollowUp(
                 kind="relay",
-                queue=RELAY_QUEUE,
-                func="connector.jobs.relay",
                 job_id=relay_job_id(tenant.name, provider, event),
                 args=(event.model_dump(mode="json"), provider),
                 description=f"relay {event.type} {event.source}:{event.event_id} to {provider}",
                 destination=provider,
                 ledger=relay_ledger_key(tenant.name, provider, event),
-                run=functools.partial(_relay_with, event, provider),
+                run=functools.partial(relay_event, event, provider),
             )
         )
     return found
-
-
-def _relay_with(event: LoyaltyEvent, provider: str, recorded: dict[str, Any] | None) -> dict[str, Any]:
-    return relay_event(event, provider, recorded)
 
 
 def enqueue_relays(tenant: Tenant, events: list[LoyaltyEvent]) -> list[str]:
