@@ -66,6 +66,7 @@ from connector.queue import (
     FAILURE_TTL,
     INGEST_QUEUE,
     RELAY_QUEUE,
+    RESULT_TTL,
     connect,
     enqueue_unique,
     finished_job_ttl,
@@ -735,6 +736,7 @@ def enqueue_erasure(env: Envelope, request: ErasureRequested) -> str:
         meta=activity_log.job_meta(),
         # -- end issue 15 trace --
         at_front=True,  # before the guest's queued webhooks, which deliver in their ingest jobs
+        result_ttl=RESULT_TTL,  # the trace shows an erasure's end by its job (it keeps no record)
     )
     return job_id
 
