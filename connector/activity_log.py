@@ -628,6 +628,23 @@ def recorded(
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            if completion.collecting_here():
+                return attempt(*args, **kwargs)
+            # No worker collects the job's writes: the job sends them itself, in one pipeline at
+            # its end (success or failure), as the worker would with its outcome.
+            with completion.collecting() as writes:
+                try:
+                    result = attempt(*args, **kwargs)
+                except BaseException:
+                    try:
+                        completion.flush(redis(), writes)
+                    except Exception:  # the job's own failure is what RQ must see
+                        log.exception("the writes of a failed %s job could not be sent", kind)
+                    raise
+                completion.flush(redis(), writes)  # a failure here fails the job: it runs again
+                return result
+
+        def attempt(*args: P.args, **kwargs: P.kwargs) -> R:
             tenant, fields, _ = _subject(kind, args, kwargs)
             with traced_context(kind, tenant, str(fields.get("source", ""))) as (_, requests_made):
                 job = get_current_job()

@@ -393,12 +393,17 @@ def follow_up(items: list[FollowUp], received_at: str) -> list[str]:
     at once (the destination is likely down: no ingest waits on it item after item). Returns the
     job ids (those that ran inline included: their records are under those ids)."""
     inline = True
-    for number, item in enumerate(items):
+    # One item per job id: a message naming the same activity twice sends it once (its ledger
+    # write waits for the job's end, so a second inline attempt in this job would not see it).
+    unique: dict[str, FollowUp] = {}
+    for item in items:
+        unique.setdefault(item.job_id, item)
+    for number, item in enumerate(unique.values()):
         if inline and number < INLINE_MAX:
             inline = _attempt_inline(item, received_at)
         else:
             enqueue_follow_up(item)
-    return [item.job_id for item in items]
+    return list(unique)
 
 
 def _attempt_inline(item: FollowUp, received_at: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import load_fixture, shopify_headers
 
+from connector import completion
 from connector.ledger import claim_inline, inline_claim_key
 from connector.queue import DELIVERY_QUEUE, get_queue
 from connector.settings import ConfigProblemsError, load_settings
@@ -53,3 +54,19 @@ def test_the_finished_job_retention_is_bounded(env):
     for wrong in ("-1", "604801", "soon"):
         with pytest.raises(ConfigProblemsError, match="CONNECTOR_FINISHED_JOB_RETENTION"):
             load_settings(finished_job_retention=wrong)
+
+
+def test_an_activity_named_twice_in_one_message_is_sent_once(settings, sandbox, redis):
+    from test_replay import activity
+
+    from connector import jobs
+
+    item = activity(1)
+    tenant = jobs.tenants().get("harbour")
+    assert tenant is not None
+    with completion.collecting() as writes:  # as in a job: the ledger writes wait for its end
+        ids = jobs.follow_up(jobs.delivery_follow_ups(tenant, [item, activity(2), item]), "2026-11-25T09:00:00+00:00")
+    completion.flush(redis, writes)
+    assert ids == [jobs.delivery_job_id("harbour", "glu", item), jobs.delivery_job_id("harbour", "glu", activity(2))]
+    glu = sandbox.sandboxes.glu.state()
+    assert glu["activity_posts"] == 2 and len(glu["activities"]) == 2
