@@ -402,6 +402,9 @@ def test_redis_down_answers_503_with_the_listener_header(env, sandbox):
 
 def test_delete_before_delivery_cancels_the_pending_activity(wifi, sandbox, redis, work):
     auth = {**JSON, "Authorization": SOCIALWIFI_AUTH}
+    # The upsert's ingest job tries the delivery itself (issue 16); Glu's 503 leaves it pending
+    # in the delivery queue, where the erasure finds it.
+    sandbox.sandboxes.glu.faults.arm({"mode": "status", "status": 503, "count": 1})
     assert (
         wifi.post("/webhooks/harbour/socialwifi", data=load_fixture("socialwifi", "upsert"), headers=auth).status_code
         == 202
