@@ -39,6 +39,7 @@ from connector import activity_log, completion, erasure, metrics, redaction, sta
 from connector.activities import UNKNOWN_CURRENCY, Activity, LoyaltyEvent, hash_identifier
 from connector.directory import TenantDirectory
 from connector.errors import (
+    ConnectorError,
     DestinationError,
     ErasureRequested,
     FatalDestinationError,
@@ -412,7 +413,10 @@ def _attempt_inline(item: FollowUp, received_at: str) -> bool:
     client = redis()
     current = get_current_job()
     owner = current.id if current is not None else "direct"
-    claim = claim_inline(client, item.ledger, item.job_id, Job.key_for(item.job_id), owner)
+    queue = get_queue(client, item.queue)
+    # The dashboard lists the queues in RQ's set: the item's is one even if no job ever waits in it.
+    register = functools.partial(_register_queue, queue.redis_queues_keys, queue.key)
+    claim = claim_inline(client, item.ledger, item.job_id, Job.key_for(item.job_id), owner, register)
     if claim.job_exists:
         return True  # its job (queued, scheduled, running or failed) does the work, as before
     if not claim.claimed:  # another ingest job sends the same activity right now: its job checks later
@@ -437,6 +441,10 @@ def _attempt_inline(item: FollowUp, received_at: str) -> bool:
         release_inline(client, item.job_id)  # after the ledger write, in the same round trip
 
 
+def _register_queue(queues_key: str, queue_key: str, pipe: Any) -> None:
+    pipe.sadd(queues_key, queue_key)
+
+
 def _after_inline_failure(item: FollowUp, exc: Exception) -> int | None:
     """Create the item's job after a failed inline attempt: scheduled after the retry policy's
     wait (returned, seconds), or, for a failure no retry fixes, in the failed registry with the
@@ -448,14 +456,21 @@ def _after_inline_failure(item: FollowUp, exc: Exception) -> int | None:
     if isinstance(exc, FatalDestinationError | PayloadError) or len(schedule) < 1:
         _park_failed(item, reason)
         metrics.count_later(client, "delivery_failures", destination=item.destination, status=status)
-        log.error("failed %s (tried by its ingest job): %s", item.description, reason.splitlines()[-1])
+        log.error("failed %s: %s", item.description, _failure_line(exc))
         return None
     retry_after = exc.retry_after if isinstance(exc, RetriableDestinationError) else None
     delay = next_delay(schedule, 0, retry_after)
     _create_job(item, retries_left=len(schedule) - 1, delay=delay)  # the inline attempt was the first
     metrics.count_later(client, "delivery_retries", destination=item.destination, status=status)
-    log.warning("retrying %s in %s s (tried by its ingest job): %s", item.description, delay, reason.splitlines()[-1])
+    log.warning("retrying %s in %s s: %s", item.description, delay, _failure_line(exc))
     return delay
+
+
+def _failure_line(exc: Exception) -> str:
+    """A failed inline attempt in the worker's one line for a failed attempt (a connector
+    error's own message, anything else prefixed by its type), secrets and emails masked."""
+    text = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+    return redaction.mask_emails(redaction.redact(" ".join(text.split()), _all_secrets()))
 
 
 def _failure_text(exc: Exception) -> str:

@@ -134,20 +134,25 @@ class InlineClaim:
         return self.claimed and not self.job_exists
 
 
-def claim_inline(client: Redis, key: str, job_id: str, job_hash_key: str, owner: str) -> InlineClaim:
+def claim_inline(
+    client: Redis, key: str, job_id: str, job_hash_key: str, owner: str, also: Callable[[Any], object] | None = None
+) -> InlineClaim:
     """Before an ingest job (``owner``, its id) delivers what job ``job_id`` would: the ledger's
     value, whether that job exists, and the claim that keeps two ingest jobs from sending the same
     activity at once (two webhooks of one order on two workers). One round trip. A claim held by
     ``owner`` itself is an earlier run of the same ingest job, which has ended (RQ runs a job id
     once at a time; a dead worker's job is queued again only once it is gone): taken over. A
-    claim taken while the job exists is given back at once (in the completion round trip)."""
+    claim taken while the job exists is given back at once (in the completion round trip).
+    ``also`` queues further commands on the same round trip (their answers are not read)."""
     claim = inline_claim_key(job_id)
     with client.pipeline(transaction=False) as pipe:
         pipe.get(key)
         pipe.exists(job_hash_key)
         pipe.set(claim, owner, nx=True, ex=INLINE_CLAIM_TTL)
         pipe.get(claim)
-        raw, exists, claimed, holder = pipe.execute()
+        if also is not None:
+            also(pipe)
+        raw, exists, claimed, holder = pipe.execute()[:4]
     ours = bool(claimed) or (holder is not None and holder.decode() == owner)
     found = InlineClaim(recorded=_decode_receipt(raw), job_exists=bool(exists), claimed=ours)
     if found.claimed and found.job_exists:
