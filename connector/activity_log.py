@@ -1,8 +1,10 @@
 """The Activity page's records: per tenant, the last webhooks of each source and what became of
 the jobs they caused, written by the jobs (never by the intake, whose speed is measured).
 
-Each ingest, deliver and relay job records its attempt's outcome when it ends (one pipeline per
-job, see :func:`recorded`); the pages read them back (:func:`webhooks`, :func:`failures`,
+Each ingest, deliver and relay job records its attempt's outcome when it ends (in the job's
+completion round trip, :func:`connector.completion.defer`; see :func:`recorded`), and so does a
+delivery or relay an ingest job makes itself (:func:`inline_attempt`, under the id the job would
+have); the pages read them back (:func:`webhooks`, :func:`failures`,
 :func:`last_seen`). No record holds a secret or an email address: every free text (a reason, a
 platform's error body) is redacted with the configured secrets and the guest's email
 (:mod:`connector.redaction`), any other email-like text is masked, and then it is truncated.
@@ -37,12 +39,26 @@ through :class:`connector.http.HttpClient`: ``destination``, ``method``, ``path`
 redacted, ``status``, ``ms``; the last REQUESTS_KEPT), and keeps per trace::
 
     connector:trace:{trace}:tenant       STRING the tenant whose records hold the chain
-    connector:trace:{trace}:jobs         ZSET   job id -> when its first record was written (JOBS_KEPT)
-    connector:trace:find:{digest}        ZSET   trace id -> when; ``digest`` names one lookup term
-                                                (:func:`term_digest`: a job id, a sender's delivery
-                                                id, a business key or a part of it holding a digit,
-                                                an email's :func:`~connector.activities.hash_identifier`
-                                                — never the email); the last TRACES_PER_TERM
+    connector:trace:{trace}:jobs         ZSET   job id -> when its first record was written (JOBS_KEPT);
+                                                only for a trace begun by another job than an
+                                                ingest (a reconciliation): a webhook's ingest
+                                                record lists its jobs (``deliveries``, ``relays``)
+    connector:trace:find:{xyz}           ZSET   one of 4096 shared indexes (``xyz``: the first
+                                                FIND_BUCKET_CHARS hex of a term's digest), member
+                                                ``<16 hex of the digest>|<trace id>`` -> when;
+                                                the digest (:func:`term_digest`) names one lookup
+                                                term: a job id (not the trace's own), a sender's
+                                                delivery id, a business key or a part of it
+                                                holding a digit, an email's
+                                                :func:`~connector.activities.hash_identifier` —
+                                                never the email; the last TRACES_PER_TERM are read
+    connector:trace:find:{digest}        ZSET   the same, one key per term, as written before
+                                                issue 16: read (and erased) until it expires
+
+Per finished webhook (a Shopify order delivered to Glu, measured by
+``tests/test_redis_footprint.py``): about 2.7 KB, of which the two attempt records (its ingest's
+and its delivery's, under the delivery job's id even when the ingest job delivered it itself)
+are 1.5 KB; nothing of RQ's (finished jobs are deleted, ``CONNECTOR_FINISHED_JOB_RETENTION``).
 
 The trace keys live as long as the longest record they point to (see :func:`retention`).
 
@@ -69,7 +85,7 @@ import structlog
 from redis import Redis
 from rq import get_current_job
 
-from connector import redaction
+from connector import completion, redaction
 from connector.activities import hash_identifier
 from connector.errors import ConnectorError, DestinationError
 from connector.queue import FAILURE_TTL, RESULT_TTL
@@ -89,7 +105,14 @@ KINDS = {"connector.jobs.ingest": "webhook", "connector.jobs.deliver": "delivery
 REQUESTS_KEPT = 10
 JOBS_KEPT = 50
 TRACES_PER_TERM = 20
+# A trace index member costs far less than a key of its own (~60-100 bytes of overhead each):
+# the terms share 4096 ZSETs, member "<digest prefix>|<trace id>" scored by time. A member of at
+# most 64 bytes in a ZSET of at most 128 keeps Redis's compact encoding (zset-max-listpack-*):
+# about 75 bytes a term up to ~500,000 terms in the retention window, a webhook's five included.
+FIND_BUCKET_CHARS = 3
+FIND_MEMBER_CHARS = 16  # 64 bits of the term's digest: a collision would only list one more trace
 RETENTION_ENV = "CONNECTOR_TRACE_RETENTION_DAYS"
+WEBHOOK_TRACE = "ingest-"  # the trace id of a webhook: its ingest job's id
 
 _trace: ContextVar[str | None] = ContextVar("connector_trace", default=None)
 _requests: ContextVar[list[dict[str, Any]] | None] = ContextVar("connector_trace_requests", default=None)
@@ -130,8 +153,18 @@ def term_digest(kind: str, value: str) -> str:
 
 
 def find_key(kind: str, value: str) -> str:
-    """The index of the traces a lookup term belongs to."""
+    """The index of one lookup term as written before issue 16 (a ZSET of its own per term; read
+    until it expires, see :func:`find_traces`)."""
     return f"connector:trace:find:{term_digest(kind, value)}"
+
+
+def find_bucket_key(digest: str) -> str:
+    """The shared index (one of 16 ** FIND_BUCKET_CHARS) holding the terms whose digest starts so."""
+    return f"connector:trace:find:{digest[:FIND_BUCKET_CHARS]}"
+
+
+def _find_member(digest: str, trace: str) -> str:
+    return f"{digest[:FIND_MEMBER_CHARS]}|{trace}"
 
 
 def retention(settled: bool) -> int:
@@ -246,13 +279,41 @@ def index_terms(client: Redis, trace: str, terms: Iterable[tuple[str, str]], at:
 
 def _index_terms(pipe: Any, trace: str, terms: Iterable[tuple[str, str]], moment: float) -> None:
     ttl = index_ttl()
+    buckets: set[str] = set()
     for kind, value in dict.fromkeys(terms):
         if not value:
             continue
-        key = find_key(kind, value)
-        pipe.zadd(key, {trace: moment})
-        pipe.zremrangebyrank(key, 0, -TRACES_PER_TERM - 1)
-        pipe.expire(key, ttl)
+        digest = term_digest(kind, value)
+        bucket = find_bucket_key(digest)
+        pipe.zadd(bucket, {_find_member(digest, trace): moment})
+        buckets.add(bucket)
+    for bucket in sorted(buckets):  # what is older than the longest record's retention goes
+        pipe.zremrangebyscore(bucket, "-inf", moment - ttl)
+        pipe.expire(bucket, ttl)
+
+
+def find_traces(client: Redis, terms: Sequence[tuple[str, str]]) -> dict[str, float]:
+    """The traces each ``(kind, value)`` term names (the last TRACES_PER_TERM of each), with
+    when they were indexed; one round trip."""
+    digests = [term_digest(kind, value) for kind, value in terms]
+    with client.pipeline(transaction=False) as pipe:
+        for digest in digests:
+            pipe.zrange(find_bucket_key(digest), 0, -1, withscores=True)
+            pipe.zrevrange(f"connector:trace:find:{digest}", 0, -1, withscores=True)  # before issue 16
+        answers = pipe.execute()
+    found: dict[str, float] = {}
+    for number, digest in enumerate(digests):
+        prefix = digest[:FIND_MEMBER_CHARS] + "|"
+        mine: dict[str, float] = {}
+        for member, score in answers[2 * number]:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            if text.startswith(prefix):
+                mine[text[len(prefix) :]] = float(score)
+        for member, score in answers[2 * number + 1]:
+            mine[member.decode() if isinstance(member, bytes) else str(member)] = float(score)
+        for trace in sorted(mine, key=lambda t: mine[t], reverse=True)[:TRACES_PER_TERM]:
+            found[trace] = max(found.get(trace, 0.0), mine[trace])
+    return found
 
 
 def index_translation(client: Redis, people: Iterable[tuple[str, str | None]]) -> None:
@@ -269,8 +330,9 @@ def index_translation(client: Redis, people: Iterable[tuple[str, str | None]]) -
         terms += [("key", term) for term in business_terms(key)]
         if email:
             terms.append(("email", hash_identifier(email)))
-    try:
-        index_terms(client, trace, terms)
+    moment = time.time()
+    try:  # in the job's completion round trip, with its records
+        completion.defer(client, lambda pipe: _index_terms(pipe, trace, terms, moment))
     except Exception:  # informational, as every record
         log.exception("the trace index of %s could not be written", trace)
 
@@ -280,8 +342,8 @@ def forget_guest(client: Redis, tenant: str, subject_hashes: Iterable[str]) -> i
     of each :func:`~connector.activities.hash_identifier` loses them); returns how many."""
     forgotten = 0
     for subject in subject_hashes:
-        key = find_key("email", subject)
-        members = [m.decode() if isinstance(m, bytes) else str(m) for m in client.zrange(key, 0, -1)]
+        digest = term_digest("email", subject)
+        members = list(find_traces(client, [("email", subject)]))
         if not members:
             continue
         with client.pipeline(transaction=False) as pipe:
@@ -290,7 +352,11 @@ def forget_guest(client: Redis, tenant: str, subject_hashes: Iterable[str]) -> i
             owners = pipe.execute()
         theirs = [m for m, owner in zip(members, owners, strict=True) if owner is None or owner.decode() == tenant]
         if theirs:
-            forgotten += int(client.zrem(key, *theirs))
+            with client.pipeline(transaction=False) as pipe:
+                pipe.zrem(find_bucket_key(digest), *[_find_member(digest, trace) for trace in theirs])
+                pipe.zrem(f"connector:trace:find:{digest}", *theirs)  # an index written before issue 16
+                removed = pipe.execute()
+            forgotten += sum(int(count) for count in removed)
     return forgotten
 
 
@@ -322,39 +388,47 @@ def _epoch(moment: str) -> float:
 
 def write(client: Redis, tenant: str, record: Mapping[str, Any]) -> None:
     """Store one attempt record (and update the indexes) in one pipeline."""
+    with client.pipeline(transaction=False) as pipe:
+        queue_record(pipe, tenant, record)
+        pipe.execute()
+
+
+def queue_record(pipe: Any, tenant: str, record: Mapping[str, Any]) -> None:
+    """Queue the commands that store one attempt record (and update the indexes) on ``pipe``."""
     job_id = str(record["job"])
     status = record["status"]
     key = job_key(tenant, job_id)
     settled = status in ("delivered", "translated", "ignored", "erasure")
-    with client.pipeline(transaction=False) as pipe:
-        pipe.lpush(key, json.dumps(record, separators=(",", ":")))
-        pipe.ltrim(key, 0, ATTEMPTS_KEPT - 1)
-        pipe.expire(key, retention(settled))
-        if record.get("kind") == "webhook":
-            index = webhooks_key(tenant, str(record["source"]))
-            pipe.zadd(index, {job_id: _epoch(str(record.get("received_at", "")))})
-            pipe.zremrangebyrank(index, 0, -WEBHOOKS_KEPT - 1)
-            pipe.expire(index, RECORD_TTL)
-        failures = failures_key(tenant)
-        if status == "failed":
-            pipe.zadd(failures, {job_id: _epoch(str(record["at"]))})
-            pipe.zremrangebyrank(failures, 0, -FAILURES_KEPT - 1)
-            pipe.expire(failures, RECORD_TTL)
-        elif status != "retrying":
-            pipe.zrem(failures, job_id)
-        trace = record.get("trace")
-        if trace:
-            ttl = index_ttl()
-            pipe.set(trace_tenant_key(str(trace)), tenant, ex=ttl)
+    pipe.lpush(key, json.dumps(record, separators=(",", ":")))
+    pipe.ltrim(key, 0, ATTEMPTS_KEPT - 1)
+    pipe.expire(key, retention(settled))
+    if record.get("kind") == "webhook":
+        index = webhooks_key(tenant, str(record["source"]))
+        pipe.zadd(index, {job_id: _epoch(str(record.get("received_at", "")))})
+        pipe.zremrangebyrank(index, 0, -WEBHOOKS_KEPT - 1)
+        pipe.expire(index, RECORD_TTL)
+    failures = failures_key(tenant)
+    if status == "failed":
+        pipe.zadd(failures, {job_id: _epoch(str(record["at"]))})
+        pipe.zremrangebyrank(failures, 0, -FAILURES_KEPT - 1)
+        pipe.expire(failures, RECORD_TTL)
+    elif status != "retrying":
+        pipe.zrem(failures, job_id)
+    trace = record.get("trace")
+    if trace:
+        ttl = index_ttl()
+        pipe.set(trace_tenant_key(str(trace)), tenant, ex=ttl)
+        if job_id != trace and not str(trace).startswith(WEBHOOK_TRACE):
+            # A webhook's trace lists its jobs in its ingest record (``deliveries``, ``relays``,
+            # ``erasure``); a trace begun by another job (a reconciliation) keeps them here.
             jobs = trace_jobs_key(str(trace))
             pipe.zadd(jobs, {job_id: _epoch(str(record["at"]))}, nx=True)
-            pipe.zremrangebyrank(jobs, JOBS_KEPT, -1)  # the first ones (the webhook's) stay
+            pipe.zremrangebyrank(jobs, JOBS_KEPT, -1)  # the first ones stay
             pipe.expire(jobs, ttl)
-            terms = [("job", job_id)]
-            if record.get("kind") == "webhook" and record.get("delivery_id"):
-                terms.append(("delivery", str(record["delivery_id"])))
-            _index_terms(pipe, str(trace), terms, _epoch(str(record["at"])))
-        pipe.execute()
+        terms = [] if job_id == trace else [("job", job_id)]  # a trace is found by its own id anyway
+        if record.get("kind") == "webhook" and record.get("delivery_id"):
+            terms.append(("delivery", str(record["delivery_id"])))
+        _index_terms(pipe, str(trace), terms, _epoch(str(record["at"])))
 
 
 def _answer(result: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -387,10 +461,9 @@ def _outcome(kind: str, result: Any, secrets: Callable[[], Iterable[str]]) -> di
     return fields
 
 
-def _failure(exc: BaseException, secrets: Iterable[str]) -> dict[str, Any]:
-    """The record fields of a job that raised ``exc``: its reason, the destination's answer, and
-    whether RQ runs it again (``retrying``, when) or not (``failed``)."""
-    job = get_current_job()
+def _failure(exc: BaseException, secrets: Iterable[str], retry_in: float | None) -> dict[str, Any]:
+    """The record fields of an attempt that raised ``exc``: its reason, the destination's answer,
+    and whether it is tried again in ``retry_in`` seconds (``retrying``) or not (``None``: ``failed``)."""
     reason = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
     if isinstance(exc, DestinationError) and exc.body and reason.endswith(exc.body):
         reason = reason[: -len(exc.body)].rstrip(": ")  # the body is the answer's, shown beside it
@@ -401,16 +474,23 @@ def _failure(exc: BaseException, secrets: Iterable[str]) -> dict[str, Any]:
             "remote_id": None,
             "body": clean_text(exc.body, secrets) if exc.body else None,
         }
-    if job is not None and job.should_retry:
+    if retry_in is not None:
         fields["status"] = "retrying"
-        try:
-            delay = job.get_retry_interval()
-        except (AssertionError, IndexError, TypeError):
-            delay = 0
-        fields["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
+        fields["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=retry_in)).isoformat(timespec="seconds")
     else:
         fields["status"] = "failed"
     return fields
+
+
+def _current_job_retry_in() -> float | None:
+    """Seconds until RQ runs the current job again, ``None`` when it will not (a final failure)."""
+    job = get_current_job()
+    if job is None or not job.should_retry:
+        return None
+    try:
+        return float(job.get_retry_interval())
+    except (AssertionError, IndexError, TypeError):
+        return 0.0
 
 
 def _next(fields: Mapping[str, Any]) -> str:
@@ -469,6 +549,74 @@ def _subject(kind: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple
     return tenant, fields, [str(email)] if email else []
 
 
+class Attempt:
+    """One attempt of a recorded job (or of a delivery or relay made inline by its ingest job,
+    :func:`inline_attempt`): writes its record once it ended, in the job's completion round trip
+    (:func:`connector.completion.defer`). A record that cannot be written is logged and never
+    changes the attempt's outcome."""
+
+    def __init__(
+        self,
+        kind: str,
+        job_id: str,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        redis: Callable[[], Redis],
+        secrets: Callable[[], Iterable[str]],
+    ) -> None:
+        self.kind = kind
+        self.job_id = job_id
+        self.tenant, self.fields, self.hidden = _subject(kind, args, kwargs)
+        self.redis = redis
+        self.secrets = secrets
+        self.trace = _trace.get()
+        self.requests: list[dict[str, Any]] = []
+        self.started = time.perf_counter()
+
+    def secret_values(self) -> list[str]:
+        """What this attempt's texts are redacted with: the secrets and the guest's email."""
+        return [*self.secrets(), *self.hidden]
+
+    def succeeded(self, result: Any) -> None:
+        """Record an attempt that returned ``result``."""
+        self._record(lambda: _outcome(self.kind, result, self.secret_values))
+
+    def failed(self, exc: BaseException, retry_in: float | None) -> None:
+        """Record an attempt that raised ``exc`` (tried again in ``retry_in`` seconds, or not: ``None``)."""
+        self._record(lambda: _failure(exc, self.secret_values(), retry_in))
+
+    def _record(self, outcome: Callable[[], dict[str, Any]]) -> None:
+        if not self.tenant:
+            return
+        try:
+            ended = {**outcome()}
+            answer = ended.get("answer")
+            if isinstance(answer, dict) and answer.get("http_status") is None and self.requests:
+                answer["http_status"] = self.requests[-1].get("status")  # a success's
+            extra = _trace_fields(self.trace, self.started, self.requests, ended, self.secret_values())
+            record = {"at": now_iso(), "job": self.job_id, "kind": self.kind, **self.fields, **ended, **extra}
+            tenant = self.tenant
+            completion.defer(self.redis(), lambda pipe: queue_record(pipe, tenant, record))
+        except Exception:  # informational: a job's outcome never depends on its record
+            log.exception("the activity record of a %s job of %s could not be written", self.kind, self.tenant)
+
+
+@contextmanager
+def inline_attempt(
+    kind: str, job_id: str, args: Sequence[Any], redis: Callable[[], Redis], secrets: Callable[[], Iterable[str]]
+) -> Iterator[Attempt]:
+    """A delivery or relay attempt made inside the current (ingest) job for the job ``job_id``
+    would be: its own record under that job id, in the same trace, with the HTTP requests made
+    inside the block (not the ingest's). The caller reports the outcome on the yielded
+    :class:`Attempt`."""
+    attempt = Attempt(kind, job_id, args, {}, redis, secrets)
+    token = _requests.set(attempt.requests)
+    try:
+        yield attempt
+    finally:
+        _requests.reset(token)
+
+
 def recorded(
     kind: str, redis: Callable[[], Redis], secrets: Callable[[], Iterable[str]]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -480,39 +628,34 @@ def recorded(
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            tenant, fields, hidden = _subject(kind, args, kwargs)
-
-            def secret_values() -> list[str]:
-                return [*secrets(), *hidden]
-
-            with traced_context(kind, tenant, str(fields.get("source", ""))) as (trace, requests_made):
-                started = time.perf_counter()
-
-                def record(outcome: Callable[[], dict[str, Any]]) -> None:
-                    if not tenant:
-                        return
+            if completion.collecting_here():
+                return attempt(*args, **kwargs)
+            # No worker collects the job's writes: the job sends them itself, in one pipeline at
+            # its end (success or failure), as the worker would with its outcome.
+            with completion.collecting() as writes:
+                try:
+                    result = attempt(*args, **kwargs)
+                except BaseException:
                     try:
-                        job = get_current_job()
-                        job_id = job.id if job is not None else f"direct-{kind}"
-                        ended = {**outcome()}
-                        answer = ended.get("answer")
-                        if isinstance(answer, dict) and answer.get("http_status") is None and requests_made:
-                            answer["http_status"] = requests_made[-1].get("status")  # a success's
-                        extra = _trace_fields(trace, started, requests_made, ended, secret_values())
-                        write(
-                            redis(),
-                            tenant,
-                            {"at": now_iso(), "job": job_id, "kind": kind, **fields, **ended, **extra},
-                        )
-                    except Exception:  # informational: a job's outcome never depends on its record
-                        log.exception("the activity record of a %s job of %s could not be written", kind, tenant)
+                        completion.flush(redis(), writes)
+                    except Exception:  # the job's own failure is what RQ must see
+                        log.exception("the writes of a failed %s job could not be sent", kind)
+                    raise
+                completion.flush(redis(), writes)  # a failure here fails the job: it runs again
+                return result
 
+        def attempt(*args: P.args, **kwargs: P.kwargs) -> R:
+            tenant, fields, _ = _subject(kind, args, kwargs)
+            with traced_context(kind, tenant, str(fields.get("source", ""))) as (_, requests_made):
+                job = get_current_job()
+                attempt = Attempt(kind, job.id if job is not None else f"direct-{kind}", args, kwargs, redis, secrets)
+                attempt.requests = requests_made
                 try:
                     result = func(*args, **kwargs)
                 except BaseException as exc:
-                    record(functools.partial(_failure, exc, secret_values()))
+                    attempt.failed(exc, _current_job_retry_in())
                     raise
-                record(lambda: _outcome(kind, result, secret_values))
+                attempt.succeeded(result)
                 return result
 
         return wrapper

@@ -47,6 +47,15 @@ def collecting() -> Iterator[list[Write]]:
         _pending.reset(token)
 
 
+# -- issue 16 jobs: a job collects its own writes when no worker does --
+def collecting_here() -> bool:
+    """Whether a collector (the worker's, or a job's own) takes the writes :func:`defer` is given."""
+    return _pending.get() is not None
+
+
+# -- end issue 16 jobs --
+
+
 def flush(redis: Redis, writes: list[Write], pipeline: Any = None) -> None:
     """Queue ``writes`` on ``pipeline`` (the caller executes it), or send them now in one round trip."""
     if not writes:

@@ -17,6 +17,8 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from connector import completion
+
 COUNTERS_KEY = "connector:metrics"
 
 DESCRIPTIONS = {
@@ -40,6 +42,13 @@ def field_name(metric: str, **labels: str) -> str:
 def count(redis: Any, metric: str, amount: int = 1, **labels: str) -> None:
     """Increment a counter (``redis`` may be a client or a pipeline)."""
     redis.hincrby(COUNTERS_KEY, field_name(metric, **labels), amount)
+
+
+def count_later(redis: Any, metric: str, amount: int = 1, **labels: str) -> None:
+    """Increment a counter in the current job's completion round trip (now, outside a worker;
+    see :func:`connector.completion.defer`): a job's counters cost no round trip of their own."""
+    field = field_name(metric, **labels)
+    completion.defer(redis, lambda pipe: pipe.hincrby(COUNTERS_KEY, field, amount))
 
 
 def read_counters(redis: Any) -> dict[str, int]:

@@ -53,8 +53,28 @@ CHECK_QUEUE = "check"
 CHECK_FUNC = "connector.connection_check.check"
 QUEUE_NAMES = (CHECK_QUEUE, INGEST_QUEUE, DELIVERY_QUEUE, RELAY_QUEUE)  # the check queue first
 
-RESULT_TTL = 7 * 24 * 3600  # keeps unique delivery ids reserved for a week after success
+RESULT_TTL = 7 * 24 * 3600  # the jobs whose result is read (reconciliations keep their id for a period)
 FAILURE_TTL = 90 * 24 * 3600
+# -- issue 16 jobs: finished webhook jobs keep no result nothing reads --
+FINISHED_JOB_RETENTION_ENV = "CONNECTOR_FINISHED_JOB_RETENTION"
+DEFAULT_FINISHED_JOB_RETENTION = 0
+MAX_FINISHED_JOB_RETENTION = RESULT_TTL
+
+
+def finished_job_ttl() -> int:
+    """Seconds a finished ingest, delivery or relay job (its hash and result) is kept:
+    ``CONNECTOR_FINISHED_JOB_RETENTION`` (0 to 604800; the settings refuse anything else at
+    start-up), default 0: deleted once it succeeded. Nothing reads those results: the Activity
+    page and ``connector trace`` read the activity records, the ledger makes reruns safe, and a
+    failed job keeps its reason for FAILURE_TTL whatever this says. Set it to see finished jobs
+    in rq-dashboard (each costs about 5 KB of Redis while kept)."""
+    raw = os.environ.get(FINISHED_JOB_RETENTION_ENV, "").strip()
+    if raw.isdigit() and int(raw) <= MAX_FINISHED_JOB_RETENTION:
+        return int(raw)
+    return DEFAULT_FINISHED_JOB_RETENTION
+
+
+# -- end issue 16 jobs --
 JOB_TIMEOUT = 120
 
 
@@ -213,7 +233,7 @@ class IngestJobHashes:
             args=(),
             job_id="ingest-prototype",
             retry=retry_for(schedule),
-            result_ttl=RESULT_TTL,
+            result_ttl=finished_job_ttl(),  # issue 16 jobs: nothing reads a finished ingest's result
             failure_ttl=FAILURE_TTL,
         )
         queue._prepare_for_queue(prototype)  # origin, timeout, status: what RQ's enqueue sets
@@ -280,7 +300,7 @@ class AcceptCommands:
         )
 
 
-_accept_commands: dict[tuple[str, tuple[int, ...], int, str, str], AcceptCommands] = {}
+_accept_commands: dict[tuple[str, tuple[int, ...], int, str, str, int], AcceptCommands] = {}
 
 
 def accept_webhook(
@@ -305,7 +325,9 @@ def accept_webhook(
     Raises:
         redis.exceptions.RedisError: Redis is unreachable; nothing was written.
     """
-    cache_key = (queue.name, tuple(schedule), dedup_ttl, tenant, source)
+    # -- issue 16 jobs: the prototype's result_ttl is part of what the commands were built from --
+    cache_key = (queue.name, tuple(schedule), dedup_ttl, tenant, source, finished_job_ttl())
+    # -- end issue 16 jobs --
     commands = _accept_commands.get(cache_key)
     if commands is None:
         commands = _accept_commands[cache_key] = AcceptCommands(queue, schedule, dedup_ttl, tenant, source)
@@ -401,13 +423,16 @@ def enqueue_unique(
     args: tuple[Any, ...],
     schedule: Sequence[int],
     description: str,
-    result_ttl: int = RESULT_TTL,
+    result_ttl: int | None = None,
     # -- issue 15 trace: the new job's RQ meta ({"trace": ...}); a job that already exists keeps its own --
     meta: dict[str, Any] | None = None,
     # -- end issue 15 trace --
+    at_front: bool = False,
 ) -> bool:
     """Enqueue with a deterministic id; ``False`` when that job already exists (``result_ttl=0``:
-    the job is deleted once it succeeded, e.g. one whose arguments must not outlive it)."""
+    the job is deleted once it succeeded, e.g. one whose arguments must not outlive it; ``None``:
+    :func:`finished_job_ttl`; ``at_front``: ahead of the queued jobs, e.g. a guest's erasure,
+    which must overtake the guest's queued webhooks, since these deliver in their ingest job)."""
     try:
         queue.enqueue(
             func,
@@ -415,12 +440,13 @@ def enqueue_unique(
             job_id=job_id,
             unique=True,
             retry=retry_for(schedule),
-            result_ttl=result_ttl,
+            result_ttl=finished_job_ttl() if result_ttl is None else result_ttl,
             failure_ttl=FAILURE_TTL,
             description=description,
             # -- issue 15 trace: the trace id in the new job's meta --
             meta=meta or None,
             # -- end issue 15 trace --
+            at_front=at_front,
         )
     except DuplicateJobError:
         return False

@@ -305,6 +305,9 @@ class Settings(BaseSettings):
     # -- issue 15 trace: days the trace's records are kept (unset: as long as their jobs, 7/90) --
     trace_retention_days: int | None = Field(default=None, ge=1, le=3650)
     # -- end issue 15 trace --
+    # -- issue 16 jobs: seconds a finished ingest/delivery/relay job is kept (0: deleted at once) --
+    finished_job_retention: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    # -- end issue 16 jobs --
 
     @field_validator("redis_url")
     @classmethod

@@ -52,16 +52,7 @@ def find(client: Redis, term: str, tenant: str | None = None) -> list[str]:
     term = term.strip()
     if not term:
         return []
-    scored: dict[str, float] = {}
-    kinds = _terms(term)
-    with client.pipeline(transaction=False) as pipe:
-        for kind, value in kinds:
-            pipe.zrevrange(activity_log.find_key(kind, value), 0, -1, withscores=True)
-        answers = pipe.execute()
-    for answer in answers:
-        for member, score in answer:
-            trace = _text(member)
-            scored[trace] = max(scored.get(trace, 0.0), float(score))
+    scored = activity_log.find_traces(client, _terms(term))
     if "@" not in term and term not in scored:
         if tenant_of(client, term) is not None:
             scored[term] = float("inf")  # the trace id itself

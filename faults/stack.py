@@ -101,6 +101,9 @@ class Stack:
             "CONNECTOR_BIND": f"127.0.0.1:{self.web_port}",
             "WEB_CONCURRENCY": str(self.web_workers),
             "PYTHONPATH": str(ROOT),
+            # -- issue 16 jobs: the report follows each webhook through its finished ingest job's result --
+            "CONNECTOR_FINISHED_JOB_RETENTION": os.environ.get("CONNECTOR_FINISHED_JOB_RETENTION", "86400"),
+            # -- end issue 16 jobs --
         }
 
     def client(self) -> Redis:

@@ -177,6 +177,9 @@ def env(
         monkeypatch.setenv("REDIS_URL", redis_url)
         monkeypatch.setenv("CONNECTOR_TENANTS_FILE", str(path))
         monkeypatch.setenv("CONNECTOR_RETRY_SCHEDULE", "0,0,0")
+        # -- issue 16 jobs: tests read finished jobs' results (the default keeps none; its own tests unset this) --
+        monkeypatch.setenv("CONNECTOR_FINISHED_JOB_RETENTION", "3600")
+        # -- end issue 16 jobs --
         monkeypatch.setenv("TEST_GLU_KEY", GLU_KEY)
         monkeypatch.setenv("TEST_SHOPIFY_SECRET", SHOPIFY_SECRET)
         monkeypatch.delenv("CONNECTOR_ADMIN_PASSWORD", raising=False)

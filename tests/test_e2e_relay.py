@@ -12,7 +12,8 @@ import requests
 from conftest import load_fixture
 from relay_helpers import loyaltylion_headers, relay_toml, standard_headers, voucherify_headers
 
-from connector.queue import RELAY_QUEUE, fetch_job, get_queue
+from connector import activity_log
+from connector.queue import INGEST_QUEUE, RELAY_QUEUE, fetch_job, get_queue
 from connector.vendors.klaviyo.config import KLAVIYO_REVISION
 from connector.web import create_app
 
@@ -40,6 +41,23 @@ def esp_state(sandbox: Any, provider: str) -> dict[str, Any]:
 def relay_jobs(redis: Any) -> list[str]:
     queue = get_queue(redis, RELAY_QUEUE)
     return list(queue.finished_job_registry.get_job_ids()) + list(queue.failed_job_registry.get_job_ids())
+
+
+def rerun_webhooks(redis: Any) -> list[str]:
+    """Support staff rerun every finished webhook: its ingest job relays its event itself again
+    (issue 16: a relay that succeeded in its ingest job has no relay job of its own)."""
+    queue = get_queue(redis, INGEST_QUEUE)
+    ids = list(queue.finished_job_registry.get_job_ids())
+    for job_id in ids:
+        queue.enqueue_job(fetch_job(redis, job_id))
+    return ids
+
+
+def latest_relay_record(redis: Any, ingest_id: str) -> dict[str, Any]:
+    """The latest record of the relay the webhook ``ingest_id`` caused."""
+    [webhook] = activity_log.attempts(redis, "harbour", [ingest_id])[ingest_id][:1]
+    [relay_id] = webhook["relays"]
+    return activity_log.attempts(redis, "harbour", [relay_id])[relay_id][0]
 
 
 def forget_transport_dedup(redis: Any) -> None:
@@ -76,13 +94,14 @@ def test_voucherify_event_reaches_klaviyo_exactly_once(env, sandbox, redis, work
     work()
     assert esp_state(sandbox, "klaviyo")["event_posts"] == 1
 
-    # Replayed by support staff (rerun the finished relay job): the ledger answers.
-    (job_id,) = relay_jobs(redis)
-    job = fetch_job(redis, job_id)
-    get_queue(redis, RELAY_QUEUE).enqueue_job(job)
+    # Replayed by support staff (rerun the finished webhook, which relayed inline): the ledger answers.
+    assert relay_jobs(redis) == []  # relayed by the ingest job itself (issue 16)
+    rerun = rerun_webhooks(redis)
+    assert response.json["job"] in rerun
     work()
     assert esp_state(sandbox, "klaviyo")["event_posts"] == 1
-    assert fetch_job(redis, job_id).return_value()["status"] == "already_delivered"
+    latest = latest_relay_record(redis, response.json["job"])
+    assert latest["status"] == "delivered" and latest["reason"].startswith("already delivered")
 
 
 def test_loyaltylion_event_reaches_klaviyo_exactly_once(env, sandbox, redis, work):
@@ -176,8 +195,7 @@ def test_customerio_track_with_deterministic_ulid(env, sandbox, redis, work):
     # Even with the ledger gone (e.g. Redis restored from an old backup) the same ULID goes out.
     for key in redis.scan_iter("connector:ledger:*"):
         redis.delete(key)
-    (job_id,) = relay_jobs(redis)
-    get_queue(redis, RELAY_QUEUE).enqueue_job(fetch_job(redis, job_id))
+    assert rerun_webhooks(redis)  # its ingest job relays the event itself again (issue 16)
     work()
     state = esp_state(sandbox, "customerio")
     assert state["event_posts"] == 2 and [e["id"] for e in state["events"]] == [first_id]
@@ -280,6 +298,8 @@ def test_exhausted_retries_then_requeue_from_failed_registry_sends_once(env, san
 
 def test_relay_job_arguments_hold_no_secret(env, sandbox, redis, work):
     client = app_client(env, sandbox)
+    # A relay job exists when the ingest job's own attempt failed (issue 16): a 503, then its retry.
+    sandbox.sandboxes.extra["klaviyo"].faults.arm({"mode": "status", "status": 503, "count": 1})
     assert post_voucherify(client).status_code == 202
     work()
     (job_id,) = relay_jobs(redis)
@@ -295,8 +315,7 @@ def test_replay_and_late_redelivery_send_once_to_every_esp(env, sandbox, redis, 
         sandbox.sandboxes.extra["intercom"].profiles["zoe.angstrom@example.com"] = {"email": "zoe.angstrom@example.com"}
     assert post_voucherify(client).status_code == 202
     work()
-    (job_id,) = relay_jobs(redis)
-    get_queue(redis, RELAY_QUEUE).enqueue_job(fetch_job(redis, job_id))  # replay
+    assert rerun_webhooks(redis)  # replay (the ingest job relayed inline, issue 16)
     forget_transport_dedup(redis)
     assert post_voucherify(client, id="whs_resend_late").status_code == 202  # redelivery after the window
     work()

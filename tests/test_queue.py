@@ -10,9 +10,9 @@ import zlib
 from connector.queue import (
     FAILURE_TTL,
     INGEST_QUEUE,
-    RESULT_TTL,
     accept_webhook,
     fetch_job,
+    finished_job_ttl,
     get_queue,
     make_job_id,
 )
@@ -32,7 +32,7 @@ def rq_saved_job_hash(redis, queue, schedule, job_id, description):
         args=ARGS,
         job_id=job_id,
         retry=retry_for(schedule),
-        result_ttl=RESULT_TTL,
+        result_ttl=finished_job_ttl(),  # issue 16: the finished-job retention (default 0)
         failure_ttl=FAILURE_TTL,
         description=description,
     )
@@ -92,7 +92,7 @@ def test_accepted_job_reads_back_as_an_rq_job(redis):
     assert job.args == list(ARGS)
     assert job.get_status() == "queued"
     assert job.retries_left == 2 and job.retry_intervals == [10, 60]
-    assert job.result_ttl == RESULT_TTL and job.failure_ttl == FAILURE_TTL
+    assert job.result_ttl == finished_job_ttl() and job.failure_ttl == FAILURE_TTL
     assert queue.job_ids == [accepted.job_id]
     again = accept(redis, "d-1")
     assert (again.status, again.job_id) == ("duplicate", accepted.job_id)

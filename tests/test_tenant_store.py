@@ -197,7 +197,9 @@ def test_changing_the_platform_ends_queued_deliveries_ignored(store_settings, re
     worker_directory = jobs.tenants()
     worker_directory.refresh()
     ingest_job = get_queue(redis, INGEST_QUEUE).jobs[0]
-    ingest_result = jobs.ingest(*ingest_job.args)  # translate only: the delivery job stays queued
+    # The ingest job's own delivery attempt fails (503): the delivery job stays queued for its retry.
+    sandbox.sandboxes.glu.faults.arm({"mode": "status", "status": 503, "count": 1})
+    ingest_result = jobs.ingest(*ingest_job.args)
     assert ingest_result["status"] == "translated"
     store.update("lagoon", lambda doc: {key: value for key, value in doc.items() if key != "loyalty"})
     get_queue(redis, INGEST_QUEUE).empty()

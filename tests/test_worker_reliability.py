@@ -228,7 +228,8 @@ def test_a_worker_rides_out_a_redis_outage_mid_job(worker_class, env, sandbox, o
     wait_for(lambda: scheduler_owner(redis), 30, "the worker's scheduler to take the lock")
     sandbox.sandboxes.glu.faults.arm({"mode": "slow", "seconds": 1.5, "count": 1})
     assert post_order(client, "before-the-outage") == 202
-    delivery = get_queue(redis, DELIVERY_QUEUE).started_job_registry
+    # The ingest job delivers the order itself (issue 16): it is the job on its way to the platform.
+    delivery = get_queue(redis, INGEST_QUEUE).started_job_registry
     wait_for(lambda: delivery.get_job_ids(cleanup=False), 20, "the delivery to start")
     own_redis.stop()  # while the delivery is on its way to the platform
     time.sleep(2.0)
@@ -236,7 +237,7 @@ def test_a_worker_rides_out_a_redis_outage_mid_job(worker_class, env, sandbox, o
 
     assert post_order(client, "after-the-outage", order_id=6200407294253) == 202
     wait_for(lambda: len(activities(sandbox)) == 2, 20, f"both orders to be delivered\n{workers.log()}")
-    finished = get_queue(redis, DELIVERY_QUEUE).finished_job_registry
+    finished = get_queue(redis, INGEST_QUEUE).finished_job_registry
     wait_for(lambda: finished.count == 2, 10, f"both deliveries to be recorded\n{workers.log()}")
     assert proc.poll() is None, workers.log()  # the same process throughout
     assert registered_worker_pids(redis) == {proc.pid}

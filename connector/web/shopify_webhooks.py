@@ -192,6 +192,9 @@ def _compliance(
         description=f"shopify {topic} for {tenant}",
         # shop/redact: once it succeeded its receipt is all that is left of the shop
         result_ttl=0 if topic == "shop/redact" else RESULT_TTL,
+        # -- issue 16 jobs: ingest jobs deliver their orders themselves; an erasure overtakes them --
+        at_front=True,
+        # -- end issue 16 jobs --
     )
     _count("compliance", topic=topic, outcome="accepted" if created else "duplicate")
     return jsonify({"status": "accepted" if created else "duplicate", "job": job_id})

@@ -1,0 +1,72 @@
+"""The ingest job delivers what a webhook yields itself (issue 16), without ever sending one
+activity twice: the inline claim, an existing delivery job taking precedence, the retention
+setting. Real Redis, real workers, the Glu sandbox over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import load_fixture, shopify_headers
+
+from connector import completion
+from connector.ledger import claim_inline, inline_claim_key
+from connector.queue import DELIVERY_QUEUE, get_queue
+from connector.settings import ConfigProblemsError, load_settings
+from connector.web import create_app
+
+
+def test_one_ingest_job_at_a_time_holds_an_activitys_claim(redis):
+    first = claim_inline(redis, "connector:ledger:t:glu:x", "deliver-x", "rq:job:deliver-x", "ingest-a")
+    assert first.inline and first.recorded is None
+    other = claim_inline(redis, "connector:ledger:t:glu:x", "deliver-x", "rq:job:deliver-x", "ingest-b")
+    assert not other.claimed and not other.inline  # another webhook of the same order waits for it
+    again = claim_inline(redis, "connector:ledger:t:glu:x", "deliver-x", "rq:job:deliver-x", "ingest-a")
+    assert again.inline  # a rerun of the same ingest job (its earlier run ended) takes it over
+    assert redis.get(inline_claim_key("deliver-x")) == b"ingest-a"
+
+
+def test_an_existing_delivery_job_does_the_work_and_the_claim_is_given_back(redis):
+    redis.hset("rq:job:deliver-y", "status", "scheduled")
+    found = claim_inline(redis, "connector:ledger:t:glu:y", "deliver-y", "rq:job:deliver-y", "ingest-a")
+    assert found.job_exists and not found.inline
+    assert not redis.exists(inline_claim_key("deliver-y"))
+
+
+def test_a_second_webhook_of_an_order_awaiting_its_retry_leaves_it_to_the_delivery_job(settings, sandbox, work, redis):
+    client = create_app(settings).test_client()
+    body = load_fixture("shopify", "orders_paid")
+    sandbox.sandboxes.glu.faults.arm({"mode": "status", "status": 503, "count": 1})
+    assert client.post("/webhooks/harbour/shopify", data=body, headers=shopify_headers(body)).status_code == 202
+    from connector import jobs
+
+    ingest_id = get_queue(redis, "ingest").job_ids[0]
+    jobs.ingest(*get_queue(redis, "ingest").fetch_job(ingest_id).args)  # inline attempt: 503, job created
+    assert len(get_queue(redis, DELIVERY_QUEUE).job_ids) == 1
+    again = shopify_headers(body, webhook_id="a-new-delivery-of-the-same-order")
+    assert client.post("/webhooks/harbour/shopify", data=body, headers=again).status_code == 202
+    work()
+    glu = sandbox.sandboxes.glu.state()
+    assert len(glu["activities"]) == 1 and glu["activity_posts"] == 1  # the job sent it, the second ingest did not
+
+
+def test_the_finished_job_retention_is_bounded(env):
+    env()
+    assert load_settings().finished_job_retention == 3600  # the suite's (tests read results)
+    for wrong in ("-1", "604801", "soon"):
+        with pytest.raises(ConfigProblemsError, match="CONNECTOR_FINISHED_JOB_RETENTION"):
+            load_settings(finished_job_retention=wrong)
+
+
+def test_an_activity_named_twice_in_one_message_is_sent_once(settings, sandbox, redis):
+    from test_replay import activity
+
+    from connector import jobs
+
+    item = activity(1)
+    tenant = jobs.tenants().get("harbour")
+    assert tenant is not None
+    with completion.collecting() as writes:  # as in a job: the ledger writes wait for its end
+        ids = jobs.follow_up(jobs.delivery_follow_ups(tenant, [item, activity(2), item]), "2026-11-25T09:00:00+00:00")
+    completion.flush(redis, writes)
+    assert ids == [jobs.delivery_job_id("harbour", "glu", item), jobs.delivery_job_id("harbour", "glu", activity(2))]
+    glu = sandbox.sandboxes.glu.state()
+    assert glu["activity_posts"] == 2 and len(glu["activities"]) == 2
