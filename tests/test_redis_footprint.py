@@ -137,6 +137,9 @@ def round_trips() -> Iterator[list[str]]:
     """Every round trip to Redis in this process (a pipeline is one), by its first command."""
     sent: list[str] = []
     original = Connection.send_packed_command
+    # Connection inherits the method: restoring must delete the patch, not set the inherited
+    # function on Connection (which would hide every later patch of AbstractConnection).
+    own = "send_packed_command" in vars(Connection)
 
     def counted(self: Connection, command: Any, check_health: bool = True) -> None:
         first = command[0] if isinstance(command, list | tuple) else command
@@ -147,7 +150,10 @@ def round_trips() -> Iterator[list[str]]:
     try:
         yield sent
     finally:
-        Connection.send_packed_command = original  # type: ignore[method-assign]
+        if own:
+            Connection.send_packed_command = original  # type: ignore[method-assign]
+        else:
+            del Connection.send_packed_command
 
 
 def run_as_a_worker_does(redis: Redis, job_id: str) -> None:
