@@ -93,18 +93,20 @@ def _install() -> None:
     try:
         import flask
 
-        wsgi_app = flask.Flask.wsgi_app
+        # Flask.__call__ is the server's entry: it reaches the intake's WSGI fast path (an
+        # instance's wsgi_app, ahead of Flask's request machinery) and Flask's own alike.
+        wsgi_call = flask.Flask.__call__
 
         def answering(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
             parts = str(environ.get("PATH_INFO", "")).strip("/").split("/")
             webhook = parts[0] == "webhooks" and len(parts) >= 3
             _state["doing"] = f"webhook {parts[2]}" if webhook else f"request /{parts[0]}"
             try:
-                return wsgi_app(app, environ, start_response)
+                return wsgi_call(app, environ, start_response)
             finally:
                 _state["doing"] = "web"
 
-        setattr(flask.Flask, "wsgi_app", answering)  # noqa: B010 (a plain assignment fails mypy's method check)
+        setattr(flask.Flask, "__call__", answering)  # noqa: B010 (a plain assignment fails mypy's method check)
     except ImportError:
         pass
     try:
@@ -123,6 +125,19 @@ def _install() -> None:
             _state["doing"] = f"{name} (bookkeeping)"
 
     setattr(rq.job.Job, "perform", performing)  # noqa: B010
+    # The connector's workers run a job through Job._execute (their completion transaction
+    # replaces the rest of perform): the job's own calls are counted there too.
+    execute = rq.job.Job._execute
+
+    def executing(job: Any) -> Any:
+        name = job.func_name.rsplit(".", 1)[-1]
+        _state["doing"] = name
+        try:
+            return execute(job)
+        finally:
+            _state["doing"] = f"{name} (bookkeeping)"
+
+    setattr(rq.job.Job, "_execute", executing)  # noqa: B010
 
     def forking(worker: Any, job: Any, queue: Any) -> None:
         _state["doing"] = f"{job.func_name.rsplit('.', 1)[-1]} (bookkeeping)"
