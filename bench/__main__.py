@@ -59,7 +59,7 @@ import requests
 
 from bench.footprint import bench_footprint
 from bench.intake import LARGE_BYTES, SMALL_BYTES, order_body, paced_run
-from bench.load import LoadResult, percentile, raw_request, run_load
+from bench.load import CUSTOMERS, LoadResult, percentile, raw_request, run_load
 from bench.roundtrips import bench_roundtrips
 from bench.slow import SlowClients, send_paced
 from bench.summary import Row, Summary
@@ -367,7 +367,7 @@ def queue_shopify_webhooks(ours: int, concurrency: int) -> Callable[[int], None]
     def queue(n: int) -> None:
         first = 50_000_000 + sent[0]
         sent[0] += n
-        payloads = [signed_order(first + i, i % 50, "127.0.0.1", ours) for i in range(n)]
+        payloads = [signed_order(first + i, i % CUSTOMERS, "127.0.0.1", ours) for i in range(n)]
         result = run_load("127.0.0.1", ours, payloads, concurrency)
         if set(result.statuses) != {202}:
             raise SystemExit(f"intake answered {result.statuses}")

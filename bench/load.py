@@ -12,6 +12,9 @@ import statistics
 import time
 from dataclasses import dataclass
 
+CUSTOMERS = 50
+"""Distinct guests the benchmarks' Shopify orders come from (order i is guest i % CUSTOMERS)."""
+
 
 def raw_request(host: str, port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
     """One HTTP/1.1 POST as bytes, closing the connection after the answer."""

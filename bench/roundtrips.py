@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.load import CUSTOMERS
 from bench.summary import Row, Summary
 
 COUNTING = Path(__file__).resolve().parent / "counting"
@@ -87,11 +88,22 @@ def report(
         f"  HTTP requests per activity: {http / activities:.2f}; new HTTP connections per activity: "
         f"{connections / activities:.2f} ({activities} activities)"
     )
-    # The issue sets no number, only "as low as the guarantees allow": the rows compare with what
-    # its profile found before (43 round trips) and with one request per activity plus a contact
-    # look-up for one webhook in ten (cache misses).
+    # The issue sets no number, only "as low as the guarantees allow": the Redis row compares with
+    # what its profile found before (43 round trips); the HTTP row with the least Glu's contract
+    # allows: one post per activity, plus a look-up and a create for each new contact (the bench's
+    # orders come from CUSTOMERS guests; Glu's docs do not say that a create finds an existing one).
+    floor = 1 + 2 * min(CUSTOMERS, activities) / max(activities, 1)
     summary.add(Row("Redis round trips per webhook", total / webhooks, "trips", 43, at_least=False))
-    summary.add(Row("HTTP requests per activity", http / activities, "requests", 1.1, at_least=False))
+    summary.add(
+        Row(
+            "HTTP requests per activity",
+            http / activities,
+            "requests",
+            round(floor + 0.005, 2),
+            at_least=False,
+            anchor=f"{min(CUSTOMERS, activities)} new Glu contacts",
+        )
+    )
 
 
 def bench_roundtrips(args: argparse.Namespace, summary: Summary) -> None:

@@ -186,3 +186,16 @@ def test_the_summary_judges_values_and_ratios() -> None:
     table = summary.table()
     assert "PASS" in table[2] and "MISS" in table[3] and "0.50x" in table[3]
     assert table[-1].strip() == "1 PASS, 1 MISS"
+
+
+def test_the_http_row_is_judged_against_glus_least_calls(tmp_path: Path) -> None:
+    # 200 activities from 50 guests: a post each, a look-up and a create per new contact = 1.5
+    (tmp_path / "1.json").write_text(json.dumps({"redis": {"ingest": 1}, "http": {"ingest": 300}}))
+    summary = Summary()
+    report(read_counts(tmp_path), webhooks=200, activities=200, summary=summary, say=lambda _: None)
+    http = summary.rows[1]
+    assert http.value == 1.5 and http.target == 1.5 and http.passed
+    (tmp_path / "1.json").write_text(json.dumps({"redis": {"ingest": 1}, "http": {"ingest": 320}}))
+    summary = Summary()
+    report(read_counts(tmp_path), webhooks=200, activities=200, summary=summary, say=lambda _: None)
+    assert not summary.rows[1].passed  # 20 calls more than the contract needs
