@@ -70,7 +70,7 @@ from rq.worker import BaseWorker, WorkerStatus
 
 from connector import completion, logs, metrics, redaction  # issue 15 logs: logs, metrics
 from connector.errors import DestinationError, PayloadError  # issue 15 logs
-from connector.queue import FAILURE_TTL, QUEUE_NAMES, get_queue, job_args, job_func
+from connector.queue import FAILURE_TTL, INGEST_QUEUE, QUEUE_NAMES, get_queue, job_args, job_func
 from connector.recovery import (
     CLAIM_SCRIPT,
     REDIS_ERRORS,
@@ -594,8 +594,11 @@ class ReliableWorker(BaseWorker):
                 if self.get_redis_server_version() < (6, 2, 0):  # no BLMOVE: look again in a second
                     time.sleep(BLOCK_SECONDS)
                     return None
-                # Blocks on the queue webhooks arrive in; the others are looked at every second.
-                raw = self.connection.blmove(queue_keys[0], self.claim_key, BLOCK_SECONDS, "LEFT", "RIGHT")
+                # Blocks on the queue webhooks arrive in (not the first in priority: that is the
+                # connection checks'); the others are looked at every BLOCK_SECONDS.
+                raw = self.connection.blmove(
+                    self._block_key(queue_keys), self.claim_key, BLOCK_SECONDS, "LEFT", "RIGHT"
+                )
             if raw is None:
                 return None
             job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -620,6 +623,11 @@ class ReliableWorker(BaseWorker):
                 death_penalty_class=self.death_penalty_class,
             )
             return job, queue
+
+    def _block_key(self, queue_keys: list[str]) -> str:
+        """The queue an idle worker blocks on: the ingest queue when it listens on it, else its first."""
+        ingest = Queue.redis_queue_namespace_prefix + INGEST_QUEUE
+        return ingest if ingest in queue_keys else queue_keys[0]
 
     def _read_job(self, job_id: str, fields: list[Any] | None) -> Job:
         """The job from the flat field list the claim returned (``None``: read it now)."""

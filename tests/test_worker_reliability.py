@@ -323,3 +323,22 @@ def test_a_bad_pool_size_is_a_clear_start_up_error(env):
         timeout=60,
     )
     assert flag.returncode == 2 and "is not a whole number >= 1" in flag.stderr
+
+
+def test_an_idle_worker_takes_a_new_ingest_job_at_once(env, redis, workers):
+    # An idle worker blocks on the ingest queue, where webhooks arrive; it used to block on the
+    # first queue in priority (the connection checks', since issue 14) and saw an ingest job only
+    # when that block timed out: up to BLOCK_SECONDS (1 s) late, half a second on average.
+    env()
+    worker = workers.worker()
+    wait_for(lambda: registered_worker_pids(redis), 30, "the worker to register")
+    queue = get_queue(redis, INGEST_QUEUE)
+    waits = []
+    for index in range(5):
+        time.sleep(1.3 + 0.17 * index)  # idle, at another point of its block each time
+        job = queue.enqueue("time.sleep", 0, result_ttl=60)
+        queued = time.monotonic()
+        wait_for(lambda: fetch_job(redis, job.id).get_status() == "finished", 10, "the job to run")  # noqa: B023
+        waits.append(time.monotonic() - queued)
+    assert max(waits) < 0.4, waits  # before: each uniform over 0-1 s (all five under 0.4 s: 1 %)
+    assert worker.poll() is None
