@@ -152,7 +152,7 @@ def test_rate_budget_is_named_by_a_hash_not_the_key(redis):
     config = parse_esp({"provider": "klaviyo", "api_key": "pk_live_secret_123"}, "esp")
     limiter = rate_limiter(config, redis, "klaviyo")
     assert limiter.name.startswith("klaviyo:") and "pk_live" not in limiter.name
-    assert (limiter.limit, limiter.period) == (50, 1.0)
+    assert (limiter.limit, limiter.period, limiter.burst) == (3000, 60.0, (300, 1.0))  # Klaviyo's two windows
     custom = parse_esp({"provider": "klaviyo", "api_key": "pk_live_secret_123", "rate_limit": 7}, "esp")
     assert rate_limiter(custom, redis, "klaviyo").limit == 7
 

@@ -68,6 +68,7 @@ class EspClient(HttpClient):
 
     provider: ClassVar[str] = "esp"
     default_rate: ClassVar[tuple[int, float]] = (10, 1.0)  # calls per period (seconds)
+    default_burst: ClassVar[tuple[int, float] | None] = None  # a shorter window bounding it too
     default_429_pause: ClassVar[float] = 5.0
 
     def __init__(
@@ -158,10 +159,11 @@ def client_class(provider: str) -> type[EspClient]:
 
 def rate_limiter(config: EspBase, redis: Any, provider: str) -> RateLimiter:
     """The account's shared budget: the tenant's ``rate_limit`` per second, else the ESP default."""
-    limit, period = client_class(provider).default_rate
+    cls = client_class(provider)
+    (limit, period), burst = cls.default_rate, cls.default_burst
     if config.rate_limit is not None:
-        limit, period = config.rate_limit, 1.0
-    return RateLimiter(redis, f"{provider}:{hash_identifier(config.account_secret())}", limit, period)
+        (limit, period), burst = (config.rate_limit, 1.0), None
+    return RateLimiter(redis, f"{provider}:{hash_identifier(config.account_secret())}", limit, period, burst=burst)
 
 
 def build_esp_client(config: EspBase, redis: Any, *, timeout: float = 10.0, tenant: str | None = None) -> EspClient:

@@ -8,7 +8,9 @@ answered 410 Gone, a configuration error: fatal with the reason, not retried. Th
 and ``unique_id`` is the platform's event id: Klaviyo keeps only the first event with a given
 ``unique_id`` per profile and metric, so a replay is harmless even without the ledger. Success is
 202 (queued). 429 carries ``Retry-After`` (what Klaviyo's own SDK honours). Create Event is tier
-XL (350/s burst, 3500/min steady): the default budget is 50 calls/s per account.
+XL (350/s burst, 3500/min steady, two fixed windows per account, shared by every private-key
+integration of the account): the default budget is 3000 calls per minute and 300 per second, a
+seventh left for the account's other integrations.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class KlaviyoClient(EspClient):
         except (KeyError, IndexError, TypeError):
             return "the private key was accepted"
 
-    default_rate: ClassVar[tuple[int, float]] = (50, 1.0)
+    default_rate: ClassVar[tuple[int, float]] = (3000, 60.0)
+    default_burst: ClassVar[tuple[int, float] | None] = (300, 1.0)
     default_429_pause: ClassVar[float] = 1.0
 
     @classmethod
