@@ -75,6 +75,20 @@ def _wrap(owner: Any, name: str, before: Callable[..., None]) -> None:
     setattr(owner, name, wrapper)
 
 
+def _running_as_the_job(run: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``run(job)`` with the counts keyed by the job's function, then by its bookkeeping."""
+
+    def running(job: Any) -> Any:
+        name = job.func_name.rsplit(".", 1)[-1]
+        _state["doing"] = name
+        try:
+            return run(job)
+        finally:
+            _state["doing"] = f"{name} (bookkeeping)"
+
+    return running
+
+
 def _install() -> None:
     import http.client
 
@@ -114,30 +128,10 @@ def _install() -> None:
         import rq.worker
     except ImportError:
         return
-    perform = rq.job.Job.perform
-
-    def performing(job: Any) -> Any:
-        name = job.func_name.rsplit(".", 1)[-1]
-        _state["doing"] = name
-        try:
-            return perform(job)
-        finally:
-            _state["doing"] = f"{name} (bookkeeping)"
-
-    setattr(rq.job.Job, "perform", performing)  # noqa: B010
-    # The connector's workers run a job through Job._execute (their completion transaction
-    # replaces the rest of perform): the job's own calls are counted there too.
-    execute = rq.job.Job._execute
-
-    def executing(job: Any) -> Any:
-        name = job.func_name.rsplit(".", 1)[-1]
-        _state["doing"] = name
-        try:
-            return execute(job)
-        finally:
-            _state["doing"] = f"{name} (bookkeeping)"
-
-    setattr(rq.job.Job, "_execute", executing)  # noqa: B010
+    # Job.perform (RQ's workers) and Job._execute (the connector's, whose completion transaction
+    # replaces the rest of perform): the job's own calls are counted as the job's in both.
+    for method in ("perform", "_execute"):
+        setattr(rq.job.Job, method, _running_as_the_job(getattr(rq.job.Job, method)))
 
     def forking(worker: Any, job: Any, queue: Any) -> None:
         _state["doing"] = f"{job.func_name.rsplit('.', 1)[-1]} (bookkeeping)"
