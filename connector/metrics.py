@@ -172,7 +172,7 @@ class BufferedHistograms:
                     pipe.hincrby(HISTOGRAMS_KEY, f"{base}|count", int(entry[-2]))
                     pipe.hincrbyfloat(HISTOGRAMS_KEY, f"{base}|sum", entry[-1])
                 pipe.execute()
-        except Exception:
+        except Exception:  # whatever the send raised: the counts go back, and the error on to the caller
             with self._lock:  # put back: the next flush tries again
                 for base, entry in pending.items():
                     kept = self._pending.setdefault(base, [0.0] * len(entry))
