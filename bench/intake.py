@@ -67,7 +67,8 @@ class PacedFigures:
         return (
             f"  {self.label:<44} {self.rate:6.0f} req/s paced: p50 {self.result.p(0.5):6.2f} ms   "
             f"p99 {self.result.p(0.99):6.2f} ms   answered {self.result.answered}/{self.result.sent}   "
-            f"statuses {dict(sorted(self.result.statuses.items()))}"
+            f"statuses {dict(sorted(self.result.statuses.items()))}   sender at most "
+            f"{self.result.behind * 1000:.1f} ms behind its schedule"
         )
 
 

@@ -199,3 +199,57 @@ def test_the_http_row_is_judged_against_glus_least_calls(tmp_path: Path) -> None
     summary = Summary()
     report(read_counts(tmp_path), webhooks=200, activities=200, summary=summary, say=lambda _: None)
     assert not summary.rows[1].passed  # 20 calls more than the contract needs
+
+
+def test_the_paced_sender_times_answers_and_counts_silence_and_refusals_as_unanswered() -> None:
+    """The selector-driven sender: answered requests timed, a silent one expires, a refused one fails."""
+    import socket
+    import threading
+    import time
+
+    from bench.load import raw_request
+    from bench.slow import send_paced
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+
+    def serve(conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        if b" /ok " in head:
+            time.sleep(0.02)
+            conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            conn.close()
+        else:
+            held.append(conn)  # never answered
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    ok = raw_request("127.0.0.1", port, "/ok", {}, b"{}")
+    silent = raw_request("127.0.0.1", port, "/silent", {}, b"{}")
+    try:
+        result = send_paced("127.0.0.1", port, [ok, ok, silent, ok, ok, silent, ok, ok], rate=50, deadline=0.5)
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+    assert result.sent == 8
+    assert result.statuses == {202: 6, 0: 2}
+    assert len(result.latencies) == 6 and all(0.02 <= latency < 0.5 for latency in result.latencies)
+    assert 20 <= result.p(0.5) < 500 and result.p(0.99) == float("inf")
+    assert result.behind < 0.2
+
+    closed = socket.create_server(("127.0.0.1", 0))
+    refused_port = closed.getsockname()[1]
+    closed.close()
+    refused = send_paced("127.0.0.1", refused_port, [ok, ok], rate=100, deadline=0.5)
+    assert refused.statuses == {0: 2} and refused.latencies == []
