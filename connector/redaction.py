@@ -77,12 +77,18 @@ class Redactor:
         # Longest first, so a form is replaced whole rather than a shorter form inside it.
         ordered = sorted(forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(f) for f in ordered)) if ordered else None
+        # A base64 token of n characters decodes to at most 3 * ceil(n / 4) bytes, and a secret
+        # of s characters takes at least s bytes: a shorter token cannot hide one, and is not
+        # decoded (most words of a log line are such tokens: "accepted", "bench/shopify").
+        self._shortest = min((len(secret) for secret in self.secrets), default=0)
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
 
     def _hides_secret(self, token: str) -> bool:
         token = token.replace("\\/", "/")
+        if (len(token) + 3) // 4 * 3 < self._shortest:
+            return False
         for decode in (base64.b64decode, base64.urlsafe_b64decode):
             try:
                 decoded = decode(token + "=" * (-len(token) % 4))

@@ -386,6 +386,25 @@ def test_redactor_masks_every_encoding():
     assert redactor.redact("nothing secret here") == "nothing secret here"
 
 
+@pytest.mark.parametrize("urlsafe", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_base64_token_hiding_a_secret_is_masked_however_short(urlsafe, padded):
+    """The redactor skips decoding base64 tokens too short to hold its shortest secret (issue
+    16). At the bound: every secret length from 8 to 40, with 0 to 3 bytes around it, padding
+    dropped or not, standard or URL-safe, is still caught."""
+    from connector.redaction import MASK, Redactor
+
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    for length in range(8, 41):
+        secret = "".join(chr(0x41 + (i * 7) % 26) for i in range(length))  # ASCII: a byte a character
+        redactor = Redactor([secret, secret + "-longer-one"])
+        for before, after in [("", ""), ("x", ""), ("", "y"), ("x", "y"), ("ab", "c"), ("abc", "")]:
+            token = encode(f"{before}{secret}{after}".encode()).decode()
+            token = token if padded else token.rstrip("=")
+            masked = redactor.redact(f"seen {token} here")
+            assert token not in masked and MASK in masked, (length, before, after, token, masked)
+
+
 def test_configured_secrets_cover_every_secret_setting(monkeypatch, tmp_path, redis_url):
     from connector.redaction import configured_secrets
     from connector.settings import load_settings
