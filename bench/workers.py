@@ -10,8 +10,11 @@ Per worker class (fork, simple), in rounds whose order alternates:
 - **keep-alive anchor**: one Python process (this one) posts the activities the delivery stored at
   the Glu sandbox again (fresh references) over one ``requests.Session``.
 
-Each burst run's start-up (a burst worker on empty queues, measured the same way just before) is
-subtracted, so rates are of draining, not of importing. Printed: webhooks/s per worker process,
+Rates are of draining, not of starting: each counts the completions between the first and the
+last one (:func:`completion_rate`), from the times they were recorded at, the Glu sandbox's
+``createdAt`` of each activity and RQ's ``ended_at`` of each no-op job. (Subtracting a burst
+worker's start-up on empty queues, the first method, left a drain of 300 webhooks of under half
+a second next to a second or so of start-up noise.) Printed: webhooks/s per worker process,
 the ratio to the no-op jobs/s per process of the same class (target >= 0.7) and to the keep-alive
 posts/s (target >= 0.35).
 """
@@ -22,10 +25,12 @@ import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,17 +57,28 @@ class ClassFigures:
 
 
 def burst(argv: list[str], env: dict[str, str], count: int) -> float:
-    """Run ``count`` copies of ``argv`` in parallel until all exit; returns seconds."""
-    started = time.perf_counter()
-    processes = [
-        subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(count)
-    ]
-    for proc in processes:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(argv[:4])} exited {proc.returncode}: {err.decode()[-2000:]}")
-    return time.perf_counter() - started
+    """Run ``count`` copies of ``argv`` in parallel until all exit; returns seconds.
+
+    Each copy's stderr goes to a file of its own, read only when it fails. (Through pipes read
+    one after the other, a second worker's pipe filled with its log lines, about 1 KB a webhook
+    at the default INFO level, while the first was waited for: the second then stopped after
+    some 60 webhooks and the first drained the rest, which halved the delivery rate per process
+    that was printed. RQ's ``--quiet`` no-op workers log nothing, so the anchor never stalled.)
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-burst-") as folder:
+        logs = [(Path(folder) / f"{index}.log").open("wb") for index in range(count)]
+        started = time.perf_counter()
+        processes = [subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
+        for proc in processes:
+            proc.wait()
+        seconds = time.perf_counter() - started
+        for log in logs:
+            log.close()
+        for index, proc in enumerate(processes):
+            if proc.returncode != 0:
+                err = (Path(folder) / f"{index}.log").read_text(errors="replace")
+                raise SystemExit(f"{' '.join(argv[:4])} exited {proc.returncode}: {err[-2000:]}")
+    return seconds
 
 
 def connector_worker(worker_class: str) -> list[str]:
@@ -88,31 +104,55 @@ def stock_worker(worker_class: str, redis_url: str) -> list[str]:
     ]
 
 
+def completion_rate(times: list[datetime]) -> float:
+    """Completions per second between the first and the last of ``times`` (``len - 1`` intervals)."""
+    if len(times) < 2:
+        raise SystemExit(f"cannot measure a rate from {len(times)} completion(s)")
+    span = (max(times) - min(times)).total_seconds()
+    return (len(times) - 1) / max(span, 1e-6)
+
+
 def noop_rate(redis_url: str, env: dict[str, str], worker_class: str, jobs: int, workers: int) -> float:
-    """No-op jobs/s per stock RQ worker process of ``worker_class`` (start-up subtracted)."""
+    """No-op jobs/s per stock RQ worker process of ``worker_class``, between the first and the
+    last job's ``ended_at`` (RQ keeps finished jobs for 500 s by default)."""
     argv = stock_worker(worker_class, redis_url)
-    start_up = burst(argv, env, workers)  # nothing queued yet: start-up and exit only
-    queue = Queue(NOOP_QUEUE, connection=Redis.from_url(redis_url), serializer=JSONSerializer)
-    with queue.connection.pipeline() as pipe:
-        for _ in range(jobs):
-            queue.enqueue("bench.noop.noop", pipeline=pipe)
+    redis = Redis.from_url(redis_url)
+    queue = Queue(NOOP_QUEUE, connection=redis, serializer=JSONSerializer)
+    with redis.pipeline() as pipe:
+        ids = [queue.enqueue("bench.noop.noop", pipeline=pipe).id for _ in range(jobs)]
         pipe.execute()
-    seconds = burst(argv, env, workers)
+    burst(argv, env, workers)
     left = queue.count
     if left:
         raise SystemExit(f"{left} no-op jobs left in the queue")
-    return jobs / max(seconds - start_up, 1e-3) / workers
+    with redis.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hget(f"rq:job:{job_id}", "ended_at")
+        ended = [datetime.fromisoformat(value.decode()) for value in pipe.execute() if value]
+    if len(ended) != jobs:
+        raise SystemExit(f"{jobs - len(ended)} no-op jobs have no ended_at")
+    return completion_rate(ended) / workers
 
 
 def delivery_rate(
-    env: dict[str, str], worker_class: str, webhooks: int, workers: int, queue_webhooks: Callable[[int], None]
+    env: dict[str, str],
+    worker_class: str,
+    webhooks: int,
+    workers: int,
+    queue_webhooks: Callable[[int], None],
+    sandbox: int,
 ) -> float:
-    """Webhooks/s per ``connector worker`` process of ``worker_class`` (start-up subtracted)."""
-    argv = connector_worker(worker_class)
-    start_up = burst(argv, env, workers)
+    """Webhooks/s per ``connector worker`` process of ``worker_class``, between the first and
+    the last activity the Glu sandbox stored (each webhook is one activity)."""
     queue_webhooks(webhooks)
-    seconds = burst(argv, env, workers)
-    return webhooks / max(seconds - start_up, 1e-3) / workers
+    burst(connector_worker(worker_class), env, workers)
+    return completion_rate(activity_times(sandbox)) / workers
+
+
+def activity_times(sandbox: int) -> list[datetime]:
+    """When the Glu sandbox stored each activity (its ``createdAt``)."""
+    state = requests.get(f"http://127.0.0.1:{sandbox}/glu/_sandbox/state", timeout=60).json()
+    return [datetime.fromisoformat(activity["createdAt"]) for activity in state["activities"]]
 
 
 def stored_activities(sandbox: int) -> list[dict[str, Any]]:
@@ -160,7 +200,7 @@ def bench_workers(
         f"Shopify webhooks drained by {args.workers} `connector worker --burst` (Glu sandbox: contact, activity, "
         f"ledger); anchors: {args.noop_jobs} RQ no-op jobs (JSON serializer) drained by {args.workers} stock "
         f"`rq worker --burst` of the same class; one process posting the same activities over keep-alive. "
-        "Burst start-up (empty queues) measured and subtracted."
+        "Rates between the first and the last completion (activity createdAt at the sandbox, RQ's ended_at)."
     )
     figures = {name: ClassFigures() for name in classes}
     keepalive: list[float] = []
@@ -169,7 +209,9 @@ def bench_workers(
         for name in order:
             Redis.from_url(redis_url).flushdb()
             requests.post(f"http://127.0.0.1:{sandbox}/glu/_sandbox/reset", timeout=5)
-            figures[name].delivery.append(delivery_rate(env, name, args.deliveries, args.workers, queue_webhooks))
+            figures[name].delivery.append(
+                delivery_rate(env, name, args.deliveries, args.workers, queue_webhooks, sandbox)
+            )
             bodies = stored_activities(sandbox)
             if len(bodies) != args.deliveries:
                 raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {len(bodies)}")

@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 from redis import ConnectionPool, Redis
+from redis import __version__ as redis_version
+from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -96,6 +98,12 @@ class _PrimaryConnection(SentinelManagedConnection):
         super().send_packed_command(command, check_health=check_health)  # type: ignore[no-untyped-call]
 
 
+DRIVER_INFO = DriverInfo(lib_version=redis_version)
+"""What every connection names itself with (``CLIENT SETINFO``, as redis-py's default), built
+once: left to redis-py, each new connection looks its own version up in the installed packages'
+metadata, about a millisecond, which every forked work horse paid for each of its connections."""
+
+
 def connect(url: str, *, for_web: bool = False) -> Redis:
     """A Redis client; the web tier uses short timeouts so an outage answers 503 quickly.
 
@@ -110,7 +118,7 @@ def connect(url: str, *, for_web: bool = False) -> Redis:
         else {"socket_connect_timeout": 5, "socket_timeout": 30}
     )
     if not is_sentinel_url(url):
-        return Redis.from_url(url, health_check_interval=30, **timeouts)
+        return Redis.from_url(url, health_check_interval=30, driver_info=DRIVER_INFO, **timeouts)
     target = parse_sentinel_url(url)
     sentinel_options: dict[str, Any] = {**timeouts, "socket_timeout": timeouts["socket_connect_timeout"]}
     if target.sentinel_password:
@@ -124,6 +132,7 @@ def connect(url: str, *, for_web: bool = False) -> Redis:
         username=target.username,
         password=target.password,
         health_check_interval=30,
+        driver_info=DRIVER_INFO,
         **timeouts,
     )
     return primary

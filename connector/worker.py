@@ -1070,6 +1070,24 @@ def preload() -> None:
             registration.client.load()
 
 
+def warm_up() -> None:
+    """Do once, before any horse is forked, what each job would otherwise do first in its own
+    horse (and lose with it): this process's Redis client, the tenants read from Redis, the
+    compiled redactor for their secrets (a few regular expressions of every encoding of every
+    secret: milliseconds), and the module ``requests`` imports on its first request. A fork
+    worker's horses then start warm; a simple worker's first job does. Redis not answering
+    here only leaves the warm-up to the first job."""
+    import netrc  # noqa: F401  # requests imports it per request, lazily (a fresh horse: each job)
+
+    from connector import jobs
+
+    try:
+        jobs.redis()
+        redaction.redact("", jobs._all_secrets())
+    except REDIS_ERRORS as exc:
+        log.warning("warm-up skipped, Redis not answering: %s", exc)
+
+
 def _until_redis_answers(redis: Redis, what: str) -> None:
     backoff = Backoff()
     while True:
@@ -1099,6 +1117,7 @@ def run_worker(
     # -- end issue 15 logs --
     preload()
     _until_redis_answers(redis, "starting")  # also hands back what dead workers left behind
+    warm_up()
     if processes > 1:
         # The pool process runs the scheduler (never busy with a job); a burst child runs its own.
         work = lambda: _work(redis, burst, wait_for_retries, worker_class, logging_level, scheduler=burst)  # noqa: E731

@@ -4,6 +4,7 @@ the profile's categories and the summary's verdicts (CI does not run the benchma
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -253,3 +254,51 @@ def test_the_paced_sender_times_answers_and_counts_silence_and_refusals_as_unans
     closed.close()
     refused = send_paced("127.0.0.1", refused_port, [ok, ok], rate=100, deadline=0.5)
     assert refused.statuses == {0: 2} and refused.latencies == []
+
+
+BOTH_AT_ONCE = """
+import sys, time
+from pathlib import Path
+me, other = sys.argv[1], sys.argv[2]
+sys.stderr.write("a log line of a busy worker\\n" * 20_000)  # 560 KB, far past a pipe's buffer
+sys.stderr.flush()
+Path(me).touch()
+deadline = time.monotonic() + 20
+while not Path(other).exists():
+    if time.monotonic() > deadline:
+        sys.exit(3)  # the other one never got this far while this one ran
+    time.sleep(0.01)
+"""
+
+
+def test_burst_runs_its_processes_at_once_however_much_they_log(tmp_path: Path) -> None:
+    """Two processes that log a lot and each wait for the other both finish: through pipes read
+    one after the other, the second blocked on its full pipe until the first had exited."""
+    from bench.workers import burst
+
+    script = tmp_path / "both.py"
+    script.write_text(BOTH_AT_ONCE)
+    first, second = tmp_path / "first", tmp_path / "second"
+    # One argv for both: each waits for the file the other one touches.
+    marker = tmp_path / "which"
+    code = (
+        "import os, sys, runpy; from pathlib import Path\n"
+        f"m = Path({str(marker)!r})\n"
+        "try:\n    os.close(os.open(m, os.O_CREAT | os.O_EXCL)); mine = 'first'\n"
+        "except FileExistsError:\n    mine = 'second'\n"
+        f"sys.argv = ['both', os.path.join({str(tmp_path)!r}, mine), "
+        f"os.path.join({str(tmp_path)!r}, 'second' if mine == 'first' else 'first')]\n"
+        f"runpy.run_path({str(script)!r})\n"
+    )
+    burst([sys.executable, "-c", code], dict(os.environ), 2)
+    assert first.exists() and second.exists()
+
+
+def test_a_completion_rate_counts_the_intervals_between_first_and_last() -> None:
+    from datetime import datetime, timedelta
+
+    from bench.workers import completion_rate
+
+    start = datetime(2026, 12, 2, 12, 0, 0)
+    times = [start + timedelta(milliseconds=10 * i) for i in range(101)]  # 100 intervals in 1 s
+    assert abs(completion_rate(times[::-1]) - 100.0) < 1e-6

@@ -202,3 +202,24 @@ def test_intake_threads_that_come_and_go_give_their_connection_back(redis_url):
         thread.join()
     assert outcomes == ["accepted"] * 12
     assert client.connection_pool._created_connections <= 2  # the intake's one and the flush's
+
+
+def test_a_new_connection_names_itself_without_looking_its_version_up(redis_url, monkeypatch):
+    """Every connection sends CLIENT SETINFO as redis-py's default does, with the version read
+    once: redis-py's own lookup (package metadata) cost each forked horse a millisecond a connection."""
+    import redis as redis_package
+    import redis.utils
+
+    from connector.queue import connect
+
+    def no_lookup(*_: object) -> str:
+        raise AssertionError("a connection looked redis-py's version up in the package metadata")
+
+    monkeypatch.setattr(redis.utils.metadata, "version", no_lookup)
+    client = connect(redis_url)
+    connection = client.connection_pool.get_connection()
+    assert connection.driver_info.formatted_name == "redis-py"
+    assert connection.driver_info.lib_version == redis_package.__version__
+    client.connection_pool.release(connection)
+    assert client.ping()
+    client.close()
