@@ -375,7 +375,7 @@ def queue_shopify_webhooks(ours: int, concurrency: int) -> Callable[[int], None]
     return queue
 
 
-def run_workers(env: dict[str, str], count: int, worker_class: str | None = "fork") -> float:
+def run_workers(env: dict[str, str], count: int, worker_class: str | None = None) -> float:
     """Run ``count`` burst workers in parallel until the queues are empty; returns seconds.
 
     ``worker_class`` None runs the connector's default class (no ``--worker-class``).
@@ -548,16 +548,18 @@ def bench_relay(args: argparse.Namespace, env: dict[str, str], ours: int, sandbo
 
 
 def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
-    """Long-running ``connector worker`` processes (stop them with :func:`stop_workers`)."""
+    """``count`` long-running worker processes: one ``connector worker --processes <count>``, the
+    default deployment (a pool; stop it with :func:`stop_workers`). Each ``connector worker``
+    starts as many processes as the machine has cores unless told otherwise: started ``count``
+    times, as before, "two workers" were twice the cores' worth of processes."""
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "connector.cli", "worker"],
+            [sys.executable, "-m", "connector.cli", "worker", "--processes", str(count)],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(count)
     ]
 
 
