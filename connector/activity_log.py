@@ -365,11 +365,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")  # records of one job sort by it
 
 
-def clean_text(text: str, secrets: Iterable[str], limit: int = TEXT_LIMIT) -> str:
-    """``text`` fit for a record: every encoding of ``secrets`` masked, email addresses masked,
-    whitespace collapsed, at most ``limit`` characters (cut after redaction, so no secret is cut
-    into an unrecognisable half)."""
-    masked = redaction.redact(text, secrets)
+def clean_text(text: str, secrets: Iterable[str], limit: int = TEXT_LIMIT, also: Iterable[str] = ()) -> str:
+    """``text`` fit for a record: every encoding of ``secrets`` and of ``also`` (values of this
+    record's job, such as the guest's email: see :func:`connector.redaction.redact`) masked, email
+    addresses masked, whitespace collapsed, at most ``limit`` characters (cut after redaction, so
+    no secret is cut into an unrecognisable half)."""
+    masked = redaction.redact(text, secrets, also)
     masked = EMAIL.sub(EMAIL_MASK, masked)
     masked = " ".join(masked.split())
     return masked if len(masked) <= limit else masked[: limit - 1] + "…"
@@ -439,14 +440,14 @@ def _answer(result: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"http_status": None, "remote_id": str(remote) if remote is not None else None, "body": None}
 
 
-def _outcome(kind: str, result: Any, secrets: Callable[[], Iterable[str]]) -> dict[str, Any]:
+def _outcome(kind: str, result: Any, secrets: Callable[[], Iterable[str]], also: Iterable[str] = ()) -> dict[str, Any]:
     """The record fields of a job that returned ``result``."""
     if not isinstance(result, Mapping):
         return {"status": "delivered" if kind != "webhook" else "translated"}
     status = str(result.get("status", ""))
     fields: dict[str, Any] = {}
     if status == "ignored":
-        fields = {"status": "ignored", "reason": clean_text(str(result.get("reason", "")), secrets())}
+        fields = {"status": "ignored", "reason": clean_text(str(result.get("reason", "")), secrets(), also=also)}
     elif kind == "webhook":
         fields = {"status": status or "translated"}
         for name in ("deliveries", "relays"):
@@ -461,18 +462,20 @@ def _outcome(kind: str, result: Any, secrets: Callable[[], Iterable[str]]) -> di
     return fields
 
 
-def _failure(exc: BaseException, secrets: Iterable[str], retry_in: float | None) -> dict[str, Any]:
+def _failure(
+    exc: BaseException, secrets: Iterable[str], retry_in: float | None, also: Iterable[str] = ()
+) -> dict[str, Any]:
     """The record fields of an attempt that raised ``exc``: its reason, the destination's answer,
     and whether it is tried again in ``retry_in`` seconds (``retrying``) or not (``None``: ``failed``)."""
     reason = str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
     if isinstance(exc, DestinationError) and exc.body and reason.endswith(exc.body):
         reason = reason[: -len(exc.body)].rstrip(": ")  # the body is the answer's, shown beside it
-    fields: dict[str, Any] = {"reason": clean_text(reason or type(exc).__name__, secrets, 500)}
+    fields: dict[str, Any] = {"reason": clean_text(reason or type(exc).__name__, secrets, 500, also)}
     if isinstance(exc, DestinationError):
         fields["answer"] = {
             "http_status": exc.status,
             "remote_id": None,
-            "body": clean_text(exc.body, secrets) if exc.body else None,
+            "body": clean_text(exc.body, secrets, also=also) if exc.body else None,
         }
     if retry_in is not None:
         fields["status"] = "retrying"
@@ -507,6 +510,7 @@ def _trace_fields(
     requests_made: Sequence[Mapping[str, Any]],
     ended: Mapping[str, Any],
     secrets: Iterable[str],
+    also: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The trace's fields of an attempt record (see the module doc): redacted like every text."""
     hidden = tuple(secrets)
@@ -514,7 +518,7 @@ def _trace_fields(
         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         "next": _next(ended),
         "requests": [
-            {**made, "path": clean_text(str(made.get("path", "")), hidden, 200)}
+            {**made, "path": clean_text(str(made.get("path", "")), hidden, 200, also)}
             for made in requests_made[-REQUESTS_KEPT:]
         ],
     }
@@ -574,16 +578,16 @@ class Attempt:
         self.started = time.perf_counter()
 
     def secret_values(self) -> list[str]:
-        """What this attempt's texts are redacted with: the secrets and the guest's email."""
-        return [*self.secrets(), *self.hidden]
+        """The secrets this attempt's texts are redacted with (and :attr:`hidden`: the guest's email)."""
+        return list(self.secrets())
 
     def succeeded(self, result: Any) -> None:
         """Record an attempt that returned ``result``."""
-        self._record(lambda: _outcome(self.kind, result, self.secret_values))
+        self._record(lambda: _outcome(self.kind, result, self.secret_values, self.hidden))
 
     def failed(self, exc: BaseException, retry_in: float | None) -> None:
         """Record an attempt that raised ``exc`` (tried again in ``retry_in`` seconds, or not: ``None``)."""
-        self._record(lambda: _failure(exc, self.secret_values(), retry_in))
+        self._record(lambda: _failure(exc, self.secret_values(), retry_in, self.hidden))
 
     def _record(self, outcome: Callable[[], dict[str, Any]]) -> None:
         if not self.tenant:
@@ -593,7 +597,7 @@ class Attempt:
             answer = ended.get("answer")
             if isinstance(answer, dict) and answer.get("http_status") is None and self.requests:
                 answer["http_status"] = self.requests[-1].get("status")  # a success's
-            extra = _trace_fields(self.trace, self.started, self.requests, ended, self.secret_values())
+            extra = _trace_fields(self.trace, self.started, self.requests, ended, self.secret_values(), self.hidden)
             record = {"at": now_iso(), "job": self.job_id, "kind": self.kind, **self.fields, **ended, **extra}
             tenant = self.tenant
             completion.defer(self.redis(), lambda pipe: queue_record(pipe, tenant, record))

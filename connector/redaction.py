@@ -118,9 +118,24 @@ def mask_emails(text: str) -> str:
     return EMAIL.sub(EMAIL_MASK, text)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every encoding of ``secrets`` masked (redactors are cached per secret set)."""
-    return _cached(tuple(sorted(set(secrets)))).redact(text)
+def redact(text: str, secrets: Iterable[str], also: Iterable[str] = ()) -> str:
+    """``text`` with every encoding of ``secrets`` masked (redactors are cached per secret set),
+    then every encoding of each value of ``also``, with a redactor of its own (cached per value).
+
+    ``also`` is for values that change from call to call, such as the guest's email of a
+    delivery's record: in one set with the secrets, each new guest cost a redactor of every
+    secret built again, about 0.65 ms of regular expressions (real guests rarely repeat), against
+    0.1 ms for the value's own, and the secrets' redactor stays cached.
+    """
+    masked = _cached(tuple(sorted(set(secrets)))).redact(text)
+    for value in sorted(set(also), key=len, reverse=True):  # longest first, as within one redactor
+        masked = _one_value(value).redact(masked)
+    return masked
+
+
+@lru_cache(maxsize=1024)
+def _one_value(value: str) -> Redactor:
+    return Redactor([value])
 
 
 def _secret_values(value: Any) -> Iterator[str]:

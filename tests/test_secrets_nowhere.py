@@ -405,6 +405,23 @@ def test_a_base64_token_hiding_a_secret_is_masked_however_short(urlsafe, padded)
             assert token not in masked and MASK in masked, (length, before, after, token, masked)
 
 
+def test_per_call_values_are_masked_without_rebuilding_the_secrets_redactor():
+    """A delivery's record hides the guest's email as well as the secrets: every encoding of
+    both is masked, and a new guest costs a redactor of its email only (issue 16: in one set
+    with the secrets, each new guest rebuilt the regular expressions of every secret)."""
+    from connector import redaction
+
+    secret = SANDBOX_KEYS["apaleo_client_secret"]
+    redaction.redact("warm", [secret, "another-secret-value"])
+    before = redaction._cached.cache_info()
+    for guest in ("first.guest@example.org", "second.guest+tag@example.com"):
+        for form in [*forms(secret), *forms(guest)]:
+            masked = redaction.redact(f"before {form} after", [secret, "another-secret-value"], also=[guest])
+            assert form not in masked and masked.startswith("before ") and masked.endswith(" after"), (form, masked)
+    after = redaction._cached.cache_info()
+    assert after.misses == before.misses  # the secrets' redactor was built once, before the guests
+
+
 def test_configured_secrets_cover_every_secret_setting(monkeypatch, tmp_path, redis_url):
     from connector.redaction import configured_secrets
     from connector.settings import load_settings
