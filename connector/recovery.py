@@ -51,6 +51,10 @@ REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 CLAIM_PREFIX = "connector:claimed:"
 CLAIMANTS_KEY = "connector:claimants"
+RELEASED_KEY = "connector:claims-released"
+RELEASED_WATCH_SECONDS = 600
+"""How long a handed-back claim list is looked at again: a wait a dead worker left in Redis
+(its socket held open by another process) can still move a job into it after it was handed back."""
 RECOVERY_LOCK_KEY = "connector:recovery-lock"
 RECOVERY_LOCK_TTL = 30
 
@@ -89,6 +93,7 @@ while true do
     end
 end
 redis.call("HDEL", KEYS[2], KEYS[1])
+redis.call("ZADD", KEYS[3], ARGV[3], KEYS[1])
 return returned
 """
 
@@ -197,11 +202,43 @@ def register_claimant(redis: Redis, worker_name: str) -> None:
 
 
 def release_claims(redis: Redis, key: str) -> int:
-    """Put every still-queued job of a claim list back at the front of its queue; forget the list."""
+    """Put every still-queued job of a claim list back at the front of its queue; forget its
+    owner, and note the list among the handed-back ones (:func:`recover_released_claims`)."""
     script = redis.register_script(RELEASE_SCRIPT)
     return int(
-        script(keys=[key, CLAIMANTS_KEY], args=[Job.redis_job_namespace_prefix, Queue.redis_queue_namespace_prefix])
+        script(
+            keys=[key, CLAIMANTS_KEY, RELEASED_KEY],
+            args=[Job.redis_job_namespace_prefix, Queue.redis_queue_namespace_prefix, time.time()],
+        )
     )
+
+
+def recover_released_claims(redis: Redis) -> int:
+    """Hand back what reached a claim list after the list was handed back (within
+    :data:`RELEASED_WATCH_SECONDS`). A claim list belongs to one worker name, never reused, so
+    one that was handed back has no live owner. Looking again is one round trip while they are
+    all empty; older ones are forgotten."""
+    now = time.time()
+    redis.zremrangebyscore(RELEASED_KEY, "-inf", now - RELEASED_WATCH_SECONDS)
+    keys = [_text(raw) for raw in redis.zrange(RELEASED_KEY, 0, -1) if isinstance(raw, bytes | str)]
+    if not keys:
+        return 0
+    with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.llen(key)
+        lengths = pipe.execute()
+    returned = 0
+    for key, length in zip(keys, lengths, strict=True):
+        if length:
+            count = release_claims(redis, key)
+            returned += count
+            if count:
+                log.warning(
+                    "requeued %d job(s) that reached the claim list of dead worker %s after it was handed back",
+                    count,
+                    key.removeprefix(CLAIM_PREFIX),
+                )
+    return returned
 
 
 def _claimant_is_dead(redis: Redis, key: str, token: str) -> bool:
@@ -341,7 +378,7 @@ def recover_lost_jobs(redis: Redis, *, wait: float = 0.0) -> int:
             return 0
         time.sleep(0.05)
     try:
-        return recover_claimed_jobs(redis) + recover_abandoned_jobs(redis)
+        return recover_claimed_jobs(redis) + recover_released_claims(redis) + recover_abandoned_jobs(redis)
     finally:
         release_lock(redis, RECOVERY_LOCK_KEY, token)
 

@@ -322,10 +322,35 @@ class ConnectorScheduler(RQScheduler):
 
     _parent_pid = 0
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        connection = kwargs.get("connection", args[1] if len(args) > 1 else None)
+        self._worker_pool = getattr(connection, "connection_pool", None)
+
     def start(self) -> Any:
         """Fork the scheduler process (remembering the worker that owns it)."""
         self._parent_pid = os.getpid()
         return super().start()
+
+    def _close_inherited_connections(self) -> None:
+        """Close, in the scheduler process, its copies of the worker's Redis sockets (this
+        process has connections of its own).
+
+        A forked process holds every socket its parent had open. When the worker was SIGKILLed
+        while it waited in ``BLMOVE`` for a job, its socket stayed open here, so Redis kept
+        the wait: the next webhook's job was moved into the dead worker's claim list after
+        recovery had already handed that list back, and stayed there (the fault suite's "never
+        run" job). redis-py closes another process's connection without shutting the socket
+        down, so the worker's own copy is untouched.
+        """
+        pool = self._worker_pool
+        if pool is None:
+            return
+        # The pool's lists as they were at the fork: its own disconnect() would first notice the
+        # new pid and start afresh, forgetting them.
+        inherited = [*getattr(pool, "_available_connections", ()), *getattr(pool, "_in_use_connections", ())]
+        for connection in inherited:
+            connection.disconnect()
 
     @property
     def should_reacquire_locks(self) -> bool:
@@ -357,6 +382,7 @@ class ConnectorScheduler(RQScheduler):
 
     def work(self) -> None:
         """The scheduler loop: heartbeat, enqueue due jobs, sleep a second; outages are waited out."""
+        self._close_inherited_connections()
         self._install_signal_handlers()
         # Retries fall due during an outage too: once Redis answers they must be enqueued within
         # a second or so (the fault suite's < 5 s lateness, a 3 s outage included), so the

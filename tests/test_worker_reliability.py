@@ -118,6 +118,14 @@ def registered_worker_pids(redis: Redis) -> set[int]:
     return pids
 
 
+def worker_name_of(redis: Redis, pid: int) -> str | None:
+    """The RQ name of the live worker with this pid."""
+    for key in redis.smembers("rq:workers"):
+        if redis.hget(key, "pid") == str(pid).encode() and not redis.hexists(key, "death"):
+            return key.decode().removeprefix("rq:worker:")
+    return None
+
+
 def scheduler_owner(redis: Redis) -> str | None:
     """The running scheduler that holds the delivery queue's lock (where retries wait)."""
     owner = redis.get("rq:scheduler-lock:delivery")
@@ -214,6 +222,26 @@ def test_a_running_worker_takes_over_when_the_scheduler_holder_is_sigkilled_alon
     first.wait()
     assert lateness(redis, job_id, due) <= LATENESS_LIMIT, workers.log()
     assert scheduler_owner(redis) not in (None, owner)  # the running worker's scheduler took over
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_a_worker_sigkilled_while_waiting_for_a_job_takes_no_later_job_with_it(worker_class, env, redis, workers):
+    """Its scheduler process outlives it for a moment, and held a copy of the socket on which the
+    worker waited in BLMOVE: Redis kept the wait and moved the next job into the dead worker's
+    claim list, after recovery had handed that list back (the fault suite's "never run" job)."""
+    env()
+    proc = workers.worker("--worker-class", worker_class)
+    wait_for(lambda: scheduler_owner(redis), 30, "the worker's scheduler to take the lock")
+    name = wait_for(lambda: worker_name_of(redis, proc.pid), 30, "the worker to register")
+    wait_for(lambda: (redis.hget(f"rq:worker:{name}", "state") or b"") == b"idle", 30, "the worker to wait for a job")
+    time.sleep(0.3)  # in BLMOVE by now (it blocks on the ingest queue a second at a time)
+    os.kill(proc.pid, signal.SIGKILL)  # the worker alone: its scheduler process lives on for a moment
+    proc.wait()
+    time.sleep(0.2)
+    job = get_queue(redis, INGEST_QUEUE).enqueue("os.getpid")
+    time.sleep(0.5)
+    assert redis.lrange(f"connector:claimed:{name}", 0, -1) == []
+    assert job.id.encode() in redis.lrange(f"rq:queue:{INGEST_QUEUE}", 0, -1)
 
 
 # --- items 3 and 4: a Redis outage while a worker runs ----------------------------------------
@@ -342,3 +370,22 @@ def test_an_idle_worker_takes_a_new_ingest_job_at_once(env, redis, workers):
         waits.append(time.monotonic() - queued)
     assert max(waits) < 0.4, waits  # before: each uniform over 0-1 s (all five under 0.4 s: 1 %)
     assert worker.poll() is None
+
+
+def test_a_job_that_reaches_a_handed_back_claim_list_is_handed_back_too(redis):
+    """Defence in depth for the case above: whatever moves a job into a dead worker's claim list
+    after recovery handed the list back, the next recovery hands it back again."""
+    from connector.recovery import CLAIMANTS_KEY, claim_key, host_identity, recover_lost_jobs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    key = claim_key("dead-worker-of-this-test")
+    redis.hset(CLAIMANTS_KEY, key, f"{host_identity()}|{dead.pid}|0")
+    queue = get_queue(redis, INGEST_QUEUE)
+    first = queue.enqueue("os.getpid")
+    redis.lmove(queue.key, key, "LEFT", "RIGHT")  # claimed by the worker, which then died
+    assert recover_lost_jobs(redis) == 1
+    assert redis.lrange(queue.key, 0, -1) == [first.id.encode()] and not redis.hexists(CLAIMANTS_KEY, key)
+    redis.lmove(queue.key, key, "LEFT", "RIGHT")  # a wait the dead worker left in Redis takes it again
+    assert recover_lost_jobs(redis) == 1
+    assert redis.lrange(queue.key, 0, -1) == [first.id.encode()] and redis.llen(key) == 0
