@@ -56,8 +56,8 @@ class ClassFigures:
     noop: list[float] = field(default_factory=list)  # no-op jobs/s per worker process
 
 
-def burst(argv: list[str], env: dict[str, str], count: int) -> float:
-    """Run ``count`` copies of ``argv`` in parallel until all exit; returns seconds.
+def burst(argv: list[str], env: dict[str, str], count: int) -> None:
+    """Run ``count`` copies of ``argv`` in parallel until all exit.
 
     Each copy's stderr goes to a file of its own, read only when it fails. (Through pipes read
     one after the other, a second worker's pipe filled with its log lines, about 1 KB a webhook
@@ -67,18 +67,15 @@ def burst(argv: list[str], env: dict[str, str], count: int) -> float:
     """
     with tempfile.TemporaryDirectory(prefix="bench-burst-") as folder:
         logs = [(Path(folder) / f"{index}.log").open("wb") for index in range(count)]
-        started = time.perf_counter()
         processes = [subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
         for proc in processes:
             proc.wait()
-        seconds = time.perf_counter() - started
         for log in logs:
             log.close()
         for index, proc in enumerate(processes):
             if proc.returncode != 0:
                 err = (Path(folder) / f"{index}.log").read_text(errors="replace")
                 raise SystemExit(f"{' '.join(argv[:4])} exited {proc.returncode}: {err[-2000:]}")
-    return seconds
 
 
 def connector_worker(worker_class: str) -> list[str]:
@@ -141,25 +138,21 @@ def delivery_rate(
     workers: int,
     queue_webhooks: Callable[[int], None],
     sandbox: int,
-) -> float:
+) -> tuple[float, list[dict[str, Any]]]:
     """Webhooks/s per ``connector worker`` process of ``worker_class``, between the first and
-    the last activity the Glu sandbox stored (each webhook is one activity)."""
+    the last activity the Glu sandbox stored (each webhook is one activity), and those activities."""
     queue_webhooks(webhooks)
     burst(connector_worker(worker_class), env, workers)
-    return completion_rate(activity_times(sandbox)) / workers
-
-
-def activity_times(sandbox: int) -> list[datetime]:
-    """When the Glu sandbox stored each activity (its ``createdAt``)."""
     state = requests.get(f"http://127.0.0.1:{sandbox}/glu/_sandbox/state", timeout=60).json()
-    return [datetime.fromisoformat(activity["createdAt"]) for activity in state["activities"]]
+    activities: list[dict[str, Any]] = state["activities"]
+    times = [datetime.fromisoformat(activity["createdAt"]) for activity in activities]
+    return completion_rate(times) / workers, activities
 
 
-def stored_activities(sandbox: int) -> list[dict[str, Any]]:
-    """The activities the Glu sandbox holds, as the bodies that were posted."""
-    state = requests.get(f"http://127.0.0.1:{sandbox}/glu/_sandbox/state", timeout=60).json()
+def posted_bodies(activities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Glu sandbox's stored ``activities`` as the bodies that were posted."""
     bodies = []
-    for activity in state["activities"]:
+    for activity in activities:
         body = {k: v for k, v in activity.items() if k not in ("id", "createdAt")}
         contact = str(body["contact"])
         body["contact"] = int(contact.rsplit("/", 1)[-1]) if contact.rsplit("/", 1)[-1].isdigit() else contact
@@ -209,10 +202,9 @@ def bench_workers(
         for name in order:
             Redis.from_url(redis_url).flushdb()
             requests.post(f"http://127.0.0.1:{sandbox}/glu/_sandbox/reset", timeout=5)
-            figures[name].delivery.append(
-                delivery_rate(env, name, args.deliveries, args.workers, queue_webhooks, sandbox)
-            )
-            bodies = stored_activities(sandbox)
+            rate, activities = delivery_rate(env, name, args.deliveries, args.workers, queue_webhooks, sandbox)
+            figures[name].delivery.append(rate)
+            bodies = posted_bodies(activities)
             if len(bodies) != args.deliveries:
                 raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {len(bodies)}")
             figures[name].noop.append(noop_rate(redis_url, env, name, args.noop_jobs, args.workers))
