@@ -77,7 +77,7 @@ def test_warm_up_leaves_a_forked_horse_nothing_to_build(redis_url):
     assert _run(WARM_UP_IN_A_HORSE, redis_url) == ["0", "0", "True"]
 
 
-def test_warm_up_without_redis_leaves_it_to_the_first_job(tmp_path):
+def test_warm_up_without_redis_leaves_it_to_the_first_job():
     from connector.embedded_redis import free_port
 
     assert _run(
