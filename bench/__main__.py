@@ -57,6 +57,7 @@ from pathlib import Path
 
 import requests
 
+from bench.cpu import CpuMeter, CpuSplit
 from bench.footprint import bench_footprint
 from bench.intake import LARGE_BYTES, SMALL_BYTES, order_body, paced_run
 from bench.load import CUSTOMERS, LoadResult, percentile, raw_request, run_load
@@ -162,6 +163,8 @@ class Server:
     label: str
     port: int
     results: list[LoadResult] = field(default_factory=list)
+    pid: int = 0  # the gunicorn master's
+    redis_pid: int | None = None  # the Redis it writes to (none for the bare endpoint)
 
     def median_rate(self) -> float:
         """Median req/s over the rounds."""
@@ -217,6 +220,7 @@ def bench_intake(args: argparse.Namespace, servers: dict[str, Server], summary: 
         )
     per_round: dict[str, list[float]] = {label: [] for label, _, _ in RATIOS}
     results: dict[str, list[LoadResult]] = {key: [] for key in INTAKE_RUNS}
+    cpu: dict[str, CpuSplit] = {key: CpuSplit() for key in INTAKE_RUNS}
     next_id = 10_000_000
     # Runs go in this order (reversed every other round): each compared pair is adjacent
     # or one apart, so the machine's drift between the two halves of a pair stays small.
@@ -237,7 +241,9 @@ def bench_intake(args: argparse.Namespace, servers: dict[str, Server], summary: 
         rates: dict[str, float] = {}
         for key in order:
             server = servers[INTAKE_RUNS[key][0]]
-            result = run_load("127.0.0.1", server.port, payloads[key], args.concurrency)
+            with CpuMeter.for_server(server.pid, server.redis_pid) as meter:
+                result = run_load("127.0.0.1", server.port, payloads[key], args.concurrency)
+            cpu[key].add(len(payloads[key]), meter.spent)
             if key.startswith("ours") and set(result.statuses) != {202}:
                 raise SystemExit(f"{server.label} answered {result.statuses}: not every webhook was accepted")
             if INTAKE_RUNS[key][1] == SMALL_BYTES:
@@ -271,8 +277,41 @@ def bench_intake(args: argparse.Namespace, servers: dict[str, Server], summary: 
         f"  target: intake >= {INTAKE_TARGET:.0%} of the bare endpoint under the same gunicorn settings, "
         "for 1 KB and for 15 KB bodies (the first two ratios)"
     )
+    say_cpu_split(cpu, servers)
     bench_intake_paced(args, servers, results, next_id, summary)
     return medians
+
+
+def say_cpu_split(cpu: dict[str, CpuSplit], servers: dict[str, Server]) -> None:
+    """Where each run's CPU went, per request, and what the 80 % target leaves the intake.
+
+    The servers run saturated on the machine's cores, so a rate is the cores over the CPU spent
+    per request by every process involved; at 80 % of the bare endpoint's rate the intake may
+    spend 1 / 0.8 of the bare endpoint's total, and no more (see :mod:`bench.cpu`).
+    """
+    say(" CPU per request, all rounds (us; gunicorn master and workers, its Redis, the load generator):")
+    for key, split in cpu.items():
+        server_key, body_bytes = INTAKE_RUNS[key]
+        if not split.requests or server_key not in servers:
+            continue
+        parts = "   ".join(
+            f"{group} {split.per_request_us(group):5.0f}" for group in ("gunicorn", "Redis", "load generator")
+        )
+        label = f"{servers[server_key].label}, {body_bytes // 1000} KB"
+        say(f"  {label:<52} {parts}   total {split.total_us():5.0f}")
+    for ours, bare in (("ours", "bare"), ("ours_15k", "bare_15k")):
+        if not cpu[ours].requests or not cpu[bare].requests:
+            continue
+        allowed = cpu[bare].total_us() / INTAKE_TARGET
+        size = INTAKE_RUNS[ours][1] // 1000
+        say(
+            f"  {size} KB: at {INTAKE_TARGET:.0%} of the bare endpoint the intake may spend {allowed:.0f} us "
+            f"per request in all, {allowed - cpu[bare].total_us():.0f} more than the bare endpoint; it spends "
+            f"{cpu[ours].total_us() - cpu[bare].total_us():.0f} more (gunicorn "
+            f"{cpu[ours].per_request_us('gunicorn') - cpu[bare].per_request_us('gunicorn'):+.0f}, Redis "
+            f"{cpu[ours].per_request_us('Redis'):+.0f}, load generator "
+            f"{cpu[ours].per_request_us('load generator') - cpu[bare].per_request_us('load generator'):+.0f})"
+        )
 
 
 def bench_intake_paced(
@@ -703,7 +742,7 @@ def main() -> None:
             f"(appendfsync {args.appendfsync}; a second one with everysec), reached over {transport}; "
             "load generator on the same machine"
         )
-        stack.enter_context(
+        sandbox_process = stack.enter_context(
             process(
                 [sys.executable, "-m", "connector.cli", "sandbox", "--port", str(sandbox_port)],
                 env,
@@ -729,7 +768,7 @@ def main() -> None:
                 if app == "wsgi:app"
                 else answers(f"http://127.0.0.1:{port}/webhooks/x/y", "POST")
             )
-            stack.enter_context(
+            web = stack.enter_context(
                 process(
                     [gunicorn_binary(), "-c", "config/gunicorn.conf.py", app],
                     {**env, **extra, "CONNECTOR_BIND": f"127.0.0.1:{port}"},
@@ -737,6 +776,10 @@ def main() -> None:
                     label,
                 )
             )
+            servers[key].pid = web.pid
+            if app == "wsgi:app":  # the CPU split counts the Redis each intake writes to
+                redis_process = everysec.process if key == "ours_everysec" else redis.process
+                servers[key].redis_pid = redis_process.pid if redis_process else None
         ours = servers["ours"].port
         if "intake" in chosen:
             intake_ratios = bench_intake(args, servers, summary)
@@ -749,7 +792,8 @@ def main() -> None:
             bench_slow_clients(args, servers)
         if "delivery" in chosen:
             queue = queue_shopify_webhooks(ours, args.concurrency)
-            bench_workers(args, env, redis_url, sandbox_port, queue, summary)
+            pids = {"sandbox": sandbox_process.pid, **({"Redis": redis.process.pid} if redis.process else {})}
+            bench_workers(args, env, redis_url, sandbox_port, queue, summary, pids)
         if "footprint" in chosen:
             bench_footprint(args, summary)
         if "roundtrips" in chosen:

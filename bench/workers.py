@@ -22,6 +22,8 @@ posts/s (target >= 0.35).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import statistics
 import subprocess
 import sys
@@ -39,6 +41,7 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from bench.cpu import CpuMeter, CpuSplit, own_cpu, process_cpu, reaped_children_cpu, tree_cpu
 from bench.summary import Row, Summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,11 +141,14 @@ def delivery_rate(
     workers: int,
     queue_webhooks: Callable[[int], None],
     sandbox: int,
+    meter: CpuMeter | None = None,
 ) -> tuple[float, list[dict[str, Any]]]:
     """Webhooks/s per ``connector worker`` process of ``worker_class``, between the first and
-    the last activity the Glu sandbox stored (each webhook is one activity), and those activities."""
+    the last activity the Glu sandbox stored (each webhook is one activity), and those activities
+    (``meter``: around the workers' run only, not the queueing)."""
     queue_webhooks(webhooks)
-    burst(connector_worker(worker_class), env, workers)
+    with meter or contextlib.nullcontext():
+        burst(connector_worker(worker_class), env, workers)
     state = requests.get(f"http://127.0.0.1:{sandbox}/glu/_sandbox/state", timeout=60).json()
     activities: list[dict[str, Any]] = state["activities"]
     times = [datetime.fromisoformat(activity["createdAt"]) for activity in activities]
@@ -175,6 +181,43 @@ def keepalive_rate(sandbox: int, api_key: str, bodies: list[dict[str, Any]]) -> 
     return len(fresh) / (time.perf_counter() - started)
 
 
+def delivery_meter(pids: dict[str, int] | None) -> CpuMeter:
+    """CPU of the burst's worker processes (they end within the run), the Redis and the sandbox."""
+    groups: dict[str, Callable[[], float]] = {"workers": reaped_children_cpu}
+    for name, pid in (pids or {}).items():
+        groups[name] = functools.partial(tree_cpu if name == "sandbox" else process_cpu, pid)
+    return CpuMeter(groups)
+
+
+def anchor_groups(pids: dict[str, int] | None) -> dict[str, Callable[[], float]]:
+    """CPU of the keep-alive anchor: this process posting, and the sandbox answering."""
+    groups: dict[str, Callable[[], float]] = {"poster": own_cpu}
+    if pids and "sandbox" in pids:
+        sandbox = pids["sandbox"]
+        groups["sandbox"] = lambda: tree_cpu(sandbox)
+    return groups
+
+
+def say_delivery_cpu(delivery: dict[str, CpuSplit], startup: dict[str, CpuSplit], anchor: CpuSplit) -> None:
+    """CPU per webhook of the deliveries (the workers' start-up and exit, measured on an empty
+    queue each round, taken off) and per post of the keep-alive anchor, by process."""
+    from bench.__main__ import say
+
+    say("  CPU per webhook, all rounds (us; the workers' start-up and exit on an empty queue taken off):")
+    for name, split in delivery.items():
+        if not split.requests:
+            continue
+        parts = []
+        for group in split.seconds:
+            value = split.per_request_us(group) - startup[name].per_request_us(group)
+            parts.append(f"{group} {value:5.0f}")
+        total = split.total_us() - startup[name].total_us()
+        say(f"    --worker-class {name:<6} {'   '.join(parts)}   total {total:5.0f}")
+    if anchor.requests:
+        parts = [f"{group} {anchor.per_request_us(group):5.0f}" for group in anchor.seconds]
+        say(f"    keep-alive anchor, per post: {'   '.join(parts)}   total {anchor.total_us():5.0f}")
+
+
 def bench_workers(
     args: argparse.Namespace,
     env: dict[str, str],
@@ -182,8 +225,10 @@ def bench_workers(
     sandbox: int,
     queue_webhooks: Callable[[int], None],
     summary: Summary,
+    pids: dict[str, int] | None = None,
 ) -> None:
-    """The scenario: rounds of delivery and no-op per class, keep-alive posts, ratios, rows."""
+    """The scenario: rounds of delivery and no-op per class, keep-alive posts, ratios, rows
+    (``pids``: the ``sandbox`` and ``Redis`` processes, for the CPU split)."""
     from bench.__main__ import say
     from connector.sandbox.server import DEFAULT_KEYS
 
@@ -197,24 +242,35 @@ def bench_workers(
     )
     figures = {name: ClassFigures() for name in classes}
     keepalive: list[float] = []
+    delivery_cpu = {name: CpuSplit() for name in classes}
+    startup_cpu = {name: CpuSplit() for name in classes}
+    anchor_cpu = CpuSplit()
     for round_number in range(1, args.delivery_rounds + 1):
         order = classes if round_number % 2 else classes[::-1]
         for name in order:
             Redis.from_url(redis_url).flushdb()
             requests.post(f"http://127.0.0.1:{sandbox}/glu/_sandbox/reset", timeout=5)
-            rate, activities = delivery_rate(env, name, args.deliveries, args.workers, queue_webhooks, sandbox)
+            meter = delivery_meter(pids)
+            rate, activities = delivery_rate(env, name, args.deliveries, args.workers, queue_webhooks, sandbox, meter)
+            delivery_cpu[name].add(args.deliveries, meter.spent)
+            with delivery_meter(pids) as idle:  # the same workers on an empty queue: start-up and exit
+                burst(connector_worker(name), env, args.workers)
+            startup_cpu[name].add(args.deliveries, idle.spent)
             figures[name].delivery.append(rate)
             bodies = posted_bodies(activities)
             if len(bodies) != args.deliveries:
                 raise SystemExit(f"expected {args.deliveries} activities, the sandbox holds {len(bodies)}")
             figures[name].noop.append(noop_rate(redis_url, env, name, args.noop_jobs, args.workers))
-            keepalive.append(keepalive_rate(sandbox, DEFAULT_KEYS["glu"], bodies))
+            with CpuMeter(anchor_groups(pids)) as anchor:
+                keepalive.append(keepalive_rate(sandbox, DEFAULT_KEYS["glu"], bodies))
+            anchor_cpu.add(len(bodies), anchor.spent)
             say(
                 f"  round {round_number} {name:<6}: delivery {figures[name].delivery[-1]:6.1f} webhooks/s per process, "
                 f"RQ no-op {figures[name].noop[-1]:6.1f} jobs/s per process, keep-alive {keepalive[-1]:6.0f} posts/s"
             )
     posts = statistics.median(keepalive)
     say(f"  medians over the rounds; keep-alive anchor {posts:.0f} posts/s (one process, one session)")
+    say_delivery_cpu(delivery_cpu, startup_cpu, anchor_cpu)
     for name in classes:
         delivery = statistics.median(figures[name].delivery)
         noop = statistics.median(figures[name].noop)

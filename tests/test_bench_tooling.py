@@ -14,6 +14,7 @@ from pathlib import Path
 from redis import Redis
 
 from bench import profile
+from bench.cpu import CpuMeter, CpuSplit, process_cpu, tree_cpu
 from bench.footprint import children, family, measure, rss_mb
 from bench.roundtrips import counting_env, read_counts, report
 from bench.summary import Row, Summary
@@ -141,6 +142,44 @@ def test_process_memory_is_read_from_proc() -> None:
         child.kill()
         child.wait()
     assert rss_mb(child.pid) == 0.0
+
+
+BURN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n{then}"
+
+
+def test_the_cpu_split_counts_a_server_tree_its_redis_and_the_ended_load_generator() -> None:
+    """A "server" whose child burns 0.4 s of CPU, a "Redis" that burns 0.2 s and a "load
+    generator" child that burns 0.3 s and ends: each group is credited with its own seconds."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BURN!r}.format("
+            "seconds=0.4, then='import time; time.sleep(30)')])",
+        ]
+    )
+    redis = subprocess.Popen([sys.executable, "-c", BURN.format(seconds=0.2, then="import time; time.sleep(30)")])
+    try:
+        with CpuMeter.for_server(server.pid, redis.pid) as meter:
+            subprocess.run([sys.executable, "-c", BURN.format(seconds=0.3, then="")], check=True)
+            for _ in range(200):  # until the server's child and the Redis have burnt their share
+                if tree_cpu(server.pid) >= 0.4 and process_cpu(redis.pid) >= 0.2:
+                    break
+                subprocess.run(["sleep", "0.05"], check=True)
+        assert 0.35 <= meter.spent["gunicorn"] < 1.0, meter.spent
+        assert 0.15 <= meter.spent["Redis"] < 0.6, meter.spent
+        assert 0.25 <= meter.spent["load generator"] < 0.9, meter.spent
+    finally:
+        for process in (server, redis):
+            for child in children(process.pid):
+                os.kill(child, 9)
+            process.kill()
+            process.wait()
+    split = CpuSplit()
+    split.add(1000, {"gunicorn": 0.6, "Redis": 0.1})
+    split.add(1000, {"gunicorn": 0.4, "load generator": 0.2})
+    assert split.per_request_us("gunicorn") == 500 and split.per_request_us("Redis") == 50
+    assert split.total_us() == 650
 
 
 def stack_of(*frames: tuple[str, str]) -> list[profile.Frame]:

@@ -391,7 +391,8 @@ def test_redactor_masks_every_encoding():
 def test_a_base64_token_hiding_a_secret_is_masked_however_short(urlsafe, padded):
     """The redactor skips decoding base64 tokens too short to hold its shortest secret (issue
     16). At the bound: every secret length from 8 to 40, with 0 to 3 bytes around it, padding
-    dropped or not, standard or URL-safe, is still caught."""
+    dropped or not, standard or URL-safe, as written or with its slashes JSON-escaped, is still
+    caught."""
     from connector.redaction import MASK, Redactor
 
     encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
@@ -401,8 +402,9 @@ def test_a_base64_token_hiding_a_secret_is_masked_however_short(urlsafe, padded)
         for before, after in [("", ""), ("x", ""), ("", "y"), ("x", "y"), ("ab", "c"), ("abc", "")]:
             token = encode(f"{before}{secret}{after}".encode()).decode()
             token = token if padded else token.rstrip("=")
-            masked = redactor.redact(f"seen {token} here")
-            assert token not in masked and MASK in masked, (length, before, after, token, masked)
+            for shown in (token, token.replace("/", "\\/")):  # as written, and JSON-escaped
+                masked = redactor.redact(f"seen {shown} here")
+                assert shown not in masked and MASK in masked, (length, before, after, shown, masked)
 
 
 def test_per_call_values_are_masked_without_rebuilding_the_secrets_redactor():
