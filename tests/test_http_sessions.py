@@ -282,3 +282,89 @@ def test_fifty_deliveries_through_a_worker_use_one_connection(
     assert accepted(sandbox) - before <= 2  # one kept connection (two if the server closed an idle one)
     posts = request_log(sandbox, "/glu/activities")[-50:]
     assert len({p["connection"] for p in posts}) == 1
+
+
+PROXY_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+
+
+class _ForwardProxy:
+    """A forward proxy on a local port that answers every request itself and keeps its request line."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.lines: list[str] = []
+        import threading
+
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.lines.append(data.split(b"\r\n", 1)[0].decode())
+                conn.sendall(PROXY_ANSWER)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_the_environment_is_read_once_per_origin_not_per_request(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests reads the proxy variables (walking the whole environment) and ~/.netrc for every
+    request of a session that trusts the environment: about 0.1 ms a request (issue 16). The
+    kept session reads them once, when it is made for its origin."""
+    lookups: list[str] = []
+    real_proxies, real_netrc = requests.sessions.get_environ_proxies, requests.sessions.get_netrc_auth
+
+    def counted_proxies(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        lookups.append(f"proxies {url}")
+        return real_proxies(url, no_proxy=no_proxy)
+
+    def counted_netrc(url: str, raise_errors: bool = False) -> Any:
+        lookups.append(f"netrc {url}")
+        return real_netrc(url, raise_errors)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted_proxies)
+    monkeypatch.setattr(requests.sessions, "get_netrc_auth", counted_netrc)
+    monkeypatch.setattr(requests.utils, "get_netrc_auth", counted_netrc)
+    client = HttpClient(f"{sandbox.url}/glu", headers={"x-api-key": GLU_KEY}, timeout=5)
+    for n in range(5):
+        client.request("GET", "/contacts", params={"emailAddress": f"guest{n}@example.com"})
+    assert len([line for line in lookups if line.startswith("proxies")]) == 1, lookups
+    assert len([line for line in lookups if line.startswith("netrc")]) <= 1, lookups
+
+
+def test_proxies_no_proxy_and_the_ca_bundle_of_the_environment_still_apply(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Read once, the environment still decides: a request to an origin behind HTTP_PROXY goes
+    through that proxy (real sockets), one NO_PROXY names goes direct, and an https origin
+    verifies against REQUESTS_CA_BUNDLE."""
+    proxy = _ForwardProxy()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        bundle = tmp_path / "ca.pem"
+        bundle.write_text("not read until an https request is made\n")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        behind = HttpClient("http://vendor.example", timeout=5).request("GET", "/ping")
+        assert behind.status_code == 200
+        assert proxy.lines == ["GET http://vendor.example/ping HTTP/1.1"]
+        before = accepted(sandbox)
+        direct = HttpClient(f"{sandbox.url}/glu", headers={"x-api-key": GLU_KEY}, timeout=5)
+        direct.request("GET", "/contacts", params={"emailAddress": "ada@example.com"})
+        assert accepted(sandbox) == before + 1 and len(proxy.lines) == 1  # NO_PROXY: straight to the sandbox
+        assert shared_session("https://api.vendor.example").verify == str(bundle)
+    finally:
+        proxy.close()
