@@ -71,9 +71,21 @@ def _timestamp(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 
 def _record_time(created: float) -> str:
-    """``created`` (epoch seconds) as ISO 8601 UTC with milliseconds."""
-    moment = datetime.fromtimestamp(created, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """``created`` (epoch seconds) as ISO 8601 UTC with milliseconds, as ``datetime`` rounds it."""
+    second = int(created)
+    micros = round((created - second) * 1_000_000)  # datetime.fromtimestamp's rounding
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    last_second, prefix = _LAST_SECOND[0]
+    if last_second != second:
+        # One strftime per second, not per line: most lines of a busy process fall in the same
+        # second as the one before (the intake writes one per webhook; issue 16).
+        prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _LAST_SECOND[0] = (second, prefix)  # one reference, replaced whole: safe across threads
+    return f"{prefix}{micros // 1000:03d}Z"
+
+
+_LAST_SECOND: list[tuple[int, str]] = [(-1, "")]
 
 
 def _exception(_: WrappedLogger, __: str, event: EventDict) -> EventDict:

@@ -398,3 +398,25 @@ def test_records_skip_the_lookups_no_line_shows() -> None:
     ).stdout.splitlines()
     assert out[0] == "(unknown function) 0 None None None", out
     assert out[1] == "INFO  web     webhook accepted tenant=t", out
+
+
+def test_the_record_time_is_datetimes_to_the_millisecond_with_one_strftime_a_second() -> None:
+    """The timestamp of every line is what ``datetime.fromtimestamp`` gives, rounding included,
+    though the text up to the second is kept from the line before (issue 16): checked on random
+    times, on sub-microsecond rounding edges, and going back and forth across seconds."""
+    import random
+    from datetime import UTC, datetime
+
+    from connector.logs import _record_time
+
+    def expected(created: float) -> str:
+        moment = datetime.fromtimestamp(created, UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+    rng = random.Random(16)
+    times = [rng.uniform(0, 4e9) for _ in range(2000)]
+    base = 1_764_812_345
+    times += [base + k / 1e6 + e for k in range(0, 2_000_000, 9973) for e in (0, 4.9e-7, 5e-7, 5.1e-7)]
+    times += [base + 0.9999995, base + 0.9999996, base + 1.0, base + 0.5, base + 1.5, base + 0.25, float(base)]
+    for created in times:
+        assert _record_time(created) == expected(created), created
