@@ -70,3 +70,47 @@ def test_an_activity_named_twice_in_one_message_is_sent_once(settings, sandbox, 
     assert ids == [jobs.delivery_job_id("harbour", "glu", item), jobs.delivery_job_id("harbour", "glu", activity(2))]
     glu = sandbox.sandboxes.glu.state()
     assert glu["activity_posts"] == 2 and len(glu["activities"]) == 2
+
+
+def test_a_webhook_of_an_order_another_job_is_sending_waits_only_until_that_one_is_done(
+    settings, sandbox, work, redis, monkeypatch
+):
+    """Two webhooks of one order on two workers at once: the second finds the first's claim and
+    creates the delivery job for when that claim would expire (5 minutes), in case the first
+    dies. Once the first has delivered the activity, that job is due at once and finds the
+    ledger's receipt; before, it waited the 5 minutes for nothing (``make fuzz`` gave up on it)."""
+    import threading
+    import time
+
+    from connector import jobs
+
+    client = create_app(settings).test_client()
+    body = load_fixture("shopify", "orders_paid")
+    for webhook_id in ("first-delivery-of-the-order", "second-delivery-of-the-order"):
+        headers = shopify_headers(body, webhook_id=webhook_id)
+        assert client.post("/webhooks/harbour/shopify", data=body, headers=headers).status_code == 202
+    ingest = get_queue(redis, "ingest")
+    first, second = (ingest.fetch_job(job_id) for job_id in ingest.job_ids)
+    sandbox.sandboxes.glu.faults.arm({"mode": "slow", "seconds": 0.3, "count": 1})  # the first one's first call
+    running = threading.local()  # each thread runs its own ingest job, as two workers would
+    monkeypatch.setattr(jobs, "get_current_job", lambda: getattr(running, "job", None))
+
+    def run(job):  # type: ignore[no-untyped-def]
+        running.job = job
+        jobs.ingest(*job.args)
+
+    sending = threading.Thread(target=run, args=(first,))
+    sending.start()
+    deadline = time.monotonic() + 5
+    while not redis.keys("connector:inline:*") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run(second)  # the claim is held: the delivery job is created for later
+    scheduled = redis.zrange("rq:scheduled:delivery", 0, -1, withscores=True)
+    assert len(scheduled) == 1 and scheduled[0][1] > time.time() + 60, scheduled
+    sending.join(10)
+    score = redis.zscore("rq:scheduled:delivery", scheduled[0][0])
+    assert score is not None and score <= time.time(), score  # due now: the activity is delivered
+    work()
+    assert redis.zcard("rq:scheduled:delivery") == 0
+    glu = sandbox.sandboxes.glu.state()
+    assert len(glu["activities"]) == 1 and glu["activity_posts"] == 1
