@@ -423,6 +423,15 @@ def _attempt_inline(item: FollowUp, received_at: str) -> bool:
     if not claim.claimed:  # another ingest job sends the same activity right now: its job checks later
         wait = client.ttl(inline_claim_key(item.job_id))
         _create_job(item, retries_left=len(_schedule()), delay=max(int(wait), 1))
+        # For when the claim would expire, in case its holder dies. A holder that delivers makes
+        # the job due at once (below); one that fails sets it to its retry. One that delivered
+        # before the job existed could not: then the claim is gone and the receipt is there.
+        with client.pipeline(transaction=False) as pipe:
+            pipe.exists(inline_claim_key(item.job_id))
+            pipe.exists(item.ledger)
+            held, delivered = pipe.execute()
+        if not held and delivered:
+            client.zadd(_scheduled_key(item.queue), {item.job_id: int(time.time())}, xx=True)
         return True
     try:
         with activity_log.inline_attempt(item.kind, item.job_id, item.args, redis, _all_secrets) as attempt:
@@ -447,10 +456,14 @@ def _attempt_inline(item: FollowUp, received_at: str) -> bool:
         release_inline(client, item.job_id)  # after the ledger write, in the same round trip
 
 
+def _scheduled_key(queue_name: str) -> str:
+    """RQ's registry of the queue's scheduled jobs (a sorted set scored by epoch second)."""
+    return ScheduledJobRegistry.key_template.format(queue_name)
+
+
 def _due_now(queue_name: str, job_id: str, pipe: Any) -> None:
-    """Make job ``job_id`` due now if it is scheduled (RQ's scheduled registry, scored by epoch
-    second); a job not scheduled is left alone."""
-    pipe.zadd(ScheduledJobRegistry.key_template.format(queue_name), {job_id: int(time.time())}, xx=True)
+    """Make job ``job_id`` due now if it is scheduled; a job not scheduled is left alone."""
+    pipe.zadd(_scheduled_key(queue_name), {job_id: int(time.time())}, xx=True)
 
 
 def _register_queue(queues_key: str, queue_key: str, pipe: Any) -> None:
@@ -472,7 +485,7 @@ def _after_inline_failure(item: FollowUp, exc: Exception) -> int | None:
         return None
     retry_after = exc.retry_after if isinstance(exc, RetriableDestinationError) else None
     delay = next_delay(schedule, 0, retry_after)
-    _create_job(item, retries_left=len(schedule) - 1, delay=delay)  # the inline attempt was the first
+    _create_job(item, retries_left=len(schedule) - 1, delay=delay, reschedule=True)  # the inline attempt was the first
     metrics.count_later(client, "delivery_retries", destination=item.destination, status=status)
     log.warning("retrying %s in %s s: %s", item.description, delay, _failure_line(exc))
     return delay
@@ -513,8 +526,9 @@ def _new_job(item: FollowUp, retries_left: int) -> Job:
     return job
 
 
-def _create_job(item: FollowUp, *, retries_left: int, delay: int) -> None:
-    """The item's job, queued now (``delay`` 0) or scheduled, unless one of that id exists."""
+def _create_job(item: FollowUp, *, retries_left: int, delay: int, reschedule: bool = False) -> None:
+    """The item's job, queued now (``delay`` 0) or scheduled, unless one of that id exists
+    (``reschedule``: then an existing scheduled one is set to run after ``delay`` instead)."""
     queue = get_queue(redis(), item.queue)
     job = _new_job(item, retries_left)
     try:
@@ -523,7 +537,12 @@ def _create_job(item: FollowUp, *, retries_left: int, delay: int) -> None:
         else:
             queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=delay), unique=True)
     except DuplicateJobError:
-        pass  # someone created it meanwhile: that job does the work
+        # Someone created it meanwhile: that job does the work. After a failed inline attempt
+        # it can only be one that another webhook of the same activity created while this
+        # attempt held the claim, for when the claim would expire: this failure's retry (its
+        # Retry-After included) says when instead.
+        if reschedule:
+            redis().zadd(_scheduled_key(item.queue), {item.job_id: int(time.time()) + max(delay, 0)}, xx=True)
 
 
 def _park_failed(item: FollowUp, reason: str) -> None:

@@ -72,13 +72,11 @@ def test_an_activity_named_twice_in_one_message_is_sent_once(settings, sandbox, 
     assert glu["activity_posts"] == 2 and len(glu["activities"]) == 2
 
 
-def test_a_webhook_of_an_order_another_job_is_sending_waits_only_until_that_one_is_done(
-    settings, sandbox, work, redis, monkeypatch
-):
-    """Two webhooks of one order on two workers at once: the second finds the first's claim and
-    creates the delivery job for when that claim would expire (5 minutes), in case the first
-    dies. Once the first has delivered the activity, that job is due at once and finds the
-    ledger's receipt; before, it waited the 5 minutes for nothing (``make fuzz`` gave up on it)."""
+def _two_webhooks_of_one_order(settings, sandbox, redis, monkeypatch, *, before_waiting=None):  # type: ignore[no-untyped-def]
+    """Two webhooks of one order on two "workers" (threads) at once: the first holds the inline
+    claim while its first call to Glu is slow, the second finds it held and creates the delivery
+    job (``before_waiting(first_thread)`` runs just before that job is created). Returns the
+    first's thread (still running) and the job's id once scheduled."""
     import threading
     import time
 
@@ -91,8 +89,9 @@ def test_a_webhook_of_an_order_another_job_is_sending_waits_only_until_that_one_
         assert client.post("/webhooks/harbour/shopify", data=body, headers=headers).status_code == 202
     ingest = get_queue(redis, "ingest")
     first, second = (ingest.fetch_job(job_id) for job_id in ingest.job_ids)
-    sandbox.sandboxes.glu.faults.arm({"mode": "slow", "seconds": 0.3, "count": 1})  # the first one's first call
+    sandbox.sandboxes.glu.faults.arm({"mode": "slow", "seconds": 0.3, "count": 1, "path": "/contacts"})
     running = threading.local()  # each thread runs its own ingest job, as two workers would
+    real_current_job, real_create_job = jobs.get_current_job, jobs._create_job
     monkeypatch.setattr(jobs, "get_current_job", lambda: getattr(running, "job", None))
 
     def run(job):  # type: ignore[no-untyped-def]
@@ -104,13 +103,67 @@ def test_a_webhook_of_an_order_another_job_is_sending_waits_only_until_that_one_
     deadline = time.monotonic() + 5
     while not redis.keys("connector:inline:*") and time.monotonic() < deadline:
         time.sleep(0.01)
-    run(second)  # the claim is held: the delivery job is created for later
-    scheduled = redis.zrange("rq:scheduled:delivery", 0, -1, withscores=True)
-    assert len(scheduled) == 1 and scheduled[0][1] > time.time() + 60, scheduled
+    if before_waiting is not None:
+
+        def late_create(*args, **kwargs):  # type: ignore[no-untyped-def]
+            before_waiting(sending)
+            return real_create_job(*args, **kwargs)
+
+        monkeypatch.setattr(jobs, "_create_job", late_create)
+    run(second)  # the claim is (or was just) held: the delivery job is created
+    running.job = None
+    monkeypatch.setattr(jobs, "get_current_job", real_current_job)
+    monkeypatch.setattr(jobs, "_create_job", real_create_job)
+    scheduled = redis.zrange("rq:scheduled:delivery", 0, -1)
+    assert len(scheduled) == 1, scheduled
+    return sending, scheduled[0]
+
+
+def test_a_webhook_of_an_order_another_job_is_sending_waits_only_until_that_one_is_done(
+    settings, sandbox, work, redis, monkeypatch
+):
+    """The second webhook's job is created for when the first's claim would expire (5 minutes),
+    in case the first dies. Once the first has delivered the activity, that job is due at once
+    and finds the ledger's receipt; before, it waited the 5 minutes for nothing (``make fuzz``
+    gave up on such jobs)."""
+    import time
+
+    sending, job_id = _two_webhooks_of_one_order(settings, sandbox, redis, monkeypatch)
+    assert redis.zscore("rq:scheduled:delivery", job_id) > time.time() + 60  # the first is still sending
     sending.join(10)
-    score = redis.zscore("rq:scheduled:delivery", scheduled[0][0])
+    score = redis.zscore("rq:scheduled:delivery", job_id)
     assert score is not None and score <= time.time(), score  # due now: the activity is delivered
     work()
     assert redis.zcard("rq:scheduled:delivery") == 0
     glu = sandbox.sandboxes.glu.state()
     assert len(glu["activities"]) == 1 and glu["activity_posts"] == 1
+
+
+def test_a_job_created_just_after_the_first_delivered_is_due_at_once(settings, sandbox, work, redis, monkeypatch):
+    """The second webhook found the claim held, but the first delivered before the second's job
+    existed: the second sees the claim gone and the receipt there, and makes its job due."""
+    import time
+
+    _, job_id = _two_webhooks_of_one_order(
+        settings, sandbox, redis, monkeypatch, before_waiting=lambda first: first.join(10)
+    )
+    score = redis.zscore("rq:scheduled:delivery", job_id)
+    assert score is not None and score <= time.time(), score
+    work()
+    glu = sandbox.sandboxes.glu.state()
+    assert len(glu["activities"]) == 1 and glu["activity_posts"] == 1
+
+
+def test_a_failed_first_attempt_sets_the_waiting_job_to_its_retry(settings, sandbox, work, redis, monkeypatch):
+    """The first's attempt fails (Glu 429 with Retry-After 20 on the activity): the job the second webhook created
+    for the claim's expiry runs at the first's retry instead (its Retry-After included)."""
+    import time
+
+    sandbox.sandboxes.glu.faults.arm(
+        {"mode": "status", "status": 429, "retry_after": 20, "count": 1, "path": "/activities"}
+    )
+    sending, job_id = _two_webhooks_of_one_order(settings, sandbox, redis, monkeypatch)
+    sending.join(10)
+    score = redis.zscore("rq:scheduled:delivery", job_id)
+    assert score is not None and time.time() + 15 <= score <= time.time() + 40, score  # Retry-After 20, not 300
+    assert sandbox.sandboxes.glu.state()["activities"] == []
