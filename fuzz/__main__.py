@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         "REDIS_URL": redis_server.url,
         "CONNECTOR_TENANTS_FILE": str(tenants),
         "CONNECTOR_RETRY_SCHEDULE": "1,2",  # retriable failures settle inside the run
+        # Finished jobs are kept for the run, so that every accepted webhook's job is found and
+        # classified: by default (issue 16) a finished job is deleted, and this run counted
+        # 1,886 accepted webhooks as lost for it.
+        "CONNECTOR_FINISHED_JOB_RETENTION": "3600",
         "CONNECTOR_BIND": f"127.0.0.1:{port}",
         "CONNECTOR_ADMIN_PASSWORD": "",
         "WEB_CONCURRENCY": "2",
