@@ -41,7 +41,7 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bench.cpu import CpuMeter, CpuSplit, own_cpu, process_cpu, reaped_children_cpu, tree_cpu
+from bench.cpu import CpuMeter, CpuSplit, own_cpu, reaped_children_cpu, tree_cpu
 from bench.summary import Row, Summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,7 +185,7 @@ def delivery_meter(pids: dict[str, int] | None) -> CpuMeter:
     """CPU of the burst's worker processes (they end within the run), the Redis and the sandbox."""
     groups: dict[str, Callable[[], float]] = {"workers": reaped_children_cpu}
     for name, pid in (pids or {}).items():
-        groups[name] = functools.partial(tree_cpu if name == "sandbox" else process_cpu, pid)
+        groups[name] = functools.partial(tree_cpu, pid)
     return CpuMeter(groups)
 
 
@@ -193,8 +193,7 @@ def anchor_groups(pids: dict[str, int] | None) -> dict[str, Callable[[], float]]
     """CPU of the keep-alive anchor: this process posting, and the sandbox answering."""
     groups: dict[str, Callable[[], float]] = {"poster": own_cpu}
     if pids and "sandbox" in pids:
-        sandbox = pids["sandbox"]
-        groups["sandbox"] = lambda: tree_cpu(sandbox)
+        groups["sandbox"] = functools.partial(tree_cpu, pids["sandbox"])
     return groups
 
 

@@ -431,7 +431,7 @@ def _attempt_inline(item: FollowUp, received_at: str) -> bool:
             pipe.exists(item.ledger)
             held, delivered = pipe.execute()
         if not held and delivered:
-            client.zadd(_scheduled_key(item.queue), {item.job_id: int(time.time())}, xx=True)
+            _due_in(client, item.queue, item.job_id)
         return True
     try:
         with activity_log.inline_attempt(item.kind, item.job_id, item.args, redis, _all_secrets) as attempt:
@@ -450,20 +450,18 @@ def _attempt_inline(item: FollowUp, received_at: str) -> bool:
             # job for when the claim would expire (in case this attempt died): due now instead,
             # in the same round trip as the ledger's receipt, which its run finds. It waited the
             # claim's 5 minutes for nothing (make fuzz's drain gave up on such jobs, issue 16).
-            completion.defer(client, functools.partial(_due_now, item.queue, item.job_id))
+            completion.defer(client, lambda pipe: _due_in(pipe, item.queue, item.job_id))
             return True
     finally:
         release_inline(client, item.job_id)  # after the ledger write, in the same round trip
 
 
-def _scheduled_key(queue_name: str) -> str:
-    """RQ's registry of the queue's scheduled jobs (a sorted set scored by epoch second)."""
-    return ScheduledJobRegistry.key_template.format(queue_name)
-
-
-def _due_now(queue_name: str, job_id: str, pipe: Any) -> None:
-    """Make job ``job_id`` due now if it is scheduled; a job not scheduled is left alone."""
-    pipe.zadd(_scheduled_key(queue_name), {job_id: int(time.time())}, xx=True)
+def _due_in(target: Any, queue_name: str, job_id: str, seconds: int = 0) -> None:
+    """Make job ``job_id`` due in ``seconds`` if it is scheduled (RQ's scheduled registry, a
+    sorted set scored by epoch second); a job not scheduled is left alone. ``target``: a Redis
+    client, or a pipeline the caller executes."""
+    key = ScheduledJobRegistry.key_template.format(queue_name)
+    target.zadd(key, {job_id: int(time.time()) + max(seconds, 0)}, xx=True)
 
 
 def _register_queue(queues_key: str, queue_key: str, pipe: Any) -> None:
@@ -542,7 +540,7 @@ def _create_job(item: FollowUp, *, retries_left: int, delay: int, reschedule: bo
         # attempt held the claim, for when the claim would expire: this failure's retry (its
         # Retry-After included) says when instead.
         if reschedule:
-            redis().zadd(_scheduled_key(item.queue), {item.job_id: int(time.time()) + max(delay, 0)}, xx=True)
+            _due_in(redis(), item.queue, item.job_id, delay)
 
 
 def _park_failed(item: FollowUp, reason: str) -> None:
