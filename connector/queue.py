@@ -123,8 +123,8 @@ def connect(url: str, *, for_web: bool = False) -> Redis:
     sentinel_options: dict[str, Any] = {**timeouts, "socket_timeout": timeouts["socket_connect_timeout"]}
     if target.sentinel_password:
         sentinel_options["password"] = target.sentinel_password
-    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
-    primary: Redis = sentinel.master_for(  # type: ignore[no-untyped-call]  # redis.sentinel is unannotated
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call, unused-ignore]
+    primary: Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]  # redis.sentinel is unannotated before redis 8.2
         target.service_name,
         redis_class=Redis,
         connection_class=_PrimaryConnection,
